@@ -1,0 +1,44 @@
+import Foundation
+
+/// A fixed-size, 64-byte aligned, zero-initialised array of Float.
+///
+/// The engine's parameters, gradients, optimizer moments and activations all
+/// live in a few of these: the llm.c layout (one buffer, named views) keeps
+/// every hot loop on raw pointers, with no copy-on-write or bounds checks.
+public final class FloatBuffer: @unchecked Sendable {
+    public let count: Int
+    public let pointer: UnsafeMutablePointer<Float>
+
+    public init(count: Int) {
+        precondition(count >= 0)
+        self.count = count
+        var raw: UnsafeMutableRawPointer?
+        let bytes = max(64, count * MemoryLayout<Float>.stride)
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+            fatalError("out of memory allocating \(bytes) bytes")
+        }
+        memset(raw, 0, bytes)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    deinit { free(pointer) }
+
+    public subscript(i: Int) -> Float {
+        get { pointer[i] }
+        set { pointer[i] = newValue }
+    }
+
+    public func zero() { memset(pointer, 0, count * MemoryLayout<Float>.stride) }
+
+    public func copy(from other: FloatBuffer) {
+        precondition(other.count == count)
+        memcpy(pointer, other.pointer, count * MemoryLayout<Float>.stride)
+    }
+
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    /// The raw little-endian bytes (x86-64 and arm64 are little-endian).
+    public var bytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: pointer, count: count * MemoryLayout<Float>.stride)
+    }
+}

@@ -1,0 +1,224 @@
+import Foundation
+
+/// The byte-level GPT-2 model: parameters and gradients in two flat buffers
+/// (views in `ParameterLayout`), explicit forward and backward passes.
+public final class GPT {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    public let params: FloatBuffer
+    public let grads: FloatBuffer
+    public let pool: WorkerPool
+    private var acts: Activations?
+    private var lastTargetCount = 0
+    /// Set to collect per-kernel timings (benchmarks only).
+    public var profiler: Profiler?
+
+    @inline(__always)
+    private func timed(_ name: String, _ body: () -> Void) {
+        if let profiler { profiler.measure(name, body) } else { body() }
+    }
+
+    public init(config: ModelConfig, pool: WorkerPool = .shared) throws {
+        try config.validate()
+        self.config = config
+        self.layout = ParameterLayout(config)
+        self.params = FloatBuffer(count: layout.count)
+        self.grads = FloatBuffer(count: layout.count)
+        self.pool = pool
+    }
+
+    /// GPT-2 initialisation: N(0, 0.02) matrices and embeddings, residual
+    /// projections scaled by 1/sqrt(2 * layers), zero biases, unit LayerNorm gains.
+    public func initialize(rng: inout Xoshiro256) {
+        let residualStd = 0.02 / (2 * Double(config.layers)).squareRoot()
+        for t in layout.tensors {
+            let p = params.pointer + t.offset
+            if t.shape.count == 2 {
+                let std = t.name.hasSuffix("c_proj.weight") ? residualStd : 0.02
+                for i in 0..<t.count { p[i] = Float(rng.nextGaussian() * std) }
+            } else if t.name.contains("ln_") && t.name.hasSuffix(".weight") {
+                p.update(repeating: 1, count: t.count)
+            } else {
+                p.update(repeating: 0, count: t.count)
+            }
+        }
+    }
+
+    /// sha256 of the parameter bytes (little-endian fp32, layout order).
+    public var digest: String { Digest.sha256Hex(params.bytes) }
+
+    private func activations(B: Int, T: Int) -> Activations {
+        if let a = acts, a.B == B, a.T == T { return a }
+        let a = Activations(config: config, B: B, T: T, threads: pool.threads)
+        acts = a
+        return a
+    }
+
+    // MARK: forward
+
+    /// Runs the model on `batch`. With `gradients`, the logits are replaced by
+    /// dlogits for `backward()`; otherwise they stay available.
+    /// Returns the mean NLL over the batch's targets (0 if it has none).
+    @discardableResult
+    public func forward(_ batch: Batch, gradients: Bool = false) -> Double {
+        let B = batch.B, T = batch.T
+        precondition(T >= 1 && T <= config.context, "sequence length \(T) exceeds context \(config.context)")
+        let a = activations(B: B, T: T)
+        let C = config.dim, H = config.heads, V = config.vocab, BT = B * T
+        let P = params.pointer
+        for i in 0..<BT {
+            let tok = batch.tokens[i], tgt = batch.targets[i]
+            precondition(tok >= 0 && Int(tok) < V && Int(tgt) < V && tgt >= -1, "token id out of range")
+            a.tokens[i] = tok
+            a.targets[i] = tgt
+        }
+        timed("embedding fwd") {
+            Embedding.forward(x: a.residual[0].pointer, tokens: a.tokens, wte: P + layout.wte, wpe: P + layout.wpe,
+                              B: B, T: T, C: C, pool: pool)
+        }
+        for l in 0..<config.layers {
+            let w = layout.blocks[l], L = a.layers[l]
+            let x = a.residual[l].pointer
+            timed("layernorm fwd") {
+                LayerNorm.forward(out: L.ln1.pointer, mean: L.ln1Mean.pointer, rstd: L.ln1Rstd.pointer, x: x,
+                                  w: P + w.ln1w, b: P + w.ln1b, M: BT, C: C, pool: pool)
+            }
+            timed("matmul fwd") {
+                Linear.forward(out: L.qkv.pointer, inp: L.ln1.pointer, w: P + w.qkvw, b: P + w.qkvb,
+                               M: BT, K: C, N: 3 * C, pool: pool)
+            }
+            timed("attention fwd") {
+                Attention.forward(y: L.atty.pointer, att: L.att.pointer, qkv: L.qkv.pointer,
+                                  B: B, T: T, C: C, H: H, pool: pool)
+            }
+            timed("matmul fwd") {
+                Linear.forward(out: L.res2.pointer, inp: L.atty.pointer, w: P + w.projw, b: P + w.projb,
+                               M: BT, K: C, N: C, pool: pool)
+            }
+            timed("residual fwd") {
+                addResidual(L.res2.pointer, x, BT * C)
+            }
+            timed("layernorm fwd") {
+                LayerNorm.forward(out: L.ln2.pointer, mean: L.ln2Mean.pointer, rstd: L.ln2Rstd.pointer,
+                                  x: L.res2.pointer, w: P + w.ln2w, b: P + w.ln2b, M: BT, C: C, pool: pool)
+            }
+            timed("matmul fwd") {
+                Linear.forward(out: L.fch.pointer, inp: L.ln2.pointer, w: P + w.fcw, b: P + w.fcb,
+                               M: BT, K: C, N: 4 * C, pool: pool)
+            }
+            timed("gelu fwd") {
+                GELU.forward(out: L.fchGelu.pointer, x: L.fch.pointer, N: BT * 4 * C, pool: pool)
+            }
+            let out = a.residual[l + 1].pointer
+            timed("matmul fwd") {
+                Linear.forward(out: out, inp: L.fchGelu.pointer, w: P + w.fc2w, b: P + w.fc2b,
+                               M: BT, K: 4 * C, N: C, pool: pool)
+            }
+            timed("residual fwd") {
+                addResidual(out, L.res2.pointer, BT * C)
+            }
+        }
+        timed("layernorm fwd") {
+            LayerNorm.forward(out: a.lnf.pointer, mean: a.lnfMean.pointer, rstd: a.lnfRstd.pointer,
+                              x: a.residual[config.layers].pointer, w: P + layout.lnfw, b: P + layout.lnfb,
+                              M: BT, C: C, pool: pool)
+        }
+        timed("head fwd") {
+            Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, wte: P + layout.wte, M: BT, C: C, V: V, pool: pool)
+        }
+        let count = batch.targetCount
+        lastTargetCount = gradients ? count : 0
+        timed("softmax-xent fwd") {
+            CrossEntropy.forwardBackward(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets,
+                                         M: BT, V: V, gradScale: gradients ? 1 / Float(max(count, 1)) : nil,
+                                         pool: pool)
+        }
+        guard count > 0 else { return 0 }
+        var total = 0.0
+        for i in 0..<BT { total += Double(a.losses[i]) }
+        return total / Double(count)
+    }
+
+    private func addResidual(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+        let parts = partCount(n, grain: 32_768)
+        pool.run(parts: parts) { part, _ in
+            let r = partRange(part, of: parts, total: n)
+            addInPlace(y + r.lowerBound, x + r.lowerBound, r.count)
+        }
+    }
+
+    /// Per-position NLL of the last forward, [B * T] (0 where the target was ignored).
+    public var lastTokenLosses: [Float] {
+        guard let a = acts else { return [] }
+        return Array(UnsafeBufferPointer(start: a.losses.pointer, count: a.B * a.T))
+    }
+
+    /// Logits of the last forward without gradients, [B * T * V].
+    public func withLastLogits<R>(_ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+        let a = acts!
+        return body(UnsafeBufferPointer(start: a.logits.pointer, count: a.B * a.T * config.vocab))
+    }
+
+    // MARK: backward
+
+    /// Fills `grads` with d(mean loss)/d(params) for the last `forward(_, gradients: true)`.
+    public func backward() {
+        guard let a = acts else { preconditionFailure("backward() before forward()") }
+        let B = a.B, T = a.T, BT = B * T
+        let C = config.dim, H = config.heads, V = config.vocab
+        let P = params.pointer, G = grads.pointer
+        // Head: dlogits (in a.logits) -> d lnf (in dC), dwte (overwritten).
+        timed("head bwd") {
+            Head.backward(dx: a.dC.pointer, dwte: G + layout.wte, dlogits: a.logits.pointer, x: a.lnf.pointer,
+                          wte: P + layout.wte, M: BT, C: C, V: V, pool: pool)
+        }
+        a.dres.zero()
+        timed("layernorm bwd") {
+            LayerNorm.backward(dx: a.dres.pointer, dw: G + layout.lnfw, db: G + layout.lnfb, dout: a.dC.pointer,
+                               x: a.residual[config.layers].pointer, mean: a.lnfMean.pointer, rstd: a.lnfRstd.pointer,
+                               w: P + layout.lnfw, M: BT, C: C, partials: a.lnPartials.pointer, pool: pool)
+        }
+        for l in stride(from: config.layers - 1, through: 0, by: -1) {
+            let w = layout.blocks[l], L = a.layers[l]
+            // MLP. a.dres = d(block output).
+            timed("matmul bwd") {
+                Linear.backward(dinp: a.d4C.pointer, dw: G + w.fc2w, db: G + w.fc2b, dout: a.dres.pointer,
+                                inp: L.fchGelu.pointer, w: P + w.fc2w, M: BT, K: 4 * C, N: C, pool: pool)
+            }
+            timed("gelu bwd") {
+                GELU.backward(dx: a.d4C.pointer, dout: a.d4C.pointer, x: L.fch.pointer, N: BT * 4 * C, pool: pool)
+            }
+            timed("matmul bwd") {
+                Linear.backward(dinp: a.dC.pointer, dw: G + w.fcw, db: G + w.fcb, dout: a.d4C.pointer,
+                                inp: L.ln2.pointer, w: P + w.fcw, M: BT, K: C, N: 4 * C, pool: pool)
+            }
+            timed("layernorm bwd") {
+                LayerNorm.backward(dx: a.dres.pointer, dw: G + w.ln2w, db: G + w.ln2b, dout: a.dC.pointer,
+                                   x: L.res2.pointer, mean: L.ln2Mean.pointer, rstd: L.ln2Rstd.pointer,
+                                   w: P + w.ln2w, M: BT, C: C, partials: a.lnPartials.pointer, pool: pool)
+            }
+            // Attention. a.dres = d(res2).
+            timed("matmul bwd") {
+                Linear.backward(dinp: a.dC.pointer, dw: G + w.projw, db: G + w.projb, dout: a.dres.pointer,
+                                inp: L.atty.pointer, w: P + w.projw, M: BT, K: C, N: C, pool: pool)
+            }
+            timed("attention bwd") {
+                Attention.backward(dqkv: a.dqkv.pointer, dy: a.dC.pointer, qkv: L.qkv.pointer, att: L.att.pointer,
+                                   B: B, T: T, C: C, H: H, scratch: a.attScratch.pointer, pool: pool)
+            }
+            timed("matmul bwd") {
+                Linear.backward(dinp: a.dC.pointer, dw: G + w.qkvw, db: G + w.qkvb, dout: a.dqkv.pointer,
+                                inp: L.ln1.pointer, w: P + w.qkvw, M: BT, K: C, N: 3 * C, pool: pool)
+            }
+            timed("layernorm bwd") {
+                LayerNorm.backward(dx: a.dres.pointer, dw: G + w.ln1w, db: G + w.ln1b, dout: a.dC.pointer,
+                                   x: a.residual[l].pointer, mean: L.ln1Mean.pointer, rstd: L.ln1Rstd.pointer,
+                                   w: P + w.ln1w, M: BT, C: C, partials: a.lnPartials.pointer, pool: pool)
+            }
+        }
+        timed("embedding bwd") {
+            Embedding.backward(dwte: G + layout.wte, dwpe: G + layout.wpe, dx: a.dres.pointer, tokens: a.tokens,
+                               B: B, T: T, C: C, context: config.context, pool: pool)
+        }
+    }
+}

@@ -1,0 +1,63 @@
+// Fully connected layer, Hugging Face GPT-2 layout: weight [in, out].
+//
+//   forward:  out[M, N] = inp[M, K] · w[K, N] + b[N]
+//   backward: dinp[M, K] = dout[M, N] · w[K, N]^T
+//             dw[K, N]   = inp[M, K]^T · dout[M, N]
+//             db[N]      = Σ_rows dout[M, N]
+//
+// Parallel split: forward and dinp by rows of M, dw and db by columns of N;
+// the part counts depend on the shapes only (see WorkerPool).
+
+enum Linear {
+    static let rowGrain = 256
+    static let colGrain = 64
+
+    /// out[M, N] = inp[M, K] · w[K, N] (+ b[N] when given).
+    static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                        w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
+                        M: Int, K: Int, N: Int, pool: WorkerPool) {
+        let parts = partCount(M, grain: rowGrain)
+        pool.run(parts: parts) { part, _ in
+            let rows = partRange(part, of: parts, total: M)
+            let o = out + rows.lowerBound * N
+            var beta: Float = 0
+            if let b {
+                for r in 0..<rows.count { (o + r * N).update(from: b, count: N) }
+                beta = 1
+            }
+            BLAS.gemm(m: rows.count, n: N, k: K, a: inp + rows.lowerBound * K, lda: K,
+                      b: w, ldb: N, beta: beta, c: o, ldc: N)
+        }
+    }
+
+    /// Writes dinp (if given), dw and db (if given); gradients are overwritten, not accumulated.
+    static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>,
+                         db: UnsafeMutablePointer<Float>?,
+                         dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                         M: Int, K: Int, N: Int, pool: WorkerPool) {
+        let rowParts = dinp == nil ? 0 : partCount(M, grain: rowGrain)
+        let colParts = partCount(N, grain: colGrain)
+        pool.run(parts: rowParts + colParts) { part, _ in
+            if part < rowParts, let dinp {
+                // dinp rows = dout rows · w^T
+                let rows = partRange(part, of: rowParts, total: M)
+                BLAS.gemm(transB: true, m: rows.count, n: K, k: N,
+                          a: dout + rows.lowerBound * N, lda: N, b: w, ldb: N,
+                          c: dinp + rows.lowerBound * K, ldc: K)
+            } else {
+                let cols = partRange(part - rowParts, of: colParts, total: N)
+                // dw[:, cols] = inp^T · dout[:, cols]
+                BLAS.gemm(transA: true, m: K, n: cols.count, k: M,
+                          a: inp, lda: K, b: dout + cols.lowerBound, ldb: N,
+                          c: dw + cols.lowerBound, ldc: N)
+                if let db { columnSums(db + cols.lowerBound, dout + cols.lowerBound, rows: M, cols: cols.count, ld: N) }
+            }
+        }
+    }
+
+    /// out[c] = Σ_r x[r * ld + c], rows summed in order.
+    static func columnSums(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) {
+        out.update(repeating: 0, count: cols)
+        for r in 0..<rows { addInPlace(out, x + r * ld, cols) }
+    }
+}

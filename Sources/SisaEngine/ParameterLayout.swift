@@ -1,0 +1,63 @@
+import Foundation
+
+/// One named tensor inside the flat parameter buffer.
+public struct ParameterTensor: Equatable, Sendable {
+    public let name: String       // Hugging Face GPT-2 name, e.g. "h.0.attn.c_attn.weight"
+    public let shape: [Int]
+    public let offset: Int        // in floats, into the flat buffer
+    public var count: Int { shape.reduce(1, *) }
+    /// AdamW decays matrices and embeddings, not biases or LayerNorm gains.
+    public var decays: Bool { shape.count == 2 }
+}
+
+/// The fixed order of the parameter tensors in one flat buffer.
+///
+/// Layouts follow Hugging Face GPT-2 (linear weights stored [in, out]), so an
+/// export is a straight copy and the digest is over the same bytes a user
+/// would find in the exported `model.safetensors`.
+public struct ParameterLayout: Sendable {
+    public let tensors: [ParameterTensor]
+    public let count: Int
+
+    /// Offsets of one transformer block's tensors.
+    public struct Block: Sendable {
+        public let ln1w, ln1b, qkvw, qkvb, projw, projb, ln2w, ln2b, fcw, fcb, fc2w, fc2b: Int
+    }
+    public let wte: Int
+    public let wpe: Int
+    public let blocks: [Block]
+    public let lnfw: Int
+    public let lnfb: Int
+
+    public init(_ c: ModelConfig) {
+        var tensors: [ParameterTensor] = []
+        var offset = 0
+        func add(_ name: String, _ shape: [Int]) -> Int {
+            let t = ParameterTensor(name: name, shape: shape, offset: offset)
+            tensors.append(t)
+            offset += t.count
+            return t.offset
+        }
+        let C = c.dim
+        wte = add("wte.weight", [c.vocab, C])
+        wpe = add("wpe.weight", [c.context, C])
+        var blocks: [Block] = []
+        for l in 0..<c.layers {
+            let p = "h.\(l)."
+            blocks.append(Block(
+                ln1w: add(p + "ln_1.weight", [C]), ln1b: add(p + "ln_1.bias", [C]),
+                qkvw: add(p + "attn.c_attn.weight", [C, 3 * C]), qkvb: add(p + "attn.c_attn.bias", [3 * C]),
+                projw: add(p + "attn.c_proj.weight", [C, C]), projb: add(p + "attn.c_proj.bias", [C]),
+                ln2w: add(p + "ln_2.weight", [C]), ln2b: add(p + "ln_2.bias", [C]),
+                fcw: add(p + "mlp.c_fc.weight", [C, 4 * C]), fcb: add(p + "mlp.c_fc.bias", [4 * C]),
+                fc2w: add(p + "mlp.c_proj.weight", [4 * C, C]), fc2b: add(p + "mlp.c_proj.bias", [C])))
+        }
+        self.blocks = blocks
+        lnfw = add("ln_f.weight", [C])
+        lnfb = add("ln_f.bias", [C])
+        self.tensors = tensors
+        self.count = offset
+    }
+
+    public func tensor(named name: String) -> ParameterTensor? { tensors.first { $0.name == name } }
+}

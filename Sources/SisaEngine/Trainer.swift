@@ -1,0 +1,133 @@
+import Foundation
+
+public struct StepResult: Sendable {
+    public let loss: Double
+    public let learningRate: Float
+    public let gradNorm: Double
+}
+
+/// The complete training state: model, AdamW moments, step counter and RNG.
+/// `serialize()` and `init(restoring:)` round-trip it exactly, so k steps,
+/// save, restore, n-k steps gives the same bits as n straight steps.
+public final class Trainer {
+    public let model: GPT
+    public let optimizer: AdamW
+    public var rng: Xoshiro256
+
+    public var step: Int { optimizer.step }
+    public var config: ModelConfig { model.config }
+
+    public init(model config: ModelConfig, optimizer: OptimizerConfig, seed: UInt64,
+                pool: WorkerPool = .shared) throws {
+        model = try GPT(config: config, pool: pool)
+        self.optimizer = AdamW(config: optimizer, layout: model.layout)
+        rng = Xoshiro256(seed: seed)
+        model.initialize(rng: &rng)
+    }
+
+    /// One optimizer step on `batch`.
+    @discardableResult
+    public func step(_ batch: Batch) -> StepResult {
+        let loss = model.forward(batch, gradients: true)
+        model.backward()
+        let update = { self.optimizer.update(params: self.model.params, grads: self.model.grads, pool: self.model.pool) }
+        let (lr, gnorm) = model.profiler.map { $0.measure("adamw", update) } ?? update()
+        return StepResult(loss: loss, learningRate: lr, gradNorm: gnorm)
+    }
+
+    // MARK: serialisation
+    //
+    // Layout (little-endian):
+    //   "SISATS01" | u32 n | n bytes of JSON {model, optimizer} (sorted keys)
+    //   | u64 step | 4 x u64 rng state | u64 P | P x f32 params | P x f32 m | P x f32 v
+
+    static let magic = Array("SISATS01".utf8)
+
+    private struct Header: Codable {
+        var model: ModelConfig
+        var optimizer: OptimizerConfig
+    }
+
+    public func serialize() -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let json = try! enc.encode(Header(model: model.config, optimizer: optimizer.config))
+        let P = model.params.count
+        var out = Data(capacity: 8 + 4 + json.count + 8 * 6 + 3 * P * 4)
+        out.append(contentsOf: Trainer.magic)
+        out.appendLE(UInt32(json.count))
+        out.append(json)
+        out.appendLE(UInt64(optimizer.step))
+        for w in rng.stateWords { out.appendLE(w) }
+        out.appendLE(UInt64(P))
+        for buf in [model.params, optimizer.m, optimizer.v] { out.append(contentsOf: buf.bytes) }
+        return out
+    }
+
+    public init(restoring data: Data, pool: WorkerPool = .shared) throws {
+        var r = ByteReader(data)
+        guard try r.bytes(8) == Trainer.magic else { throw EngineError.corruptState("bad magic (not a sisa training state)") }
+        let n = Int(try r.u32())
+        let header: Header
+        do { header = try JSONDecoder().decode(Header.self, from: Data(try r.bytes(n))) } catch let e as EngineError {
+            throw e
+        } catch { throw EngineError.corruptState("unreadable header: \(error)") }
+        model = try GPT(config: header.model, pool: pool)
+        optimizer = AdamW(config: header.optimizer, layout: model.layout)
+        let step = try r.u64()
+        rng = Xoshiro256(state: [try r.u64(), try r.u64(), try r.u64(), try r.u64()])
+        let P = Int(try r.u64())
+        guard P == model.params.count else {
+            throw EngineError.corruptState("holds \(P) parameters, configuration \(header.model) needs \(model.params.count)")
+        }
+        for buf in [model.params, optimizer.m, optimizer.v] { try r.floats(into: buf) }
+        guard r.remaining == 0 else { throw EngineError.corruptState("\(r.remaining) trailing bytes") }
+        optimizer.step = Int(step)
+    }
+}
+
+extension Data {
+    mutating func appendLE<T: FixedWidthInteger>(_ v: T) {
+        Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) }
+    }
+}
+
+/// Bounds-checked little-endian reader: truncated input is an error, never a crash.
+struct ByteReader {
+    let data: Data
+    var offset: Int
+
+    init(_ data: Data) {
+        self.data = data
+        offset = data.startIndex
+    }
+
+    var remaining: Int { data.endIndex - offset }
+
+    mutating func bytes(_ n: Int) throws -> [UInt8] {
+        guard n >= 0, remaining >= n else { throw EngineError.corruptState("truncated (wanted \(n) bytes, \(remaining) left)") }
+        defer { offset += n }
+        return [UInt8](data[offset..<(offset + n)])
+    }
+
+    mutating func u32() throws -> UInt32 { try integer() }
+    mutating func u64() throws -> UInt64 { try integer() }
+
+    private mutating func integer<T: FixedWidthInteger>(_: T.Type = T.self) throws -> T {
+        let size = MemoryLayout<T>.size
+        guard remaining >= size else { throw EngineError.corruptState("truncated") }
+        var v: T = 0
+        _ = withUnsafeMutableBytes(of: &v) { dst in
+            data.copyBytes(to: dst, from: offset..<(offset + size))
+        }
+        offset += size
+        return T(littleEndian: v)
+    }
+
+    mutating func floats(into buf: FloatBuffer) throws {
+        let n = buf.count * 4
+        guard remaining >= n else { throw EngineError.corruptState("truncated tensor data") }
+        data.copyBytes(to: UnsafeMutableRawBufferPointer(start: buf.pointer, count: n), from: offset..<(offset + n))
+        offset += n
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Synchronization
+
+/// A small pool of persistent threads running "parts" of a job.
+///
+/// Determinism rule of the engine: a job is split into parts by a function of
+/// the problem's shape only, never of the thread count, and each part writes
+/// its own outputs (or its own slot of partial sums, reduced afterwards in
+/// part order). Which thread runs which part is then irrelevant to the bits.
+public final class WorkerPool: @unchecked Sendable {
+    public let threads: Int
+
+    private let condition = NSCondition()
+    private let generation = Atomic<Int>(0)
+    private let nextPart = Atomic<Int>(0)
+    private let finishedWorkers = Atomic<Int>(0)
+    private let shuttingDown = Atomic<Bool>(false)
+    // Written by the caller before `generation` is bumped (release), read by
+    // workers after they observe the bump (acquire).
+    private var job: ((Int, Int) -> Void)?
+    private var partCount = 0
+
+    public init(threads: Int) {
+        self.threads = max(1, threads)
+        BLAS.ensureConfigured()
+        for t in 1..<self.threads {
+            let thread = Thread { [unowned self] in self.workerLoop(index: t) }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+
+    deinit {
+        shuttingDown.store(true, ordering: .releasing)
+        generation.wrappingAdd(1, ordering: .releasing)
+        condition.lock()
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// A process-wide default pool, sized by `SISA_THREADS` or the core count.
+    public static let shared: WorkerPool = {
+        if let s = ProcessInfo.processInfo.environment["SISA_THREADS"], let n = Int(s), n > 0 {
+            return WorkerPool(threads: n)
+        }
+        return WorkerPool(threads: ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// Runs `body(part, thread)` for part in 0..<parts; `thread` indexes
+    /// per-thread scratch space (0..<threads). Returns when all parts are done.
+    public func run(parts: Int, _ body: (_ part: Int, _ thread: Int) -> Void) {
+        if parts <= 0 { return }
+        if threads == 1 || parts == 1 {
+            for p in 0..<parts { body(p, 0) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            job = body
+            partCount = parts
+            nextPart.store(0, ordering: .relaxed)
+            finishedWorkers.store(0, ordering: .relaxed)
+            generation.wrappingAdd(1, ordering: .releasing)
+            condition.lock()
+            condition.broadcast()
+            condition.unlock()
+
+            drain(body, parts: parts, thread: 0)
+
+            while finishedWorkers.load(ordering: .acquiring) < threads - 1 {
+                spinPause()
+            }
+            job = nil
+        }
+    }
+
+    @inline(__always)
+    private func drain(_ body: (Int, Int) -> Void, parts: Int, thread: Int) {
+        while true {
+            let p = nextPart.wrappingAdd(1, ordering: .relaxed).oldValue
+            if p >= parts { return }
+            body(p, thread)
+        }
+    }
+
+    private func workerLoop(index: Int) {
+        var seen = generation.load(ordering: .acquiring)
+        while true {
+            // Parallel regions come every few hundred microseconds during
+            // training: spin a little before paying for a futex sleep.
+            var spins = 0
+            while generation.load(ordering: .acquiring) == seen && spins < 20_000 {
+                spinPause()
+                spins += 1
+            }
+            if generation.load(ordering: .acquiring) == seen {
+                condition.lock()
+                while generation.load(ordering: .acquiring) == seen { condition.wait() }
+                condition.unlock()
+            }
+            seen = generation.load(ordering: .acquiring)
+            if shuttingDown.load(ordering: .acquiring) { return }
+            if let body = job { drain(body, parts: partCount, thread: index) }
+            finishedWorkers.wrappingAdd(1, ordering: .releasing)
+        }
+    }
+}
+
+/// Busy-wait body; the atomic load in the loop condition is the back-off.
+@inline(__always)
+private func spinPause() {}
+
+/// Splits `total` items into parts of about `grain` items: a function of the
+/// problem size alone (see `WorkerPool`).
+@inline(__always)
+public func partCount(_ total: Int, grain: Int) -> Int { max(1, (total + grain - 1) / grain) }
+
+@inline(__always)
+public func partRange(_ part: Int, of parts: Int, total: Int) -> Range<Int> {
+    let lo = total * part / parts
+    let hi = total * (part + 1) / parts
+    return lo..<hi
+}
