@@ -5,7 +5,7 @@ import SisaEngine
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the engine: training throughput and the sgemm ceiling.",
-        subcommands: [BenchTrain.self, BenchGemm.self]
+        subcommands: [BenchTrain.self, BenchGemm.self, BenchParityExport.self]
     )
 }
 
@@ -123,5 +123,44 @@ struct BenchGemm: ParsableCommand {
         } else {
             print("sgemm \(n)^3 on \(pool.threads) thread(s) [\(BLAS.coreName)]: \(String(format: "%.1f", gflops)) GFLOP/s")
         }
+    }
+}
+
+struct BenchParityExport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "parity-export",
+        abstract: "Train a model briefly, export it as a Hugging Face GPT-2 folder, and write the engine's logits for a probe text (probe.json) so scripts/hf-parity can compare them with transformers.")
+
+    @OptionGroup var model: ModelOptions
+    @Option(help: "Training steps before export.") var steps: Int = 50
+    @Option(help: "Text to train on (default: random bytes).") var data: String?
+    @Option(help: "Probe text whose logits are written.") var probe: String = "Exactly forgotten, cheaply: SISA."
+    @Argument(help: "Output folder.") var dir: String
+
+    func run() throws {
+        let config = try model.resolve(defaultPreset: "nano")
+        let trainer = try Trainer(model: config, optimizer: OptimizerConfig(), seed: 1)
+        let raw: [UInt8] = try data.map { path in
+            guard let d = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+            return [UInt8](d)
+        } ?? (0..<100_000).map { _ in UInt8(truncatingIfNeeded: trainer.rng.next()) }
+        var rng = Xoshiro256(seed: 2)
+        let T = config.context
+        for _ in 0..<steps {
+            let rows: [[Int32]] = (0..<8).map { _ in
+                let s = rng.nextInt(below: raw.count - T - 1)
+                return raw[s..<(s + T + 1)].map { Int32($0) }
+            }
+            trainer.step(Batch(rows: rows, T: T))
+        }
+        let url = URL(fileURLWithPath: dir)
+        try HuggingFace.export(trainer.model, to: url)
+        let toks = Array(recordTokens(Array(probe.utf8)).prefix(T))
+        trainer.model.forward(Batch(B: 1, T: toks.count, tokens: toks, targets: [Int32](repeating: -1, count: toks.count)))
+        let logits = trainer.model.withLastLogits { Array($0) }
+        let obj: [String: Any] = ["tokens": toks.map(Int.init), "logits": logits.map(Double.init), "vocab": config.vocab,
+                                  "digest": trainer.model.digest]
+        try JSONSerialization.data(withJSONObject: obj).write(to: url.appendingPathComponent("probe.json"))
+        print("exported \(config) (digest \(trainer.model.digest.prefix(16))...) to \(dir)")
     }
 }

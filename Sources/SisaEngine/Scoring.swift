@@ -1,0 +1,80 @@
+/// NLL of one record: `<end> b1 ... bn <end>`, predicting b1 ... bn, <end>.
+public struct RecordScore: Equatable, Sendable {
+    /// Predicted tokens: n + 1 for a record of n bytes.
+    public let tokens: Int
+    /// Mean NLL over those tokens, in nats.
+    public let nll: Double
+    /// Per-token NLL (when asked for).
+    public let tokenNLL: [Float]?
+}
+
+/// The token sequence the model sees for a record.
+public func recordTokens(_ bytes: [UInt8]) -> [Int32] {
+    var t: [Int32] = [ModelConfig.endOfText]
+    t.reserveCapacity(bytes.count + 2)
+    for b in bytes { t.append(Int32(b)) }
+    t.append(ModelConfig.endOfText)
+    return t
+}
+
+/// One scoring window: tokens s[start...end], scoring targets with index in (from, end].
+struct ScoreWindow {
+    let record: Int
+    let start: Int
+    let end: Int
+    let from: Int
+}
+
+/// Cuts a sequence of N tokens into windows of at most context+1 tokens.
+/// Each target is scored exactly once; after the first window, every target
+/// sees at least context/2 tokens of left context (the usual sliding window).
+func scoringWindows(record: Int, tokenCount N: Int, context T: Int) -> [ScoreWindow] {
+    var windows: [ScoreWindow] = []
+    var scored = 0
+    let stride = max(1, T / 2)
+    while scored < N - 1 {
+        let end = scored == 0 ? min(N - 1, T) : min(N - 1, scored + stride)
+        let start = max(0, end - T)
+        windows.append(ScoreWindow(record: record, start: start, end: end, from: scored))
+        scored = end
+    }
+    return windows
+}
+
+extension GPT {
+    /// Scores records in batches of `batchSize` windows.
+    public func score(_ records: [[UInt8]], perToken: Bool = false, batchSize: Int = 16) -> [RecordScore] {
+        let seqs = records.map(recordTokens)
+        var windows: [ScoreWindow] = []
+        for (i, s) in seqs.enumerated() {
+            windows += scoringWindows(record: i, tokenCount: s.count, context: config.context)
+        }
+        var nll = seqs.map { [Float](repeating: 0, count: $0.count - 1) }
+        var i = 0
+        while i < windows.count {
+            let chunk = windows[i..<min(windows.count, i + batchSize)]
+            let T = chunk.map { $0.end - $0.start }.max()!
+            var tokens = [Int32](repeating: ModelConfig.endOfText, count: chunk.count * T)
+            var targets = [Int32](repeating: -1, count: chunk.count * T)
+            for (r, w) in chunk.enumerated() {
+                let s = seqs[w.record]
+                for t in 0..<(w.end - w.start) {
+                    tokens[r * T + t] = s[w.start + t]
+                    if w.start + t + 1 > w.from { targets[r * T + t] = s[w.start + t + 1] }
+                }
+            }
+            forward(Batch(B: chunk.count, T: T, tokens: tokens, targets: targets))
+            let losses = lastTokenLosses
+            for (r, w) in chunk.enumerated() {
+                for t in 0..<(w.end - w.start) where w.start + t + 1 > w.from {
+                    nll[w.record][w.start + t] = losses[r * T + t]
+                }
+            }
+            i += batchSize
+        }
+        return nll.map { v in
+            let mean = v.reduce(0.0) { $0 + Double($1) } / Double(v.count)
+            return RecordScore(tokens: v.count, nll: mean, tokenNLL: perToken ? v : nil)
+        }
+    }
+}
