@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "sisa", targets: ["sisa"]),
         .library(name: "SisaEngine", targets: ["SisaEngine"]),
+        .library(name: "SisaCoordinator", targets: ["SisaCoordinator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -29,10 +30,19 @@ let package = Package(
             ],
             swiftSettings: kernelFlags
         ),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
+        .target(
+            name: "SisaCoordinator",
+            dependencies: [
+                "SisaEngine", "CSQLite", "CZstd",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .executableTarget(
             name: "sisa",
             dependencies: [
-                "SisaEngine",
+                "SisaEngine", "SisaCoordinator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -40,6 +50,10 @@ let package = Package(
             name: "SisaEngineTests",
             dependencies: ["SisaEngine"],
             swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]
+        ),
+        .testTarget(
+            name: "SisaCoordinatorTests",
+            dependencies: ["SisaCoordinator", "SisaEngine"]
         ),
     ],
     swiftLanguageModes: [.v5]

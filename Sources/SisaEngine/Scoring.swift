@@ -6,6 +6,12 @@ public struct RecordScore: Equatable, Sendable {
     public let nll: Double
     /// Per-token NLL (when asked for).
     public let tokenNLL: [Float]?
+
+    public init(tokens: Int, nll: Double, tokenNLL: [Float]?) {
+        self.tokens = tokens
+        self.nll = nll
+        self.tokenNLL = tokenNLL
+    }
 }
 
 /// The token sequence the model sees for a record.

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import SisaCoordinator
 import SisaEngine
 
 @main
@@ -6,7 +8,14 @@ struct Sisa: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sisa",
         abstract: "Train a sharded ensemble of small byte-level language models that can forget any record exactly.",
-        subcommands: [Bench.self]
+        discussion: """
+        A store (default ./shards, or --store PATH, or $SISA_STORE) holds a SQLite catalog and \
+        zstd-compressed checkpoints. Typical use: sisa init, sisa ingest, sisa train, sisa query, \
+        sisa delete. Every shard's model after a deletion is bit-for-bit the model a store that \
+        never saw the record would have trained.
+        """,
+        subcommands: [Init.self, Ingest.self, Train.self, Status.self, Records.self, Query.self, Score.self,
+                      Eval.self, Delete.self, Verify.self, Export.self, Bench.self]
     )
 }
 
@@ -31,4 +40,76 @@ struct ModelOptions: ParsableArguments {
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
     }
+}
+
+/// Where the store lives.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "Store folder (default: $SISA_STORE, else ./shards).")
+    var store: String?
+
+    var url: URL {
+        let path = store ?? ProcessInfo.processInfo.environment["SISA_STORE"] ?? "shards"
+        return URL(fileURLWithPath: path)
+    }
+
+    func open(writer: String? = nil) throws -> Store {
+        try Store.open(at: url, writer: writer)
+    }
+}
+
+/// Prints JSON (sorted keys) to stdout.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys, .prettyPrinted]
+    print(String(decoding: try e.encode(value), as: UTF8.self))
+}
+
+func printJSONObject(_ obj: Any) throws {
+    let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
+    print(String(decoding: d, as: UTF8.self))
+}
+
+/// Human output goes to stderr when --json owns stdout.
+func note(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+/// Training progress: an updating line per event on a terminal, plain log
+/// lines (at most one per shard every few seconds) otherwise. Always stderr.
+final class ProgressPrinter: @unchecked Sendable {
+    private let lock = NSLock()
+    private let tty = isatty(2) != 0
+    private var lastPrint: [Int: Date] = [:]
+    private let quiet: Bool
+
+    init(quiet: Bool = false) { self.quiet = quiet }
+
+    func handler() -> (@Sendable (TrainProgress) -> Void)? {
+        if quiet { return nil }
+        let printer = self
+        return { @Sendable (p: TrainProgress) in printer.report(p) }
+    }
+
+    private func report(_ p: TrainProgress) {
+        lock.withLock {
+            let line = String(format: "shard %d  stage %d/%d  step %d/%d  loss %.3f  %.1fk tok/s  ETA %@",
+                              p.shard, p.stage + 1, p.stages, p.step, p.steps, p.loss, p.tokensPerSecond / 1000,
+                              formatDuration(p.etaSeconds) as NSString)
+            if tty {
+                FileHandle.standardError.write(Data(("\r\u{1B}[K" + line + (p.doneSteps == p.totalSteps ? "\n" : "")).utf8))
+            } else {
+                let now = Date()
+                if p.doneSteps == p.totalSteps || now.timeIntervalSince(lastPrint[p.shard] ?? .distantPast) >= 5 {
+                    lastPrint[p.shard] = now
+                    FileHandle.standardError.write(Data((line + "\n").utf8))
+                }
+            }
+        }
+    }
+}
+
+func formatDuration(_ s: Double) -> String {
+    guard s.isFinite else { return "?" }
+    let t = Int(s.rounded())
+    return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
 }

@@ -48,7 +48,7 @@ enum Attention {
         if valid >= 8 {
             var m8 = load8(row)
             i = 8
-            while i + 8 <= valid { m8 = pointwiseMax(m8, load8(row + i)); i += 8 }
+            while i + 8 <= valid { m8 = vmax(m8, load8(row + i)); i += 8 }
             mx = hmax(m8)
         }
         while i < valid { mx = max(mx, row[i]); i += 1 }

@@ -14,7 +14,7 @@ enum CrossEntropy {
         var mx = -Float.infinity
         if V >= 8 {
             var m8 = load8(row); i = 8
-            while i + 8 <= V { m8 = pointwiseMax(m8, load8(row + i)); i += 8 }
+            while i + 8 <= V { m8 = vmax(m8, load8(row + i)); i += 8 }
             mx = hmax(m8)
         }
         while i < V { mx = max(mx, row[i]); i += 1 }

@@ -13,20 +13,25 @@ typealias F8 = SIMD8<Float>
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
 }
 
+// The stdlib's clamped/pointwiseMax/max() compile to out-of-line generic calls;
+// replacing(with:where:) lowers to one vmaxps/vminps.
+@inline(__always) func vmax(_ a: F8, _ b: F8) -> F8 { a.replacing(with: b, where: a .< b) }
+@inline(__always) func vmin(_ a: F8, _ b: F8) -> F8 { a.replacing(with: b, where: b .< a) }
+
 /// e^x for 8 lanes: Cody-Waite range reduction x = n ln2 + r and the Cephes
 /// degree-6 polynomial for e^r on [-ln2/2, ln2/2]; about 1-2 ulp.
 @inline(__always) func exp8(_ x: F8) -> F8 {
-    let x = x.clamped(lowerBound: F8(repeating: -87.0), upperBound: F8(repeating: 88.0))
+    let x = vmin(vmax(x, F8(repeating: -87.0)), F8(repeating: 88.0))
     let n = (x * 1.442_695_04).rounded(.toNearestOrEven)
     var r = x.addingProduct(n, F8(repeating: -0.693_359_375))
     r = r.addingProduct(n, F8(repeating: 2.121_944_4e-4))
     var p = F8(repeating: 1.987_569_150_0e-4)
-    p = p * r + 1.398_199_950_7e-3
-    p = p * r + 8.333_451_907_3e-3
-    p = p * r + 4.166_579_589_4e-2
-    p = p * r + 1.666_666_545_9e-1
-    p = p * r + 5.000_000_120_1e-1
-    let y = (p * r * r + r) + 1
+    p = F8(repeating: 1.398_199_950_7e-3).addingProduct(p, r)
+    p = F8(repeating: 8.333_451_907_3e-3).addingProduct(p, r)
+    p = F8(repeating: 4.166_579_589_4e-2).addingProduct(p, r)
+    p = F8(repeating: 1.666_666_545_9e-1).addingProduct(p, r)
+    p = F8(repeating: 5.000_000_120_1e-1).addingProduct(p, r)
+    let y = (r.addingProduct(p, r * r)) + 1
     // 2^n through the exponent bits: n + 1.5*2^23 puts n in the low mantissa bits.
     let shifted = unsafeBitCast(n + 12_582_912.0, to: SIMD8<Int32>.self)
     let bits = (shifted &- 0x4B40_0000 &+ 127) &<< 23
@@ -44,7 +49,9 @@ typealias F8 = SIMD8<Float>
     ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
 }
 
-@inline(__always) func hmax(_ v: F8) -> Float { v.max() }
+@inline(__always) func hmax(_ v: F8) -> Float {
+    max(max(max(v[0], v[1]), max(v[2], v[3])), max(max(v[4], v[5]), max(v[6], v[7])))
+}
 
 /// sum(a[0..<n]) with 8 lanes plus a scalar tail.
 @inline(__always) func sum(_ a: UnsafePointer<Float>, _ n: Int) -> Float {

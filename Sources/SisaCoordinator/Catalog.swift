@@ -1,0 +1,241 @@
+import Foundation
+import SisaEngine
+
+/// A record as the catalog knows it.
+public struct RecordInfo: Equatable, Sendable {
+    public let id: String
+    public let sha256: String?
+    public let group: String
+    public let shard: Int
+    public let slice: Int
+    public let holdout: Bool
+    public let ingest: Int
+    public let status: String   // "live" or "deleted"
+}
+
+public struct CheckpointInfo: Equatable, Sendable {
+    public let key: String
+    public let shard: Int
+    public let stage: Int
+    public let file: String
+    public let rawBytes: Int
+    public let storedBytes: Int
+    public let checksum: String
+}
+
+public struct ShardState: Equatable, Sendable {
+    public let index: Int
+    public let quarantined: Bool
+    public let digest: String?
+    public let stagesTrained: Int
+    public let currentKey: String?
+}
+
+/// The store's SQLite catalog: configuration, records, ingest calls, the
+/// deletion log, checkpoints and per-shard state. WAL mode, secure_delete on
+/// (freed pages are zeroed), schema versioned with `PRAGMA user_version`.
+public final class Catalog {
+    public let db: SQLiteDatabase
+    static let schemaVersion = 1
+
+    public init(path: String) throws {
+        db = try SQLiteDatabase(path: path)
+        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON;")
+        try migrate()
+    }
+
+    private func migrate() throws {
+        let version = try db.scalarInt("PRAGMA user_version") ?? 0
+        if version > Catalog.schemaVersion {
+            throw CoordinatorError.corrupt("\(db.path): catalog schema \(version) is newer than this sisa (\(Catalog.schemaVersion))")
+        }
+        if version < 1 {
+            try db.transaction {
+                try db.execute("""
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE ingests (
+                    id INTEGER PRIMARY KEY,
+                    at TEXT NOT NULL,
+                    sources TEXT NOT NULL,
+                    format TEXT NOT NULL,
+                    grp TEXT NOT NULL,
+                    holdout REAL NOT NULL,
+                    appended_slice INTEGER,
+                    records INTEGER NOT NULL
+                );
+                CREATE TABLE records (
+                    seq INTEGER PRIMARY KEY,
+                    id TEXT NOT NULL UNIQUE,
+                    sha256 TEXT,
+                    grp TEXT NOT NULL,
+                    ingest INTEGER NOT NULL REFERENCES ingests(id),
+                    shard INTEGER NOT NULL,
+                    slice INTEGER NOT NULL,
+                    holdout INTEGER NOT NULL,
+                    status TEXT NOT NULL DEFAULT 'live',
+                    bytes INTEGER NOT NULL,
+                    text BLOB
+                );
+                CREATE INDEX records_shard ON records(shard, status, holdout);
+                CREATE INDEX records_group ON records(grp);
+                CREATE TABLE deletions (
+                    seq INTEGER PRIMARY KEY,
+                    record TEXT NOT NULL,
+                    shard INTEGER NOT NULL,
+                    slice INTEGER NOT NULL,
+                    requested_at TEXT NOT NULL,
+                    completed_at TEXT,
+                    status TEXT NOT NULL DEFAULT 'pending',
+                    receipt TEXT
+                );
+                CREATE TABLE checkpoints (
+                    key TEXT PRIMARY KEY,
+                    shard INTEGER NOT NULL,
+                    stage INTEGER NOT NULL,
+                    file TEXT NOT NULL,
+                    raw_bytes INTEGER NOT NULL,
+                    stored_bytes INTEGER NOT NULL,
+                    checksum TEXT NOT NULL,
+                    created_at TEXT NOT NULL
+                );
+                CREATE TABLE shards (
+                    idx INTEGER PRIMARY KEY,
+                    quarantined INTEGER NOT NULL DEFAULT 0,
+                    digest TEXT,
+                    stages_trained INTEGER NOT NULL DEFAULT 0,
+                    current_key TEXT
+                );
+                PRAGMA user_version = 1;
+                """)
+            }
+        }
+    }
+
+    // MARK: configuration
+
+    public func meta(_ key: String) throws -> String? {
+        try db.query("SELECT value FROM meta WHERE key = ?", key) { $0.text(0) }.first
+    }
+
+    public func setMeta(_ key: String, _ value: String) throws {
+        try db.run("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value)
+    }
+
+    public func config() throws -> StoreConfig {
+        guard let s = try meta("config") else { throw CoordinatorError.corrupt("\(db.path): no configuration recorded") }
+        do { return try JSONDecoder().decode(StoreConfig.self, from: Data(s.utf8)) } catch {
+            throw CoordinatorError.corrupt("\(db.path): unreadable configuration: \(error)")
+        }
+    }
+
+    /// True once `train` has run: the configuration is then frozen and later
+    /// ingest calls append slices.
+    public func trainingStarted() throws -> Bool { try meta("training_started") == "1" }
+
+    // MARK: records
+
+    public func recordExists(_ id: String) throws -> Bool {
+        try db.scalarInt("SELECT 1 FROM records WHERE id = ?", id) != nil
+    }
+
+    static let recordColumns = "id, sha256, grp, shard, slice, holdout, ingest, status"
+    static func record(_ r: Row) -> RecordInfo {
+        RecordInfo(id: r.text(0), sha256: r.optionalText(1), group: r.text(2), shard: r.int(3), slice: r.int(4),
+                   holdout: r.bool(5), ingest: r.int(6), status: r.text(7))
+    }
+
+    public func records(group: String? = nil, includeDeleted: Bool = false) throws -> [RecordInfo] {
+        var sql = "SELECT \(Catalog.recordColumns) FROM records WHERE 1=1"
+        if !includeDeleted { sql += " AND status = 'live'" }
+        if let group {
+            sql += " AND grp = ?"
+            return try db.query(sql + " ORDER BY seq", group, map: Catalog.record)
+        }
+        return try db.query(sql + " ORDER BY seq", map: Catalog.record)
+    }
+
+    public func record(id: String) throws -> RecordInfo? {
+        try db.query("SELECT \(Catalog.recordColumns) FROM records WHERE id = ?", id, map: Catalog.record).first
+    }
+
+    /// Live training records of a shard: (id, slice, text).
+    public func trainingRecords(shard: Int) throws -> [(id: String, slice: Int, text: [UInt8])] {
+        try db.query("SELECT id, slice, text FROM records WHERE shard = ? AND status = 'live' AND holdout = 0", shard) {
+            ($0.text(0), $0.int(1), $0.blob(2) ?? [])
+        }
+    }
+
+    /// Live records with their text, optionally filtered.
+    public func texts(holdout: Bool?, group: String? = nil) throws -> [(id: String, group: String, shard: Int, text: [UInt8])] {
+        var sql = "SELECT id, grp, shard, text FROM records WHERE status = 'live'"
+        var args: [SQLBindable?] = []
+        if let holdout { sql += " AND holdout = ?"; args.append(holdout) }
+        if let group { sql += " AND grp = ?"; args.append(group) }
+        sql += " ORDER BY seq"
+        return try db.query(sql, arguments: args) { ($0.text(0), $0.text(1), $0.int(2), $0.blob(3) ?? []) }
+    }
+
+    public func text(id: String) throws -> [UInt8]? {
+        try db.query("SELECT text FROM records WHERE id = ? AND status = 'live'", id) { $0.blob(0) }.first ?? nil
+    }
+
+    public func groups() throws -> [String] {
+        try db.query("SELECT DISTINCT grp FROM records WHERE status = 'live' ORDER BY grp") { $0.text(0) }
+    }
+
+    public func maxAppendedSlice() throws -> Int? {
+        try db.scalarInt("SELECT MAX(appended_slice) FROM ingests")
+    }
+
+    // MARK: checkpoints and shards
+
+    public func checkpoint(key: String) throws -> CheckpointInfo? {
+        try db.query("SELECT key, shard, stage, file, raw_bytes, stored_bytes, checksum FROM checkpoints WHERE key = ?", key) {
+            CheckpointInfo(key: $0.text(0), shard: $0.int(1), stage: $0.int(2), file: $0.text(3), rawBytes: $0.int(4),
+                           storedBytes: $0.int(5), checksum: $0.text(6))
+        }.first
+    }
+
+    public func checkpoints() throws -> [CheckpointInfo] {
+        try db.query("SELECT key, shard, stage, file, raw_bytes, stored_bytes, checksum FROM checkpoints ORDER BY shard, stage") {
+            CheckpointInfo(key: $0.text(0), shard: $0.int(1), stage: $0.int(2), file: $0.text(3), rawBytes: $0.int(4),
+                           storedBytes: $0.int(5), checksum: $0.text(6))
+        }
+    }
+
+    public func addCheckpoint(_ c: CheckpointInfo) throws {
+        try db.run("""
+            INSERT INTO checkpoints(key, shard, stage, file, raw_bytes, stored_bytes, checksum, created_at)
+            VALUES(?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(key) DO UPDATE SET file = excluded.file, raw_bytes = excluded.raw_bytes,
+                stored_bytes = excluded.stored_bytes, checksum = excluded.checksum
+            """, c.key, c.shard, c.stage, c.file, c.rawBytes, c.storedBytes, c.checksum, Catalog.now())
+    }
+
+    public func removeCheckpoint(key: String) throws {
+        try db.run("DELETE FROM checkpoints WHERE key = ?", key)
+    }
+
+    public func shardStates() throws -> [ShardState] {
+        try db.query("SELECT idx, quarantined, digest, stages_trained, current_key FROM shards ORDER BY idx") {
+            ShardState(index: $0.int(0), quarantined: $0.bool(1), digest: $0.optionalText(2), stagesTrained: $0.int(3),
+                       currentKey: $0.optionalText(4))
+        }
+    }
+
+    public func setShard(_ s: ShardState) throws {
+        try db.run("""
+            INSERT INTO shards(idx, quarantined, digest, stages_trained, current_key) VALUES(?, ?, ?, ?, ?)
+            ON CONFLICT(idx) DO UPDATE SET quarantined = excluded.quarantined, digest = excluded.digest,
+                stages_trained = excluded.stages_trained, current_key = excluded.current_key
+            """, s.index, s.quarantined, s.digest, s.stagesTrained, s.currentKey)
+    }
+
+    public func pendingDeletions() throws -> [(record: String, shard: Int, slice: Int)] {
+        try db.query("SELECT record, shard, slice FROM deletions WHERE status = 'pending' ORDER BY seq") {
+            ($0.text(0), $0.int(1), $0.int(2))
+        }
+    }
+
+    static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
+}

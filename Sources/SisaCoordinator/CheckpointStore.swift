@@ -1,0 +1,145 @@
+import Foundation
+import SisaEngine
+
+/// Compressed, checksummed training states, one file per stage key.
+///
+/// File: "SISACK01" | u64 raw size | u64 float-section offset | 32-byte
+/// sha256 of the raw state | zstd(raw prefix ++ byte-shuffled float section).
+/// Written to a temp file, fsynced, renamed, and the folder fsynced, so a crash
+/// leaves either the old state or the new one. A file whose checksum fails is
+/// reported, removed and rebuilt, never loaded.
+public final class CheckpointStore {
+    public let dir: URL
+    let catalog: Catalog
+    static let magic = Array("SISACK01".utf8)
+    private var _warnings: [String] = []
+    /// Shards train on several threads; the catalog connection and the warning
+    /// list are shared, so their use is serialised here.
+    let mutex = NSLock()
+    public var warnings: [String] { mutex.withLock { _warnings } }
+
+    init(dir: URL, catalog: Catalog) throws {
+        self.dir = dir
+        self.catalog = catalog
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    func path(_ file: String) -> String { dir.appendingPathComponent(file).path }
+
+    /// Saves a training state under `key` (no-op if a valid one exists).
+    @discardableResult
+    func save(key: String, shard: Int, stage: Int, state: Data, floatBytes: Int) throws -> CheckpointInfo {
+        if let existing = try mutex.withLock({ try catalog.checkpoint(key: key) }),
+           FileManager.default.fileExists(atPath: path(existing.file)) {
+            return existing
+        }
+        let raw = [UInt8](state)
+        let prefix = raw.count - floatBytes
+        let filtered = Array(raw[..<prefix]) + Compression.shuffle4(Array(raw[prefix...]))
+        let compressed = try Compression.compress(filtered)
+        let checksum = sha256Hex(raw)
+        var out = Data(CheckpointStore.magic)
+        out.appendLE(UInt64(raw.count))
+        out.appendLE(UInt64(prefix))
+        out.append(contentsOf: hexBytes(checksum))
+        out.append(contentsOf: compressed)
+        let file = "\(key).ckpt"
+        try FileIO.writeAtomically(out, to: path(file))
+        let info = CheckpointInfo(key: key, shard: shard, stage: stage, file: file, rawBytes: raw.count,
+                                  storedBytes: out.count, checksum: checksum)
+        try mutex.withLock { try catalog.addCheckpoint(info) }
+        return info
+    }
+
+    /// The state stored under `key`, or nil when it is missing or corrupt (in
+    /// which case the bad entry is dropped so the stage is rebuilt).
+    func load(key: String) throws -> Data? {
+        guard let info = try mutex.withLock({ try catalog.checkpoint(key: key) }) else { return nil }
+        do {
+            return try read(info)
+        } catch {
+            try mutex.withLock {
+                _warnings.append("checkpoint \(info.file) (shard \(info.shard), stage \(info.stage)) is unusable: \(error); it will be rebuilt")
+                try? FileManager.default.removeItem(atPath: path(info.file))
+                try catalog.removeCheckpoint(key: key)
+            }
+            return nil
+        }
+    }
+
+    func read(_ info: CheckpointInfo) throws -> Data {
+        guard let d = FileManager.default.contents(atPath: path(info.file)) else {
+            throw CoordinatorError.corrupt("missing file")
+        }
+        let bytes = [UInt8](d)
+        guard bytes.count > 56, Array(bytes[0..<8]) == CheckpointStore.magic else { throw CoordinatorError.corrupt("bad header") }
+        let rawSize = Int(readLE(bytes, 8)), prefix = Int(readLE(bytes, 16))
+        guard rawSize == info.rawBytes, prefix <= rawSize else { throw CoordinatorError.corrupt("size mismatch") }
+        let stored = hexString(Array(bytes[24..<56]))
+        guard stored == info.checksum else { throw CoordinatorError.corrupt("checksum in file differs from catalog") }
+        let filtered = try Compression.decompress(Array(bytes[56...]), rawSize: rawSize)
+        let raw = Array(filtered[..<prefix]) + Compression.unshuffle4(Array(filtered[prefix...]))
+        guard sha256Hex(raw) == info.checksum else { throw CoordinatorError.corrupt("checksum mismatch") }
+        return Data(raw)
+    }
+
+    func remove(_ info: CheckpointInfo) throws {
+        try? FileManager.default.removeItem(atPath: path(info.file))
+        try catalog.removeCheckpoint(key: info.key)
+    }
+
+    /// Files in the folder that the catalog does not know (left by a crash
+    /// between rename and catalog insert, or temp files).
+    func orphanFiles() throws -> [String] {
+        let known = Set(try catalog.checkpoints().map(\.file))
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return files.filter { !known.contains($0) }
+    }
+}
+
+enum FileIO {
+    /// temp file + fsync + rename + fsync of the folder.
+    static func writeAtomically(_ data: Data, to path: String) throws {
+        let tmp = path + ".tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw CoordinatorError.io("\(tmp): cannot create (\(String(cString: strerror(errno))))") }
+        var ok = data.withUnsafeBytes { buf -> Bool in
+            var off = 0
+            while off < buf.count {
+                let n = write(fd, buf.baseAddress! + off, buf.count - off)
+                if n <= 0 { return false }
+                off += n
+            }
+            return true
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(tmp, path) == 0 else {
+            unlink(tmp)
+            throw CoordinatorError.io("\(path): write failed (\(String(cString: strerror(errno))))")
+        }
+        let dfd = open((path as NSString).deletingLastPathComponent, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+}
+
+extension Data {
+    mutating func appendLE<T: FixedWidthInteger>(_ v: T) {
+        Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) }
+    }
+}
+
+func readLE(_ b: [UInt8], _ at: Int) -> UInt64 {
+    (0..<8).reduce(UInt64(0)) { $0 | (UInt64(b[at + $1]) << (8 * UInt64($1))) }
+}
+
+func hexBytes(_ hex: String) -> [UInt8] {
+    var out: [UInt8] = []
+    var it = hex.utf8.makeIterator()
+    while let a = it.next(), let b = it.next() {
+        out.append(UInt8(String(bytes: [a, b], encoding: .ascii)!, radix: 16)!)
+    }
+    return out
+}
+
+func hexString(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }

@@ -1,0 +1,26 @@
+/// Errors a user can act on: each names the file and line, the id, or the store.
+public enum CoordinatorError: Error, CustomStringConvertible, Equatable {
+    case noStore(String)
+    case storeExists(String)
+    case invalidInput(String)
+    case unknownIDs([String])
+    case configFrozen(String)
+    case locked(String)
+    case corrupt(String)
+    case io(String)
+    case notTrained(String)
+
+    public var description: String {
+        switch self {
+        case .noStore(let p): return "no sisa store at \(p) (create one with `sisa init`, or pass --store / SISA_STORE)"
+        case .storeExists(let p): return "a sisa store already exists at \(p)"
+        case .invalidInput(let m): return m
+        case .unknownIDs(let ids): return "unknown record id\(ids.count == 1 ? "" : "s"): \(ids.joined(separator: ", ")) (nothing was changed)"
+        case .configFrozen(let m): return m
+        case .locked(let m): return m
+        case .corrupt(let m): return m
+        case .io(let m): return m
+        case .notTrained(let m): return m
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+
+/// What a deletion did: the records, the shards and stages retrained, the
+/// time taken and the new digests.
+public struct DeletionReceipt: Codable, Sendable {
+    public let records: [String]
+    public let shards: [ShardTrainReport]
+    public let seconds: Double
+    public let checkpointsRemoved: Int
+    /// True when `--defer` queued the retraining for the next `train`.
+    public let pending: Bool
+
+    func jsonData() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return try e.encode(self)
+    }
+}
+
+extension Store {
+    /// Deletes records exactly. In one transaction: the records are marked
+    /// deleted and their text and hash erased, the requests are logged and
+    /// the affected shards quarantined (queries leave them out). Then, unless
+    /// `deferRetrain`, each affected shard is retrained once from the
+    /// checkpoint before its earliest affected stage, every checkpoint trained
+    /// on a deleted record is removed, and the catalog is vacuumed.
+    public func delete(ids: [String], deferRetrain: Bool = false, jobs: Int = 1, threads: Int? = nil,
+                       progress: (@Sendable (TrainProgress) -> Void)? = nil) throws -> DeletionReceipt {
+        guard !ids.isEmpty else { throw CoordinatorError.invalidInput("no record ids given") }
+        let unique = Array(NSOrderedSet(array: ids)) as! [String]
+        var infos: [RecordInfo] = []
+        var unknown: [String] = []
+        for id in unique {
+            if let r = try catalog.record(id: id), r.status == "live" { infos.append(r) } else { unknown.append(id) }
+        }
+        guard unknown.isEmpty else { throw CoordinatorError.unknownIDs(unknown) }
+        let t0 = Date()
+        try catalog.db.transaction {
+            for r in infos {
+                try catalog.db.run("UPDATE records SET status = 'deleted', text = NULL, sha256 = NULL WHERE id = ?", r.id)
+                try catalog.db.run("INSERT INTO deletions(record, shard, slice, requested_at) VALUES(?, ?, ?, ?)",
+                                   r.id, r.shard, r.slice, Catalog.now())
+                if !r.holdout {
+                    try catalog.db.run("UPDATE shards SET quarantined = 1 WHERE idx = ?", r.shard)
+                }
+            }
+        }
+        if deferRetrain {
+            // The text is already gone from the live catalog; vacuum so its bytes leave the files too.
+            try purge()
+            return DeletionReceipt(records: unique, shards: [], seconds: Date().timeIntervalSince(t0),
+                                   checkpointsRemoved: 0, pending: true)
+        }
+        let report = try train(jobs: jobs, threads: threads, progress: progress)
+        return DeletionReceipt(records: unique, shards: report.shards, seconds: Date().timeIntervalSince(t0),
+                               checkpointsRemoved: report.checkpointsRemoved, pending: false)
+    }
+}

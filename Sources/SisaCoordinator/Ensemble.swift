@@ -1,0 +1,149 @@
+import Foundation
+import SisaEngine
+
+public enum Aggregation: String, CaseIterable, Sendable {
+    /// Average the shards' next-token probabilities.
+    case mean
+    /// Plurality of the shards' top tokens; ties broken by the mean probability.
+    case vote
+}
+
+/// The shard models that answer queries: every trained shard that is not
+/// quarantined by a pending deletion.
+public final class Ensemble {
+    public let models: [(shard: Int, model: GPT)]
+    /// Shards left out (quarantined or untrained), with the reason.
+    public let excluded: [(shard: Int, reason: String)]
+
+    public init(store: Store, shard: Int? = nil, pool: WorkerPool = .shared) throws {
+        var models: [(Int, GPT)] = []
+        var excluded: [(Int, String)] = []
+        for st in try store.catalog.shardStates() where shard == nil || st.index == shard {
+            if st.quarantined {
+                excluded.append((st.index, "quarantined by a pending deletion"))
+            } else if st.currentKey == nil || st.digest == nil {
+                excluded.append((st.index, "not trained"))
+            } else {
+                models.append((st.index, try store.model(shard: st.index, pool: pool)))
+            }
+        }
+        if let shard, shard < 0 || shard >= store.config.shards {
+            throw CoordinatorError.invalidInput("no shard \(shard) (the store has \(store.config.shards))")
+        }
+        guard !models.isEmpty else {
+            let why = excluded.map { "shard \($0.0): \($0.1)" }.joined(separator: "; ")
+            throw CoordinatorError.notTrained("no shard can answer (\(why)); run `sisa train`")
+        }
+        self.models = models
+        self.excluded = excluded
+    }
+
+    /// Aggregates the shards' next-token probability vectors.
+    public static func aggregate(_ probs: [[Double]], _ how: Aggregation) -> [Double] {
+        let V = probs[0].count
+        var mean = [Double](repeating: 0, count: V)
+        for p in probs { for v in 0..<V { mean[v] += p[v] / Double(probs.count) } }
+        guard how == .vote else { return mean }
+        var votes = [Double](repeating: 0, count: V)
+        for p in probs {
+            let top = p.indices.max { p[$0] != p[$1] ? p[$0] < p[$1] : $0 > $1 }!
+            votes[top] += 1
+        }
+        // A distribution concentrated on the winners, ordered by votes then mean
+        // probability: greedy sampling picks the plurality, ties to the mean.
+        let maxVotes = votes.max()!
+        let winners = (0..<V).filter { votes[$0] == maxVotes }
+        var out = [Double](repeating: 0, count: V)
+        let best = winners.max { mean[$0] != mean[$1] ? mean[$0] < mean[$1] : $0 > $1 }!
+        if winners.count == 1 { out[best] = 1; return out }
+        let z = winners.reduce(0) { $0 + mean[$1] }
+        for w in winners { out[w] = z > 0 ? mean[w] / z : 1 / Double(winners.count) }
+        return out
+    }
+
+    /// Generates text after `prompt` with the aggregated next-token distribution.
+    public func generate(prompt: [UInt8], maxTokens: Int, aggregation: Aggregation, sampler: inout Sampler) -> [UInt8] {
+        let sessions = models.map { InferenceSession(model: $0.model) }
+        var probs: [[Double]] = sessions.map { Sampler.probabilities($0.feed(ModelConfig.endOfText)) }
+        for b in prompt { probs = sessions.map { Sampler.probabilities($0.feed(Int32(b))) } }
+        var out: [UInt8] = []
+        for _ in 0..<maxTokens {
+            let dist = Ensemble.aggregate(probs, aggregation)
+            let next = aggregation == .vote && sampler.temperature <= 0
+                ? Int32(dist.indices.max { dist[$0] < dist[$1] }!)
+                : sampler.pick(dist)
+            if next == ModelConfig.endOfText { break }
+            out.append(UInt8(next))
+            probs = sessions.map { Sampler.probabilities($0.feed(next)) }
+        }
+        return out
+    }
+
+    /// Per-record scores under the ensemble: the NLL of the mixture of the
+    /// shards' probabilities, token by token.
+    public func score(_ records: [[UInt8]]) -> [RecordScore] {
+        let perShard = models.map { $0.model.score(records, perToken: true) }
+        let logS = log(Double(models.count))
+        return records.indices.map { i in
+            let n = perShard[0][i].tokens
+            var total = 0.0
+            var tokenNLL = [Float](repeating: 0, count: n)
+            for t in 0..<n {
+                // -log(mean_s exp(-nll_s)), stably.
+                let neg = perShard.map { -Double($0[i].tokenNLL![t]) }
+                let m = neg.max()!
+                let lse = m + log(neg.reduce(0) { $0 + exp($1 - m) })
+                let nll = logS - lse
+                tokenNLL[t] = Float(nll)
+                total += nll
+            }
+            return RecordScore(tokens: n, nll: total / Double(n), tokenNLL: tokenNLL)
+        }
+    }
+}
+
+/// Token-weighted mean NLL of scored records, and its perplexity.
+public func meanNLL(_ scores: [RecordScore]) -> Double {
+    let tokens = scores.reduce(0) { $0 + $1.tokens }
+    guard tokens > 0 else { return .nan }
+    return scores.reduce(0.0) { $0 + $1.nll * Double($1.tokens) } / Double(tokens)
+}
+
+public struct GroupEvaluation: Codable, Sendable {
+    public let group: String
+    public let records: Int
+    public let tokens: Int
+    public let ensembleNLL: Double
+    public let ensemblePerplexity: Double
+    /// Per shard: NLL and perplexity of that shard alone.
+    public let shards: [ShardEvaluation]
+}
+
+public struct ShardEvaluation: Codable, Sendable {
+    public let shard: Int
+    public let nll: Double
+    public let perplexity: Double
+}
+
+extension Ensemble {
+    /// Holdout perplexity per group, for the ensemble and for each shard alone.
+    public func evaluate(store: Store) throws -> [GroupEvaluation] {
+        let holdout = try store.catalog.texts(holdout: true)
+        guard !holdout.isEmpty else {
+            throw CoordinatorError.invalidInput("the store has no holdout records (ingest with --holdout FRACTION)")
+        }
+        var out: [GroupEvaluation] = []
+        for group in Set(holdout.map(\.group)).sorted() {
+            let texts = holdout.filter { $0.group == group }.map(\.text)
+            let ens = score(texts)
+            let ensNLL = meanNLL(ens)
+            let shardEvals = models.map { m -> ShardEvaluation in
+                let nll = meanNLL(m.model.score(texts))
+                return ShardEvaluation(shard: m.shard, nll: nll, perplexity: exp(nll))
+            }
+            out.append(GroupEvaluation(group: group, records: texts.count, tokens: ens.reduce(0) { $0 + $1.tokens },
+                                       ensembleNLL: ensNLL, ensemblePerplexity: exp(ensNLL), shards: shardEvals))
+        }
+        return out
+    }
+}

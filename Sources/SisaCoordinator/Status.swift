@@ -1,0 +1,55 @@
+import Foundation
+
+public struct ShardStatus: Codable, Sendable {
+    public let index: Int
+    public let records: Int
+    public let stages: Int
+    public let stagesTrained: Int
+    public let quarantined: Bool
+    public let digest: String?
+}
+
+public struct StoreStatus: Codable, Sendable {
+    public let store: String
+    /// Live records (ingested, not deleted), holdout included.
+    public let records: Int
+    public let trainingRecords: Int
+    public let holdoutRecords: Int
+    public let deletedRecords: Int
+    public let groups: [String: Int]
+    public let shards: [ShardStatus]
+    public let pendingDeletions: Int
+    public let checkpoints: Int
+    public let checkpointRawBytes: Int
+    public let checkpointStoredBytes: Int
+    public let compressionRatio: Double
+    public let config: StoreConfig
+}
+
+extension Store {
+    public func status() throws -> StoreStatus {
+        let all = try catalog.records(includeDeleted: true)
+        let live = all.filter { $0.status == "live" }
+        var groups: [String: Int] = [:]
+        for r in live { groups[r.group, default: 0] += 1 }
+        let states = try catalog.shardStates()
+        let ckpts = try catalog.checkpoints()
+        let known = Set(ckpts.map(\.key))
+        var shards: [ShardStatus] = []
+        for st in states {
+            let p = try plan(shard: st.index)
+            // Stages trained: the prefix of the current chain that has checkpoints.
+            var trained = 0
+            for s in p.stages { if known.contains(s.key) { trained += 1 } else { break } }
+            shards.append(ShardStatus(index: st.index, records: live.filter { $0.shard == st.index && !$0.holdout }.count,
+                                      stages: p.stages.count, stagesTrained: trained, quarantined: st.quarantined,
+                                      digest: st.digest))
+        }
+        let raw = ckpts.reduce(0) { $0 + $1.rawBytes }, stored = ckpts.reduce(0) { $0 + $1.storedBytes }
+        return StoreStatus(store: url.path, records: live.count, trainingRecords: live.filter { !$0.holdout }.count,
+                           holdoutRecords: live.filter(\.holdout).count, deletedRecords: all.count - live.count,
+                           groups: groups, shards: shards, pendingDeletions: try catalog.pendingDeletions().count,
+                           checkpoints: ckpts.count, checkpointRawBytes: raw, checkpointStoredBytes: stored,
+                           compressionRatio: stored > 0 ? Double(raw) / Double(stored) : 0, config: config)
+    }
+}

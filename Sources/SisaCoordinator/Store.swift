@@ -1,0 +1,127 @@
+import Foundation
+import SisaEngine
+
+/// A SISA store: a folder with the catalog (catalog.sqlite) and the
+/// checkpoints/ folder. The library API behind every `sisa` command.
+public final class Store {
+    public let url: URL
+    public let catalog: Catalog
+    public let checkpoints: CheckpointStore
+    public let config: StoreConfig
+    private var lock: StoreLock?
+
+    static let catalogName = "catalog.sqlite"
+
+    /// Creates a new store; fails if one exists at `url`.
+    public static func create(at url: URL, config: StoreConfig) throws -> Store {
+        try config.validate()
+        let catalogPath = url.appendingPathComponent(catalogName).path
+        if FileManager.default.fileExists(atPath: catalogPath) { throw CoordinatorError.storeExists(url.path) }
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        let lock = try StoreLock(storeDir: url, command: "init")
+        let catalog = try Catalog(path: catalogPath)
+        let json = String(decoding: config.canonicalJSON, as: UTF8.self)
+        try catalog.db.transaction {
+            try catalog.setMeta("config", json)
+            try catalog.setMeta("created_at", Catalog.now())
+            for s in 0..<config.shards {
+                try catalog.setShard(ShardState(index: s, quarantined: false, digest: nil, stagesTrained: 0, currentKey: nil))
+            }
+        }
+        _ = lock
+        return try Store(url: url, catalog: catalog)
+    }
+
+    /// Opens an existing store. `writer` takes the store lock (ingest, train, delete).
+    public static func open(at url: URL, writer: String? = nil) throws -> Store {
+        let catalogPath = url.appendingPathComponent(catalogName).path
+        guard FileManager.default.fileExists(atPath: catalogPath) else { throw CoordinatorError.noStore(url.path) }
+        let lock = try writer.map { try StoreLock(storeDir: url, command: $0) }
+        let store = try Store(url: url, catalog: try Catalog(path: catalogPath))
+        store.lock = lock
+        return store
+    }
+
+    private init(url: URL, catalog: Catalog) throws {
+        self.url = url
+        self.catalog = catalog
+        self.config = try catalog.config()
+        self.checkpoints = try CheckpointStore(dir: url.appendingPathComponent("checkpoints"), catalog: catalog)
+    }
+
+    /// Stages per shard: the initial slices plus one per ingest call made after training began.
+    public func stageCount() throws -> Int {
+        max(config.slices, (try catalog.maxAppendedSlice() ?? -1) + 1)
+    }
+
+    public func plan(shard: Int) throws -> ShardPlan {
+        Schedule.plan(shard: shard, config: config, stageCount: try stageCount(),
+                      records: try catalog.trainingRecords(shard: shard))
+    }
+
+    // MARK: ingest
+
+    public struct IngestReport: Sendable {
+        public let ingest: Int
+        public let added: Int
+        public let skipped: Int
+        public let holdout: Int
+        public let appendedSlice: Int?
+        public let perShard: [Int]
+    }
+
+    /// Reads every path, validates everything, then inserts in one transaction:
+    /// on any error the catalog is exactly as it was.
+    public func ingest(paths: [String], format: InputFormat = .auto, group: String? = nil,
+                       holdout: Double = 0, skipDuplicates: Bool = false) throws -> IngestReport {
+        guard !paths.isEmpty else { throw CoordinatorError.invalidInput("no input files given") }
+        guard holdout >= 0, holdout < 1 else { throw CoordinatorError.invalidInput("--holdout must be in [0, 1)") }
+        if let g = group, g.isEmpty { throw CoordinatorError.invalidInput("--group must not be empty") }
+        var parsed: [ParsedRecord] = []
+        for p in paths { parsed += try RecordParser.parse(path: p, format: format) }
+        guard !parsed.isEmpty else {
+            throw CoordinatorError.invalidInput("\(paths.joined(separator: ", ")): no records found (empty input)")
+        }
+        // Ids and duplicates, before touching the catalog.
+        var seen: [String: String] = [:]
+        var accepted: [(ParsedRecord, String)] = []
+        var skipped = 0
+        for r in parsed {
+            let id = r.id ?? RecordParser.derivedID(r.text)
+            if let first = seen[id] {
+                if skipDuplicates { skipped += 1; continue }
+                throw CoordinatorError.invalidInput("\(r.origin): duplicate id \(id) (first at \(first)); use --skip-duplicates to skip repeats")
+            }
+            if try catalog.recordExists(id) {
+                if skipDuplicates { skipped += 1; continue }
+                throw CoordinatorError.invalidInput("\(r.origin): id \(id) is already in the store; use --skip-duplicates to skip it")
+            }
+            seen[id] = r.origin
+            accepted.append((r, id))
+        }
+        guard !accepted.isEmpty else {
+            throw CoordinatorError.invalidInput("every record is already in the store (nothing to ingest)")
+        }
+        return try catalog.db.transaction {
+            let started = try catalog.trainingStarted()
+            let appended: Int? = started ? max(config.slices, (try catalog.maxAppendedSlice() ?? -1) + 1) : nil
+            try catalog.db.run("""
+                INSERT INTO ingests(at, sources, format, grp, holdout, appended_slice, records) VALUES(?, ?, ?, ?, ?, ?, ?)
+                """, Catalog.now(), paths.joined(separator: "\n"), format.rawValue, group ?? "", holdout, appended, accepted.count)
+            let ingestID = try catalog.db.scalarInt("SELECT last_insert_rowid()")!
+            var perShard = [Int](repeating: 0, count: config.shards)
+            var held = 0
+            for (r, id) in accepted {
+                let p = Placement.place(id: id, seed: config.seed, shards: config.shards, slices: config.slices,
+                                        appendedSlice: appended, holdoutFraction: holdout)
+                try catalog.db.run("""
+                    INSERT INTO records(id, sha256, grp, ingest, shard, slice, holdout, bytes, text) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, id, sha256Hex(r.text), r.group ?? group ?? "default", ingestID, p.shard, p.slice, p.holdout,
+                    r.text.count, r.text)
+                if p.holdout { held += 1 } else { perShard[p.shard] += 1 }
+            }
+            return IngestReport(ingest: ingestID, added: accepted.count, skipped: skipped, holdout: held,
+                                appendedSlice: appended, perShard: perShard)
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import SisaEngine
+
+/// Everything that determines the trained models. Immutable once training starts.
+public struct StoreConfig: Codable, Equatable, Sendable {
+    public var shards: Int
+    public var slices: Int
+    public var model: ModelConfig
+    public var optimizer: OptimizerConfig
+    public var batch: Int
+    /// Epochs over a whole shard, spread over its stages by the SISA schedule.
+    public var epochs: Double
+    public var seed: UInt64
+
+    public init(shards: Int, slices: Int, model: ModelConfig, optimizer: OptimizerConfig = StoreConfig.defaultOptimizer,
+                batch: Int = 16, epochs: Double = 2, seed: UInt64 = 0) {
+        self.shards = shards
+        self.slices = slices
+        self.model = model
+        self.optimizer = optimizer
+        self.batch = batch
+        self.epochs = epochs
+        self.seed = seed
+    }
+
+    /// Warm-up then constant: a stage's learning rates never depend on how
+    /// many stages or steps follow it (a cosine over the total would).
+    public static var defaultOptimizer: OptimizerConfig {
+        var o = OptimizerConfig()
+        o.learningRate = 2e-3
+        o.warmupSteps = 20
+        o.schedule = .constant
+        return o
+    }
+
+    /// SISA schedule multiplier: stage r trains a x (tokens in slices 0..r) tokens,
+    /// which sums to `epochs` passes over the shard (REFERENCE.md section 1).
+    public var stageTokenMultiplier: Double { 2 * epochs / Double(slices + 1) }
+
+    public func validate() throws {
+        guard shards >= 1, shards <= 1024 else { throw CoordinatorError.invalidInput("--shards must be between 1 and 1024") }
+        guard slices >= 1, slices <= 1024 else { throw CoordinatorError.invalidInput("--slices must be between 1 and 1024") }
+        guard batch >= 1 else { throw CoordinatorError.invalidInput("--batch must be >= 1") }
+        guard epochs > 0, epochs.isFinite else { throw CoordinatorError.invalidInput("--epochs must be > 0") }
+        guard optimizer.learningRate > 0 else { throw CoordinatorError.invalidInput("--lr must be > 0") }
+        guard optimizer.schedule == .constant else {
+            throw CoordinatorError.invalidInput("the SISA store needs a constant schedule after warm-up")
+        }
+        do { try model.validate() } catch { throw CoordinatorError.invalidInput("\(error)") }
+    }
+
+    /// Canonical bytes (sorted keys) for hashing into checkpoint keys.
+    public var canonicalJSON: Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return try! e.encode(self)
+    }
+}

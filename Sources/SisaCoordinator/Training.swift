@@ -1,0 +1,224 @@
+import Foundation
+import SisaEngine
+
+/// Progress of one shard's training, reported every few steps.
+public struct TrainProgress: Sendable {
+    public let shard: Int
+    public let stage: Int
+    public let stages: Int
+    public let step: Int           // within the stage
+    public let steps: Int          // of the stage
+    public let doneSteps: Int      // of this shard's work in this run
+    public let totalSteps: Int
+    public let loss: Double
+    public let tokensPerSecond: Double
+    public let etaSeconds: Double
+}
+
+public struct ShardTrainReport: Codable, Sendable {
+    public let shard: Int
+    /// First stage trained in this run (the one after the last reusable checkpoint).
+    public let fromStage: Int
+    public let stagesTrained: Int
+    public let steps: Int
+    public let seconds: Double
+    public let previousDigest: String?
+    public let digest: String
+}
+
+public struct TrainReport: Sendable {
+    public let shards: [ShardTrainReport]
+    public let seconds: Double
+    public let completedDeletions: [String]
+    public let checkpointsRemoved: Int
+    public let warnings: [String]
+}
+
+extension Store {
+    public var floatBytes: Int { 3 * config.model.parameterCount * 4 }
+
+    /// Trains every stage not yet trained, reusing every checkpoint whose key
+    /// still matches; completes pending deletions. Resumable after any crash.
+    public func train(jobs: Int = 1, threads: Int? = nil,
+                      progress: (@Sendable (TrainProgress) -> Void)? = nil) throws -> TrainReport {
+        let t0 = Date()
+        try catalog.setMeta("training_started", "1")
+        let plans = try (0..<config.shards).map { try plan(shard: $0) }
+        let states = try catalog.shardStates()
+        // Shards whose recorded model is already the end of their current chain need nothing.
+        let todo: [ShardPlan] = try plans.filter { p in
+            let st = states[p.shard]
+            guard let lastKey = p.stages.last?.key else { return false }
+            let upToDate = try st.currentKey == lastKey && st.digest != nil && !st.quarantined
+                && catalog.checkpoint(key: lastKey) != nil
+            return !upToDate
+        }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let jobs = max(1, min(jobs, max(1, todo.count)))
+        let threadsPerJob = max(1, threads ?? (cores / jobs))
+        var reports = [ShardTrainReport?](repeating: nil, count: todo.count)
+        var failure: Error?
+        let mutex = NSLock()
+        let next = NSLock()
+        var cursor = 0
+        let done = DispatchSemaphore(value: 0)
+        for _ in 0..<jobs {
+            let worker = Thread { [self] in
+                defer { done.signal() }
+                let pool = WorkerPool(threads: threadsPerJob)
+                while true {
+                    let i: Int = next.withLock { defer { cursor += 1 }; return cursor }
+                    if i >= todo.count || mutex.withLock({ failure != nil }) { return }
+                    do {
+                        let r = try trainShard(todo[i], previousDigest: states[todo[i].shard].digest,
+                                               pool: pool, progress: progress)
+                        mutex.withLock { reports[i] = r }
+                    } catch {
+                        mutex.withLock { if failure == nil { failure = error } }
+                    }
+                }
+            }
+            worker.stackSize = 16 << 20
+            worker.start()
+        }
+        for _ in 0..<jobs { done.wait() }
+        if let failure { throw failure }
+        let shardReports = reports.compactMap { $0 }
+        // Record the new models, close pending deletions, drop stale checkpoints.
+        let pending = try catalog.pendingDeletions()
+        var removed = 0
+        try catalog.db.transaction {
+            for r in shardReports {
+                let p = plans[r.shard]
+                try catalog.setShard(ShardState(index: r.shard, quarantined: false, digest: r.digest,
+                                                stagesTrained: p.stages.count, currentKey: p.stages.last?.key))
+            }
+            for s in Set(pending.map(\.shard)) where !shardReports.contains(where: { $0.shard == s }) {
+                // A pending deletion whose shard needed no retraining (e.g. a holdout record).
+                let st = states[s]
+                try catalog.setShard(ShardState(index: s, quarantined: false, digest: st.digest,
+                                                stagesTrained: st.stagesTrained, currentKey: st.currentKey))
+            }
+        }
+        removed = try collectGarbage(plans: plans)
+        var completed: [String] = []
+        if !pending.isEmpty {
+            let receipt = DeletionReceipt(records: pending.map(\.record), shards: shardReports,
+                                          seconds: Date().timeIntervalSince(t0), checkpointsRemoved: removed, pending: false)
+            let json = String(decoding: try receipt.jsonData(), as: UTF8.self)
+            try catalog.db.run("UPDATE deletions SET status = 'done', completed_at = ?, receipt = ? WHERE status = 'pending'",
+                               Catalog.now(), json)
+            completed = pending.map(\.record)
+            try purge()
+        }
+        return TrainReport(shards: shardReports, seconds: Date().timeIntervalSince(t0), completedDeletions: completed,
+                           checkpointsRemoved: removed, warnings: checkpoints.warnings)
+    }
+
+    /// Trains one shard from its last reusable checkpoint to its last stage.
+    func trainShard(_ plan: ShardPlan, previousDigest: String?, pool: WorkerPool,
+                    progress: (@Sendable (TrainProgress) -> Void)?) throws -> ShardTrainReport {
+        let t0 = Date()
+        var start = -1
+        var trainer: Trainer?
+        for r in stride(from: plan.stages.count - 1, through: 0, by: -1) {
+            if let data = try checkpoints.load(key: plan.stages[r].key) {
+                trainer = try Trainer(restoring: data, pool: pool)
+                start = r
+                break
+            }
+        }
+        let t = try trainer ?? Trainer(model: config.model, optimizer: config.optimizer,
+                                       seed: Schedule.initSeed(config: config, shard: plan.shard), pool: pool)
+        let remaining = plan.stages.dropFirst(start + 1)
+        let total = remaining.reduce(0) { $0 + $1.steps }
+        var done = 0
+        var stagesTrained = 0
+        let tokensPerStep = Double(config.batch * config.model.context)
+        let clock0 = Date()
+        for stage in remaining {
+            var rng = Schedule.stageRNG(stage)
+            for step in 0..<stage.steps {
+                let result = t.step(Schedule.batch(for: stage, step: step, config: config, rng: &rng))
+                done += 1
+                if let progress, done % 10 == 0 || done == total {
+                    let dt = Date().timeIntervalSince(clock0)
+                    let tps = Double(done) * tokensPerStep / max(dt, 1e-9)
+                    progress(TrainProgress(shard: plan.shard, stage: stage.stage, stages: plan.stages.count, step: step + 1,
+                                           steps: stage.steps, doneSteps: done, totalSteps: total, loss: result.loss,
+                                           tokensPerSecond: tps, etaSeconds: Double(total - done) * dt / Double(done)))
+                }
+            }
+            try checkpoints.save(key: stage.key, shard: plan.shard, stage: stage.stage, state: t.serialize(),
+                                 floatBytes: floatBytes)
+            stagesTrained += 1
+        }
+        return ShardTrainReport(shard: plan.shard, fromStage: start + 1, stagesTrained: stagesTrained, steps: total,
+                                seconds: Date().timeIntervalSince(t0), previousDigest: previousDigest, digest: t.model.digest)
+    }
+
+    /// Removes every checkpoint that is not on a shard's current chain (those
+    /// trained on deleted records among them) and stray files. Returns the count.
+    @discardableResult
+    func collectGarbage(plans: [ShardPlan]) throws -> Int {
+        let live = Set(plans.flatMap { $0.stages.map(\.key) })
+        var removed = 0
+        for c in try catalog.checkpoints() where !live.contains(c.key) {
+            try checkpoints.remove(c)
+            removed += 1
+        }
+        for f in try checkpoints.orphanFiles() {
+            try? FileManager.default.removeItem(atPath: checkpoints.path(f))
+        }
+        return removed
+    }
+
+    /// Makes deleted text unrecoverable from the catalog files: secure_delete
+    /// already zeroes freed cells; VACUUM rewrites the database and the WAL is
+    /// checkpointed and truncated so no old page copy survives there.
+    func purge() throws {
+        try catalog.db.execute("VACUUM")
+        try catalog.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+
+    /// The current model of a shard, loaded from its last checkpoint.
+    public func model(shard: Int, pool: WorkerPool = .shared) throws -> GPT {
+        guard let st = try catalog.shardStates().first(where: { $0.index == shard }) else {
+            throw CoordinatorError.invalidInput("no shard \(shard) (the store has \(config.shards))")
+        }
+        guard let key = st.currentKey, st.digest != nil else {
+            throw CoordinatorError.notTrained("shard \(shard) has no trained model yet (run `sisa train`)")
+        }
+        guard let data = try checkpoints.load(key: key) else {
+            throw CoordinatorError.corrupt("shard \(shard): its checkpoint is missing or corrupt; run `sisa train` to rebuild it")
+        }
+        return try Trainer(restoring: data, pool: pool).model
+    }
+
+    public struct VerifyResult: Sendable {
+        public let shard: Int
+        public let storedDigest: String?
+        public let retrainedDigest: String
+        public let seconds: Double
+        public var matches: Bool { storedDigest == retrainedDigest }
+    }
+
+    /// Retrains a shard from scratch on its live records, without reading or
+    /// writing any checkpoint, and compares digests with the stored model.
+    public func verify(shard: Int, pool: WorkerPool = .shared,
+                       progress: (@Sendable (TrainProgress) -> Void)? = nil) throws -> VerifyResult {
+        guard shard >= 0, shard < config.shards else {
+            throw CoordinatorError.invalidInput("no shard \(shard) (the store has \(config.shards))")
+        }
+        let t0 = Date()
+        let p = try plan(shard: shard)
+        let scratch = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("sisa-verify-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let scratchStore = try Store.create(at: scratch, config: config)
+        let report = try scratchStore.trainShard(p, previousDigest: nil, pool: pool, progress: progress)
+        let stored = try model(shard: shard, pool: pool).digest
+        let recorded = try catalog.shardStates()[shard].digest
+        return VerifyResult(shard: shard, storedDigest: stored == recorded ? stored : "\(recorded ?? "none") (catalog) / \(stored) (checkpoint)",
+                            retrainedDigest: report.digest, seconds: Date().timeIntervalSince(t0))
+    }
+}

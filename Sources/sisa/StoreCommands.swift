@@ -1,0 +1,273 @@
+import ArgumentParser
+import Foundation
+import SisaCoordinator
+import SisaEngine
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a store: shards, slices, model shape, training schedule and seed.",
+        discussion: "The configuration is frozen once `sisa train` has run.")
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "Number of shards (one model each).") var shards: Int
+    @Option(help: "Slices per shard (one training stage and checkpoint each).") var slices: Int
+    @OptionGroup var model: ModelOptions
+    @Option(help: "Sequences per optimizer step.") var batch: Int = 16
+    @Option(help: "Peak learning rate (AdamW; linear warm-up, then constant).") var lr: Float?
+    @Option(help: "Warm-up steps.") var warmup: Int?
+    @Option(help: "Epochs over each shard, spread over its stages by the SISA schedule.") var epochs: Double = 2
+    @Option(help: "Seed for placement, initialisation and batches.") var seed: UInt64 = 0
+
+    func run() throws {
+        var opt = StoreConfig.defaultOptimizer
+        if let lr { opt.learningRate = lr }
+        if let warmup { opt.warmupSteps = warmup }
+        let config = StoreConfig(shards: shards, slices: slices, model: try model.resolve(), optimizer: opt,
+                                 batch: batch, epochs: epochs, seed: seed)
+        let store = try Store.create(at: storeOptions.url, config: config)
+        print("created store \(store.url.path): \(shards) shards x \(slices) slices, model \(config.model) (\(config.model.parameterCount) parameters), batch \(batch), \(epochs) epochs, seed \(seed)")
+    }
+}
+
+struct Ingest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Add records from files (one transaction: all or nothing).",
+        discussion: """
+        Formats: lines (one record per line), jsonl (objects with "text" and optional "id" and "group"), \
+        fortune (records separated by lines holding only %), dir (one record per file, id = file name). \
+        Records without an id get one derived from their text. After training has started, each ingest \
+        call adds a new slice at the end of every shard, so only that stage trains.
+        """)
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "Input files or folders.") var paths: [String]
+    @Option(help: "auto, lines, jsonl, fortune or dir.") var format: String = "auto"
+    @Option(help: "Group name for these records (jsonl records may carry their own).") var group: String?
+    @Option(help: "Fraction of records kept out of training as the evaluation population.") var holdout: Double = 0
+    @Flag(help: "Skip records whose id is already present instead of failing.") var skipDuplicates = false
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() throws {
+        guard let fmt = InputFormat(rawValue: format) else {
+            throw ValidationError("unknown --format \(format) (auto, lines, jsonl, fortune, dir)")
+        }
+        let store = try storeOptions.open(writer: "ingest")
+        let r = try store.ingest(paths: paths, format: fmt, group: group, holdout: holdout, skipDuplicates: skipDuplicates)
+        if json {
+            try printJSONObject(["ingest": r.ingest, "added": r.added, "skipped": r.skipped, "holdout": r.holdout,
+                                 "appendedSlice": r.appendedSlice as Any, "perShard": r.perShard])
+        } else {
+            print("ingest #\(r.ingest): added \(r.added) records (\(r.holdout) holdout)\(r.skipped > 0 ? ", skipped \(r.skipped) duplicates" : "")"
+                + (r.appendedSlice.map { ", as new slice \($0) of every shard" } ?? "")
+                + "; training records per shard: \(r.perShard.map(String.init).joined(separator: " "))")
+        }
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train every stage not yet trained (resumable; completes deferred deletions).")
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "Shards trained in parallel.") var jobs: Int = 1
+    @Option(help: "Threads per shard (default: cores / jobs). Results do not depend on it.") var threads: Int?
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() throws {
+        let store = try storeOptions.open(writer: "train")
+        let report = try store.train(jobs: jobs, threads: threads, progress: ProgressPrinter().handler())
+        for w in report.warnings { note("warning: \(w)") }
+        if json {
+            try printJSON(report.shards)
+            return
+        }
+        if report.shards.isEmpty { print("nothing to train: every shard is up to date") }
+        for s in report.shards {
+            print("shard \(s.shard): trained stages \(s.fromStage)...\(s.fromStage + s.stagesTrained - 1) (\(s.steps) steps, \(String(format: "%.1f", s.seconds)) s), digest \(s.digest.prefix(16))")
+        }
+        if !report.completedDeletions.isEmpty {
+            print("completed deferred deletions: \(report.completedDeletions.joined(separator: ", ")); removed \(report.checkpointsRemoved) checkpoints")
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Shards, records, stages, quarantine, checkpoints.")
+    @OptionGroup var storeOptions: StoreOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let s = try storeOptions.open().status()
+        if json { try printJSON(s); return }
+        let c = s.config
+        print("store \(s.store): \(c.shards) shards x \(c.slices) slices, model \(c.model), batch \(c.batch), \(c.epochs) epochs, seed \(c.seed)")
+        print("records: \(s.records) live (\(s.trainingRecords) training, \(s.holdoutRecords) holdout), \(s.deletedRecords) deleted; groups: "
+              + s.groups.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        print("pending deletions: \(s.pendingDeletions)")
+        for sh in s.shards {
+            print("  shard \(sh.index): \(sh.records) records, stages \(sh.stagesTrained)/\(sh.stages)\(sh.quarantined ? ", QUARANTINED" : ""), digest \(sh.digest.map { String($0.prefix(16)) } ?? "-")")
+        }
+        print(String(format: "checkpoints: %d, %.1f MB raw, %.1f MB stored (compression %.2fx)", s.checkpoints,
+                     Double(s.checkpointRawBytes) / 1e6, Double(s.checkpointStoredBytes) / 1e6, s.compressionRatio))
+    }
+}
+
+struct Records: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List record ids (to pick what to delete).")
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "Only this group.") var group: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let rs = try storeOptions.open().catalog.records(group: group)
+        if json {
+            try printJSONObject(rs.map { ["id": $0.id, "group": $0.group, "shard": $0.shard, "slice": $0.slice,
+                                          "holdout": $0.holdout, "ingest": $0.ingest] as [String: Any] })
+        } else {
+            for r in rs { print("\(r.id)\t\(r.group)\tshard \(r.shard)\tslice \(r.slice)\(r.holdout ? "\tholdout" : "")") }
+        }
+    }
+}
+
+struct Query: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate text with the ensemble (quarantined shards are left out).")
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "Prompt text.") var prompt: String
+    @Option(help: "Bytes to generate at most.") var maxTokens: Int = 200
+    @Option(help: "mean (average the shards' probabilities) or vote (plurality of their top tokens).") var aggregate: String = "mean"
+    @Option(help: "Sampling temperature (0 = greedy).") var temperature: Double = 0.8
+    @Option(help: "Sample among the k most likely bytes only.") var topK: Int?
+    @Option(help: "Sampler seed.") var seed: UInt64 = 0
+
+    func run() throws {
+        guard let agg = Aggregation(rawValue: aggregate) else { throw ValidationError("--aggregate must be mean or vote") }
+        let store = try storeOptions.open()
+        let ens = try Ensemble(store: store)
+        for e in ens.excluded { note("note: shard \(e.shard) left out: \(e.reason)") }
+        var sampler = Sampler(temperature: temperature, topK: topK, seed: seed)
+        let out = ens.generate(prompt: Array(prompt.utf8), maxTokens: maxTokens, aggregation: agg, sampler: &sampler)
+        print(prompt + String(decoding: out, as: UTF8.self))
+    }
+}
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "NLL and perplexity of texts under the ensemble (mixture of the shards) or one shard.",
+        discussion: "FILE holds one text per line.")
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "Text to score.") var text: String?
+    @Argument(help: "File of texts, one per line.") var file: String?
+    @Option(help: "Score with this shard alone.") var shard: Int?
+    @Flag(help: "Print JSON (meanNLL, perplexity, items).") var json = false
+
+    func run() throws {
+        var texts: [[UInt8]] = []
+        if let text { texts.append(Array(text.utf8)) }
+        if let file { texts += try RecordParser.parse(path: file, format: .lines).map(\.text) }
+        guard !texts.isEmpty else { throw ValidationError("give --text T or a FILE of texts") }
+        let store = try storeOptions.open()
+        let ens = try Ensemble(store: store, shard: shard)
+        for e in ens.excluded where shard == nil { note("note: shard \(e.shard) left out: \(e.reason)") }
+        let scores = ens.score(texts)
+        let mean = meanNLL(scores)
+        if json {
+            try printJSONObject(["meanNLL": mean, "perplexity": exp(mean), "shards": ens.models.map(\.shard),
+                                 "items": scores.map { ["tokens": $0.tokens, "nll": $0.nll] }])
+        } else {
+            for (t, s) in zip(texts, scores) {
+                print(String(format: "%.4f nats/token  %4d tokens  ", s.nll, s.tokens) + String(decoding: t.prefix(60), as: UTF8.self))
+            }
+            print(String(format: "mean NLL %.4f nats/token, perplexity %.3f (%@)", mean, exp(mean),
+                         (shard.map { "shard \($0)" } ?? "ensemble of \(ens.models.count) shards") as NSString))
+        }
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Holdout perplexity per group, for the ensemble and for each shard alone.")
+    @OptionGroup var storeOptions: StoreOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let store = try storeOptions.open()
+        let ens = try Ensemble(store: store)
+        for e in ens.excluded { note("note: shard \(e.shard) left out: \(e.reason)") }
+        let evals = try ens.evaluate(store: store)
+        if json { try printJSON(evals); return }
+        for g in evals {
+            print(String(format: "group %@: %d holdout records, %d tokens: ensemble perplexity %.3f (NLL %.4f)",
+                         g.group as NSString, g.records, g.tokens, g.ensemblePerplexity, g.ensembleNLL))
+            for s in g.shards { print(String(format: "    shard %d alone: perplexity %.3f (NLL %.4f)", s.shard, s.perplexity, s.nll)) }
+        }
+    }
+}
+
+struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Forget records exactly: retrain the affected shards without them, purge their bytes.",
+        discussion: """
+        In one transaction the records are marked deleted, their text erased and the affected shards \
+        quarantined. Each affected shard is then retrained once, from the checkpoint before its earliest \
+        affected stage; every checkpoint trained on a deleted record is removed and the catalog vacuumed. \
+        With --defer only the first part runs; the next `sisa train` does the rest.
+        """)
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "Record ids.") var ids: [String]
+    @Flag(name: .customLong("defer"), help: "Queue the retraining for the next `sisa train`.") var deferRetrain = false
+    @Option(help: "Shards retrained in parallel.") var jobs: Int = 1
+    @Flag(help: "Print the receipt as JSON.") var json = false
+
+    func run() throws {
+        let store = try storeOptions.open(writer: "delete")
+        let receipt = try store.delete(ids: ids, deferRetrain: deferRetrain, jobs: jobs,
+                                       progress: ProgressPrinter(quiet: false).handler())
+        if json { try printJSON(receipt); return }
+        print("deletion receipt")
+        print("  records: \(receipt.records.joined(separator: ", "))")
+        if receipt.pending {
+            print("  deferred: affected shards are quarantined until `sisa train` retrains them; the records' text is already purged")
+            return
+        }
+        for s in receipt.shards {
+            print("  shard \(s.shard): retrained stages \(s.fromStage)...\(s.fromStage + s.stagesTrained - 1) (\(s.steps) steps, \(String(format: "%.1f", s.seconds)) s)")
+            print("    digest \(s.previousDigest ?? "-") -> \(s.digest)")
+        }
+        if receipt.shards.isEmpty { print("  no shard retrained (holdout records only)") }
+        print("  checkpoints removed: \(receipt.checkpointsRemoved); text purged from the catalog")
+        print(String(format: "  time: %.1f s", receipt.seconds))
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Retrain shards from scratch on their live records and compare digests with the stored models.")
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "Only this shard.") var shard: Int?
+
+    func run() throws {
+        let store = try storeOptions.open()
+        var failed = false
+        for s in shard.map({ [$0] }) ?? Array(0..<store.config.shards) {
+            let r = try store.verify(shard: s, progress: ProgressPrinter().handler())
+            print("shard \(s): \(r.matches ? "OK" : "MISMATCH") retrained \(r.retrainedDigest.prefix(16)) stored \((r.storedDigest ?? "-").prefix(16)) (\(String(format: "%.1f", r.seconds)) s)")
+            failed = failed || !r.matches
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a shard's model as a Hugging Face GPT-2 folder (config.json + model.safetensors).")
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "Shard index.") var shard: Int
+    @Argument(help: "Output folder.") var dir: String
+
+    func run() throws {
+        let model = try storeOptions.open().model(shard: shard)
+        try HuggingFace.export(model, to: URL(fileURLWithPath: dir))
+        print("exported shard \(shard) (\(model.config), digest \(model.digest.prefix(16))) to \(dir)")
+    }
+}
