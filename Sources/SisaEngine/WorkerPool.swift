@@ -9,34 +9,22 @@ import Synchronization
 /// part order). Which thread runs which part is then irrelevant to the bits.
 public final class WorkerPool: @unchecked Sendable {
     public let threads: Int
-
-    private let condition = NSCondition()
-    private let generation = Atomic<Int>(0)
-    private let nextPart = Atomic<Int>(0)
-    private let finishedWorkers = Atomic<Int>(0)
-    private let shuttingDown = Atomic<Bool>(false)
-    // Written by the caller before `generation` is bumped (release), read by
-    // workers after they observe the bump (acquire).
-    private var job: ((Int, Int) -> Void)?
-    private var partCount = 0
+    private let core: Core
 
     public init(threads: Int) {
         self.threads = max(1, threads)
         BLAS.ensureConfigured()
+        core = Core()
         for t in 1..<self.threads {
-            let thread = Thread { [unowned self] in self.workerLoop(index: t) }
+            // Threads own the core, not the pool, so a pool can be released
+            // while its threads are still spinning down.
+            let thread = Thread { [core] in core.workerLoop(index: t) }
             thread.stackSize = 8 << 20
             thread.start()
         }
     }
 
-    deinit {
-        shuttingDown.store(true, ordering: .releasing)
-        generation.wrappingAdd(1, ordering: .releasing)
-        condition.lock()
-        condition.broadcast()
-        condition.unlock()
-    }
+    deinit { core.shutdown() }
 
     /// A process-wide default pool, sized by `SISA_THREADS` or the core count.
     public static let shared: WorkerPool = {
@@ -54,7 +42,21 @@ public final class WorkerPool: @unchecked Sendable {
             for p in 0..<parts { body(p, 0) }
             return
         }
-        withoutActuallyEscaping(body) { body in
+        withoutActuallyEscaping(body) { body in core.run(parts: parts, workers: threads - 1, body) }
+    }
+
+    private final class Core: @unchecked Sendable {
+        let condition = NSCondition()
+        let generation = Atomic<Int>(0)
+        let nextPart = Atomic<Int>(0)
+        let finishedWorkers = Atomic<Int>(0)
+        let stopping = Atomic<Bool>(false)
+        // Written by the caller before `generation` is bumped (release), read by
+        // workers after they observe the bump (acquire).
+        var job: ((Int, Int) -> Void)?
+        var partCount = 0
+
+        func run(parts: Int, workers: Int, _ body: @escaping (Int, Int) -> Void) {
             job = body
             partCount = parts
             nextPart.store(0, ordering: .relaxed)
@@ -63,51 +65,50 @@ public final class WorkerPool: @unchecked Sendable {
             condition.lock()
             condition.broadcast()
             condition.unlock()
-
             drain(body, parts: parts, thread: 0)
-
-            while finishedWorkers.load(ordering: .acquiring) < threads - 1 {
-                spinPause()
-            }
+            while finishedWorkers.load(ordering: .acquiring) < workers {}
             job = nil
         }
-    }
 
-    @inline(__always)
-    private func drain(_ body: (Int, Int) -> Void, parts: Int, thread: Int) {
-        while true {
-            let p = nextPart.wrappingAdd(1, ordering: .relaxed).oldValue
-            if p >= parts { return }
-            body(p, thread)
+        func shutdown() {
+            stopping.store(true, ordering: .releasing)
+            generation.wrappingAdd(1, ordering: .releasing)
+            condition.lock()
+            condition.broadcast()
+            condition.unlock()
         }
-    }
 
-    private func workerLoop(index: Int) {
-        var seen = generation.load(ordering: .acquiring)
-        while true {
-            // Parallel regions come every few hundred microseconds during
-            // training: spin a little before paying for a futex sleep.
-            var spins = 0
-            while generation.load(ordering: .acquiring) == seen && spins < 20_000 {
-                spinPause()
-                spins += 1
+        @inline(__always)
+        func drain(_ body: (Int, Int) -> Void, parts: Int, thread: Int) {
+            while true {
+                let p = nextPart.wrappingAdd(1, ordering: .relaxed).oldValue
+                if p >= parts { return }
+                body(p, thread)
             }
-            if generation.load(ordering: .acquiring) == seen {
-                condition.lock()
-                while generation.load(ordering: .acquiring) == seen { condition.wait() }
-                condition.unlock()
+        }
+
+        func workerLoop(index: Int) {
+            // Start from generation 0, not the current value: a thread that starts
+            // late must still take part in jobs launched before it ran.
+            var seen = 0
+            while true {
+                // Parallel regions come every few hundred microseconds during
+                // training: spin a little before paying for a futex sleep.
+                var spins = 0
+                while generation.load(ordering: .acquiring) == seen && spins < 20_000 { spins += 1 }
+                if generation.load(ordering: .acquiring) == seen {
+                    condition.lock()
+                    while generation.load(ordering: .acquiring) == seen { condition.wait() }
+                    condition.unlock()
+                }
+                seen = generation.load(ordering: .acquiring)
+                if stopping.load(ordering: .acquiring) { return }
+                if let body = job { drain(body, parts: partCount, thread: index) }
+                finishedWorkers.wrappingAdd(1, ordering: .releasing)
             }
-            seen = generation.load(ordering: .acquiring)
-            if shuttingDown.load(ordering: .acquiring) { return }
-            if let body = job { drain(body, parts: partCount, thread: index) }
-            finishedWorkers.wrappingAdd(1, ordering: .releasing)
         }
     }
 }
-
-/// Busy-wait body; the atomic load in the loop condition is the back-off.
-@inline(__always)
-private func spinPause() {}
 
 /// Splits `total` items into parts of about `grain` items: a function of the
 /// problem size alone (see `WorkerPool`).

@@ -58,3 +58,19 @@ final class DeterminismTests: XCTestCase {
         XCTAssertNotEqual(t.model.digest, before)
     }
 }
+
+final class WorkerPoolTests: XCTestCase {
+    /// A pool used immediately after creation (before its threads have run)
+    /// must still complete: regression test for a lost first job.
+    func testFreshPoolsCompleteTheirFirstJob() {
+        for _ in 0..<200 {
+            let pool = WorkerPool(threads: 3)
+            var hits = [Int](repeating: 0, count: 16)
+            hits.withUnsafeMutableBufferPointer { h in
+                let base = h.baseAddress!
+                pool.run(parts: 16) { part, _ in base[part] += 1 }
+            }
+            XCTAssertEqual(hits, [Int](repeating: 1, count: 16))
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import SisaCoordinator
+import SisaEngine
+import XCTest
+
+/// The promise: after deleting X, every shard is bitwise identical to a store
+/// with the same configuration and seed that never ingested X.
+final class ExactUnlearningTests: XCTestCase {
+    func testDeleteEqualsNeverIngested() throws {
+        let tmp = TempDir()
+        var records = syntheticRecords(60)
+        records[17].text = "SECRET-PAYLOAD-xyzzy-4711 belongs to record seventeen"
+        let victim = records[17].id
+
+        let a = try Store.create(at: tmp.url.appendingPathComponent("a"), config: microConfig())
+        _ = try a.ingest(paths: [tmp.jsonl("all.jsonl", records)], holdout: 0.1)
+        _ = try a.train()
+        let before = try digests(a)
+        let info = try XCTUnwrap(try a.catalog.record(id: victim))
+        XCTAssertFalse(info.holdout, "pick a training record for this test")
+        let oldChain = try a.plan(shard: info.shard).stages.map(\.key)
+
+        let receipt = try a.delete(ids: [victim])
+        XCTAssertEqual(receipt.records, [victim])
+        XCTAssertEqual(receipt.shards.map(\.shard), [info.shard], "only the victim's shard retrains")
+        XCTAssertEqual(receipt.shards[0].fromStage, info.slice, "retraining starts at the victim's slice")
+        XCTAssertEqual(receipt.shards[0].stagesTrained, 3 - info.slice)
+
+        let b = try Store.create(at: tmp.url.appendingPathComponent("b"), config: microConfig())
+        _ = try b.ingest(paths: [tmp.jsonl("rest.jsonl", records.filter { $0.id != victim })], holdout: 0.1)
+        _ = try b.train()
+
+        XCTAssertEqual(try digests(a), try digests(b))
+        let after = try digests(a)
+        for s in 0..<2 where s != info.shard { XCTAssertEqual(after[s], before[s], "untouched shard changed") }
+        XCTAssertNotEqual(after[info.shard], before[info.shard])
+
+        // Checkpoints trained on the victim are gone; earlier ones were reused.
+        let keys = Set(try a.catalog.checkpoints().map(\.key))
+        for (stage, key) in oldChain.enumerated() {
+            if stage < info.slice { XCTAssertTrue(keys.contains(key), "stage \(stage) should be reused") }
+            else { XCTAssertFalse(keys.contains(key), "stage \(stage) trained on the victim survives") }
+        }
+        // The text's bytes are in no file of the store.
+        let needle = Data("SECRET-PAYLOAD-xyzzy-4711".utf8)
+        for (name, bytes) in allFileBytes(a.url) {
+            XCTAssertNil(bytes.range(of: needle), "deleted text still present in \(name)")
+        }
+        XCTAssertEqual(try a.catalog.record(id: victim)?.status, "deleted")
+        XCTAssertNil(try a.catalog.text(id: victim))
+        XCTAssertEqual(try a.status().pendingDeletions, 0)
+    }
+
+    func testCoalescedDeletionAcrossShardsAndAppendedSlices() throws {
+        let tmp = TempDir()
+        let first = syntheticRecords(40, prefix: "first"), second = syntheticRecords(12, prefix: "second")
+        let a = try Store.create(at: tmp.url.appendingPathComponent("a"), config: microConfig(shards: 3))
+        _ = try a.ingest(paths: [tmp.jsonl("f1.jsonl", first)])
+        _ = try a.train()
+        let r2 = try a.ingest(paths: [tmp.jsonl("f2.jsonl", second)])
+        XCTAssertEqual(r2.appendedSlice, 3, "an ingest after training opens a new slice")
+        let t2 = try a.train()
+        XCTAssertTrue(t2.shards.allSatisfy { $0.fromStage == 3 && $0.stagesTrained == 1 }, "only the new stage trains")
+        XCTAssertEqual(try a.stageCount(), 4)
+
+        let victims = [first[3].id, first[4].id, first[20].id, second[5].id]
+        let receipt = try a.delete(ids: victims)
+        XCTAssertEqual(Set(receipt.records), Set(victims))
+        // One retrain per affected shard, from its earliest affected stage.
+        for s in receipt.shards {
+            let slices = try victims.compactMap { try a.catalog.record(id: $0) }.filter { $0.shard == s.shard }.map(\.slice)
+            XCTAssertEqual(s.fromStage, slices.min())
+        }
+        XCTAssertEqual(Set(receipt.shards.map(\.shard)).count, receipt.shards.count)
+
+        let b = try Store.create(at: tmp.url.appendingPathComponent("b"), config: microConfig(shards: 3))
+        _ = try b.ingest(paths: [tmp.jsonl("g1.jsonl", first.filter { !victims.contains($0.id) })])
+        _ = try b.train()
+        _ = try b.ingest(paths: [tmp.jsonl("g2.jsonl", second.filter { !victims.contains($0.id) })])
+        _ = try b.train()
+        XCTAssertEqual(try digests(a), try digests(b))
+    }
+
+    func testDeferredDeletionQuarantinesThenMatches() throws {
+        let tmp = TempDir()
+        let records = syntheticRecords(30)
+        let path = tmp.jsonl("r.jsonl", records)
+        let a = try Store.create(at: tmp.url.appendingPathComponent("a"), config: microConfig())
+        _ = try a.ingest(paths: [path])
+        _ = try a.train()
+        let victim = records[2].id
+        let shard = try XCTUnwrap(try a.catalog.record(id: victim)).shard
+        let receipt = try a.delete(ids: [victim], deferRetrain: true)
+        XCTAssertTrue(receipt.pending)
+        let st = try a.status()
+        XCTAssertTrue(st.shards[shard].quarantined)
+        XCTAssertEqual(st.pendingDeletions, 1)
+        let ens = try Ensemble(store: a)
+        XCTAssertFalse(ens.models.contains { $0.shard == shard }, "a quarantined shard must not answer")
+        XCTAssertEqual(ens.excluded.map(\.shard), [shard])
+        XCTAssertNil(try a.catalog.text(id: victim), "text is erased at once, even when deferred")
+
+        let report = try a.train()
+        XCTAssertEqual(report.completedDeletions, [victim])
+        XCTAssertFalse(try a.status().shards[shard].quarantined)
+
+        let b = try Store.create(at: tmp.url.appendingPathComponent("b"), config: microConfig())
+        _ = try b.ingest(paths: [tmp.jsonl("b.jsonl", records.filter { $0.id != victim })])
+        _ = try b.train()
+        XCTAssertEqual(try digests(a), try digests(b))
+    }
+
+    func testUnknownIDChangesNothing() throws {
+        let tmp = TempDir()
+        let a = try Store.create(at: tmp.url.appendingPathComponent("a"), config: microConfig())
+        _ = try a.ingest(paths: [tmp.jsonl("r.jsonl", syntheticRecords(20))])
+        _ = try a.train()
+        let before = try a.status()
+        XCTAssertThrowsError(try a.delete(ids: ["rec-1", "no-such-record"])) { e in
+            XCTAssertEqual(e as? CoordinatorError, .unknownIDs(["no-such-record"]))
+        }
+        let after = try a.status()
+        XCTAssertEqual(after.records, before.records)
+        XCTAssertEqual(after.pendingDeletions, 0)
+        XCTAssertEqual(after.shards.map(\.digest), before.shards.map(\.digest))
+        XCTAssertFalse(after.shards.contains { $0.quarantined })
+        XCTAssertEqual(try a.catalog.record(id: "rec-1")?.status, "live")
+    }
+
+    func testJobsAndThreadsDoNotChangeTheBits() throws {
+        let tmp = TempDir()
+        let path = tmp.jsonl("r.jsonl", syntheticRecords(40))
+        let a = try Store.create(at: tmp.url.appendingPathComponent("a"), config: microConfig(shards: 3))
+        _ = try a.ingest(paths: [path])
+        _ = try a.train(jobs: 1, threads: 2)
+        let b = try Store.create(at: tmp.url.appendingPathComponent("b"), config: microConfig(shards: 3))
+        _ = try b.ingest(paths: [path])
+        _ = try b.train(jobs: 3, threads: 1)
+        XCTAssertEqual(try digests(a), try digests(b))
+        XCTAssertTrue(try digests(a).allSatisfy { $0 != nil })
+    }
+
+    func testVerifyRetrainsFromScratchAndMatches() throws {
+        let tmp = TempDir()
+        let a = try Store.create(at: tmp.url.appendingPathComponent("a"), config: microConfig())
+        let records = syntheticRecords(30)
+        _ = try a.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+        _ = try a.train()
+        _ = try a.delete(ids: [records[9].id])
+        for s in 0..<2 {
+            let v = try a.verify(shard: s)
+            XCTAssertTrue(v.matches, "shard \(s): \(v.retrainedDigest) vs \(v.storedDigest ?? "nil")")
+        }
+    }
+}
