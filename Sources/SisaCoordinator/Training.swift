@@ -46,11 +46,14 @@ extension Store {
         let plans = try (0..<config.shards).map { try plan(shard: $0) }
         let states = try catalog.shardStates()
         // Shards whose recorded model is already the end of their current chain need nothing.
+        // A shard whose recorded model is the end of its current chain needs
+        // nothing, provided that checkpoint still reads back with a valid
+        // checksum (a bad one is dropped by `load` and rebuilt here).
         let todo: [ShardPlan] = try plans.filter { p in
             let st = states[p.shard]
             guard let lastKey = p.stages.last?.key else { return false }
             let upToDate = try st.currentKey == lastKey && st.digest != nil && !st.quarantined
-                && catalog.checkpoint(key: lastKey) != nil
+                && checkpoints.load(key: lastKey) != nil
             return !upToDate
         }
         let cores = ProcessInfo.processInfo.activeProcessorCount

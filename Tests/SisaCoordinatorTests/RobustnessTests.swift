@@ -1,0 +1,200 @@
+import Foundation
+import SisaCoordinator
+import SisaEngine
+import XCTest
+
+final class IngestTests: XCTestCase {
+    private func store(_ tmp: TempDir) throws -> Store {
+        try Store.create(at: tmp.url.appendingPathComponent("s"), config: microConfig())
+    }
+
+    private func write(_ tmp: TempDir, _ name: String, _ bytes: [UInt8]) -> String {
+        let p = tmp.path(name)
+        FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        return p
+    }
+
+    /// Every bad input fails with a message naming the file (and line), and the
+    /// catalog is left exactly as it was.
+    func testBadInputIsRejectedAndChangesNothing() throws {
+        let tmp = TempDir()
+        let s = try store(tmp)
+        let good = tmp.jsonl("good.jsonl", syntheticRecords(5))
+        _ = try s.ingest(paths: [good])
+        let snapshot = try s.catalog.records(includeDeleted: true)
+        let ingests = try s.catalog.db.scalarInt("SELECT COUNT(*) FROM ingests")
+
+        let cases: [(String, [UInt8], InputFormat, String)] = [
+            ("bad.jsonl", Array("{\"text\": \"ok\"}\n{\"text\": broken\n".utf8), .jsonl, "bad.jsonl:2: malformed JSON"),
+            ("notext.jsonl", Array("{\"id\": \"x\"}\n".utf8), .jsonl, "notext.jsonl:1: missing string field \"text\""),
+            ("latin1.txt", Array("fine\ncaf".utf8) + [0xE9] + Array("\n".utf8), .lines, "latin1.txt:2: invalid UTF-8"),
+            ("empty.txt", [], .lines, "no records found"),
+            ("dup.jsonl", Array("{\"id\": \"a\", \"text\": \"one\"}\n{\"id\": \"a\", \"text\": \"two\"}\n".utf8), .jsonl,
+             "dup.jsonl:2: duplicate id a"),
+            ("again.jsonl", Array("{\"id\": \"rec-1\", \"text\": \"x\"}\n".utf8), .jsonl, "id rec-1 is already in the store"),
+        ]
+        for (name, bytes, format, expected) in cases {
+            let path = write(tmp, name, bytes)
+            XCTAssertThrowsError(try s.ingest(paths: [path], format: format)) { e in
+                XCTAssertTrue("\(e)".contains(expected), "\(name): got \(e)")
+            }
+            XCTAssertEqual(try s.catalog.records(includeDeleted: true), snapshot, "\(name) changed the catalog")
+            XCTAssertEqual(try s.catalog.db.scalarInt("SELECT COUNT(*) FROM ingests"), ingests)
+        }
+        // A bad file after a good one in the same call: nothing from either is kept.
+        let fresh = tmp.jsonl("fresh.jsonl", syntheticRecords(3, prefix: "fresh"))
+        XCTAssertThrowsError(try s.ingest(paths: [fresh, tmp.path("bad.jsonl")]))
+        XCTAssertNil(try s.catalog.record(id: "fresh-0"))
+        XCTAssertThrowsError(try s.ingest(paths: [tmp.path("missing.txt")])) { e in
+            XCTAssertTrue("\(e)".contains("missing.txt: no such file"))
+        }
+    }
+
+    func testSkipDuplicates() throws {
+        let tmp = TempDir()
+        let s = try store(tmp)
+        _ = try s.ingest(paths: [tmp.jsonl("a.jsonl", syntheticRecords(5))])
+        let r = try s.ingest(paths: [tmp.jsonl("b.jsonl", syntheticRecords(8))], skipDuplicates: true)
+        XCTAssertEqual(r.added, 3)
+        XCTAssertEqual(r.skipped, 5)
+    }
+
+    func testFormats() throws {
+        let tmp = TempDir()
+        let fortune = write(tmp, "f", Array("first\nfortune\n%\nsecond one\n%\n\n%\nthird\n".utf8))
+        let recs = try RecordParser.parse(path: fortune, format: .auto)
+        XCTAssertEqual(recs.map { String(decoding: $0.text, as: UTF8.self) }, ["first\nfortune", "second one", "third"])
+        XCTAssertEqual(recs.map(\.origin), ["\(fortune):1", "\(fortune):4", "\(fortune):8"])
+        let lines = write(tmp, "l.txt", Array("one\n\ntwo\r\nthree".utf8))
+        XCTAssertEqual(try RecordParser.parse(path: lines, format: .auto).map { String(decoding: $0.text, as: UTF8.self) },
+                       ["one", "two", "three"])
+        let dir = tmp.url.appendingPathComponent("docs")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try "doc b".write(to: dir.appendingPathComponent("b.txt"), atomically: true, encoding: .utf8)
+        try "doc a".write(to: dir.appendingPathComponent("a.txt"), atomically: true, encoding: .utf8)
+        let docs = try RecordParser.parse(path: dir.path, format: .auto)
+        XCTAssertEqual(docs.map(\.id), ["a.txt", "b.txt"])
+        let jl = write(tmp, "g.jsonl", Array("{\"text\": \"t\", \"id\": 5, \"group\": \"g1\"}\n".utf8))
+        let j = try RecordParser.parse(path: jl, format: .auto)
+        XCTAssertEqual(j.first?.id, "5")
+        XCTAssertEqual(j.first?.group, "g1")
+        // Ids derived from text are stable.
+        XCTAssertEqual(RecordParser.derivedID(Array("x".utf8)), RecordParser.derivedID(Array("x".utf8)))
+    }
+
+    func testPlacementDependsOnlyOnSeedIDAndIngestCall() {
+        let p1 = Placement.place(id: "r", seed: 3, shards: 4, slices: 4, appendedSlice: nil, holdoutFraction: 0.2)
+        XCTAssertEqual(p1, Placement.place(id: "r", seed: 3, shards: 4, slices: 4, appendedSlice: nil, holdoutFraction: 0.2))
+        XCTAssertEqual(Placement.place(id: "r", seed: 3, shards: 4, slices: 4, appendedSlice: 6, holdoutFraction: 0.2).slice, 6)
+        // Roughly uniform over shards and slices.
+        var shards = [Int](repeating: 0, count: 4), holdout = 0
+        for i in 0..<4000 {
+            let p = Placement.place(id: "id\(i)", seed: 1, shards: 4, slices: 4, appendedSlice: nil, holdoutFraction: 0.25)
+            shards[p.shard] += 1
+            if p.holdout { holdout += 1 }
+        }
+        XCTAssertTrue(shards.allSatisfy { $0 > 850 && $0 < 1150 }, "\(shards)")
+        XCTAssertTrue(holdout > 850 && holdout < 1150, "\(holdout)")
+    }
+
+    func testConfigIsFrozenAndStoresAreNotOverwritten() throws {
+        let tmp = TempDir()
+        let url = tmp.url.appendingPathComponent("s")
+        _ = try Store.create(at: url, config: microConfig())
+        XCTAssertThrowsError(try Store.create(at: url, config: microConfig(shards: 5))) { e in
+            XCTAssertEqual(e as? CoordinatorError, .storeExists(url.path))
+        }
+        XCTAssertThrowsError(try Store.open(at: tmp.url.appendingPathComponent("nope"))) { e in
+            XCTAssertTrue("\(e)".contains("no sisa store"))
+        }
+        var bad = microConfig()
+        bad.optimizer.schedule = .cosine
+        XCTAssertThrowsError(try Store.create(at: tmp.url.appendingPathComponent("c"), config: bad))
+    }
+}
+
+final class CheckpointTests: XCTestCase {
+    func testScheduleFollowsSISACostModel() throws {
+        let config = StoreConfig(shards: 1, slices: 4, model: microModel, batch: 4, epochs: 2, seed: 1)
+        let records = (0..<200).map { i in (id: "r\(i)", slice: i % 4, text: Array(String(repeating: "x", count: 40).utf8)) }
+        let plan = Schedule.plan(shard: 0, config: config, stageCount: 4, records: records)
+        let tokens = plan.stages.last!.stream.count
+        let full = Double(tokens) * config.epochs / Double(4 * 32)
+        XCTAssertEqual(Double(plan.totalSteps), full, accuracy: full * 0.05, "stages sum to `epochs` passes")
+        // Stage r's steps grow with r: about (r+1) * a * tokens/R.
+        XCTAssertTrue(zip(plan.stages, plan.stages.dropFirst()).allSatisfy { $0.steps < $1.steps })
+        // Removing a record of slice 2 keeps the keys of stages 0 and 1 only.
+        let fewer = Schedule.plan(shard: 0, config: config, stageCount: 4, records: records.filter { $0.id != "r2" })
+        XCTAssertEqual(plan.stages[0].key, fewer.stages[0].key)
+        XCTAssertEqual(plan.stages[1].key, fewer.stages[1].key)
+        XCTAssertNotEqual(plan.stages[2].key, fewer.stages[2].key)
+        XCTAssertNotEqual(plan.stages[3].key, fewer.stages[3].key)
+    }
+
+    func testCorruptOrMissingCheckpointsAreRebuiltNotLoaded() throws {
+        let tmp = TempDir()
+        let s = try Store.create(at: tmp.url.appendingPathComponent("s"), config: microConfig())
+        _ = try s.ingest(paths: [tmp.jsonl("r.jsonl", syntheticRecords(30))])
+        _ = try s.train()
+        let reference = try digests(s)
+        let ckpts = try s.catalog.checkpoints()
+        XCTAssertTrue(ckpts.allSatisfy { $0.storedBytes < $0.rawBytes }, "checkpoints are compressed")
+        // Flip one byte in the last stage of shard 0, delete the last stage of shard 1.
+        let last0 = ckpts.filter { $0.shard == 0 }.max { $0.stage < $1.stage }!
+        let p0 = s.checkpoints.dir.appendingPathComponent(last0.file).path
+        var bytes = [UInt8](FileManager.default.contents(atPath: p0)!)
+        bytes[bytes.count / 2] ^= 0x40
+        FileManager.default.createFile(atPath: p0, contents: Data(bytes))
+        let last1 = ckpts.filter { $0.shard == 1 }.max { $0.stage < $1.stage }!
+        try FileManager.default.removeItem(at: s.checkpoints.dir.appendingPathComponent(last1.file))
+        let report = try s.train()
+        XCTAssertEqual(report.warnings.count, 2, "\(report.warnings)")
+        XCTAssertTrue(report.shards.allSatisfy { $0.stagesTrained == 1 }, "only the broken last stages are rebuilt")
+        XCTAssertEqual(try digests(s), reference)
+        XCTAssertEqual(try s.model(shard: 0).digest, reference[0])
+    }
+
+    func testCompressionRoundTrip() throws {
+        var rng = Xoshiro256(seed: 4)
+        let raw = (0..<1003).map { _ in UInt8(truncatingIfNeeded: rng.next() % 7) }
+        XCTAssertEqual(Compression.unshuffle4(Compression.shuffle4(raw)), raw)
+        let z = try Compression.compress(raw)
+        XCTAssertEqual(try Compression.decompress(z, rawSize: raw.count), raw)
+        XCTAssertThrowsError(try Compression.decompress(Array(z.dropLast(3)), rawSize: raw.count))
+    }
+}
+
+final class EnsembleTests: XCTestCase {
+    func testAggregation() {
+        let a = [0.6, 0.3, 0.1], b = [0.1, 0.5, 0.4], c = [0.2, 0.45, 0.35]
+        let mean = Ensemble.aggregate([a, b, c], .mean)
+        XCTAssertEqual(mean[0], 0.3, accuracy: 1e-12)
+        XCTAssertEqual(mean[1], 1.25 / 3, accuracy: 1e-12)
+        XCTAssertEqual(mean.reduce(0, +), 1, accuracy: 1e-12)
+        // Votes: a -> 0, b -> 1, c -> 1: token 1 wins outright.
+        XCTAssertEqual(Ensemble.aggregate([a, b, c], .vote), [0, 1, 0])
+        // Tie (one vote each for 0 and 1): broken by the mean, 0.35 vs 0.4 -> token 1.
+        let tie = Ensemble.aggregate([a, b], .vote)
+        XCTAssertGreaterThan(tie[1], tie[0])
+        XCTAssertEqual(tie[2], 0)
+    }
+
+    func testEnsembleScoreIsTheMixture() throws {
+        let tmp = TempDir()
+        let s = try Store.create(at: tmp.url.appendingPathComponent("s"), config: microConfig())
+        _ = try s.ingest(paths: [tmp.jsonl("r.jsonl", syntheticRecords(30))])
+        _ = try s.train()
+        let ens = try Ensemble(store: s)
+        let text = [Array("alpha bravo".utf8)]
+        let mix = ens.score(text)[0]
+        let per = ens.models.map { $0.model.score(text, perToken: true)[0] }
+        for t in 0..<mix.tokens {
+            let p = per.map { exp(-Double($0.tokenNLL![t])) }.reduce(0, +) / Double(per.count)
+            XCTAssertEqual(Double(mix.tokenNLL![t]), -log(p), accuracy: 1e-4)
+        }
+        var sampler = Sampler(temperature: 0)
+        let out = ens.generate(prompt: Array("rec".utf8), maxTokens: 8, aggregation: .vote, sampler: &sampler)
+        var again = Sampler(temperature: 0)
+        XCTAssertEqual(out, ens.generate(prompt: Array("rec".utf8), maxTokens: 8, aggregation: .vote, sampler: &again))
+    }
+}
