@@ -82,18 +82,20 @@ public final class Ensemble {
     /// Per-record scores under the ensemble: the NLL of the mixture of the
     /// shards' probabilities, token by token.
     public func score(_ records: [[UInt8]]) -> [RecordScore] {
-        let perShard = models.map { $0.model.score(records, perToken: true) }
-        let logS = log(Double(models.count))
-        return records.indices.map { i in
+        Ensemble.mixture(models.map { $0.model.score(records, perToken: true) })
+    }
+
+    /// Mixture of per-shard token scores: -log(mean_s exp(-nll_s)) per token.
+    public static func mixture(_ perShard: [[RecordScore]]) -> [RecordScore] {
+        let logS = log(Double(perShard.count))
+        return perShard[0].indices.map { i in
             let n = perShard[0][i].tokens
             var total = 0.0
             var tokenNLL = [Float](repeating: 0, count: n)
             for t in 0..<n {
-                // -log(mean_s exp(-nll_s)), stably.
                 let neg = perShard.map { -Double($0[i].tokenNLL![t]) }
                 let m = neg.max()!
-                let lse = m + log(neg.reduce(0) { $0 + exp($1 - m) })
-                let nll = logS - lse
+                let nll = logS - (m + log(neg.reduce(0) { $0 + exp($1 - m) }))
                 tokenNLL[t] = Float(nll)
                 total += nll
             }

@@ -121,6 +121,12 @@ extension Store {
     /// Trains one shard from its last reusable checkpoint to its last stage.
     func trainShard(_ plan: ShardPlan, previousDigest: String?, pool: WorkerPool,
                     progress: (@Sendable (TrainProgress) -> Void)?) throws -> ShardTrainReport {
+        try trainShard(plan, previousDigest: previousDigest, pool: pool, persist: true, progress: progress).report
+    }
+
+    /// With `persist: false` no checkpoint is written (a what-if: `compare`).
+    func trainShard(_ plan: ShardPlan, previousDigest: String?, pool: WorkerPool, persist: Bool,
+                    progress: (@Sendable (TrainProgress) -> Void)?) throws -> (report: ShardTrainReport, trainer: Trainer) {
         let t0 = Date()
         var start = -1
         var trainer: Trainer?
@@ -152,12 +158,16 @@ extension Store {
                                            tokensPerSecond: tps, etaSeconds: Double(total - done) * dt / Double(done)))
                 }
             }
-            try checkpoints.save(key: stage.key, shard: plan.shard, stage: stage.stage, state: t.serialize(),
-                                 floatBytes: floatBytes)
+            if persist {
+                try checkpoints.save(key: stage.key, shard: plan.shard, stage: stage.stage, state: t.serialize(),
+                                     floatBytes: floatBytes)
+            }
             stagesTrained += 1
         }
-        return ShardTrainReport(shard: plan.shard, fromStage: start + 1, stagesTrained: stagesTrained, steps: total,
-                                seconds: Date().timeIntervalSince(t0), previousDigest: previousDigest, digest: t.model.digest)
+        let report = ShardTrainReport(shard: plan.shard, fromStage: start + 1, stagesTrained: stagesTrained, steps: total,
+                                      seconds: Date().timeIntervalSince(t0), previousDigest: previousDigest,
+                                      digest: t.model.digest)
+        return (report, t)
     }
 
     /// Removes every checkpoint that is not on a shard's current chain (those

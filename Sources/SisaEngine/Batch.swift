@@ -4,6 +4,9 @@ public struct Batch: Sendable {
     public let T: Int
     public var tokens: [Int32]
     public var targets: [Int32]
+    /// Optional per-position weights of the loss gradient (nil: all 1). The
+    /// approximate unlearning methods use them: -1 is gradient ascent.
+    public var weights: [Float]?
 
     public init(B: Int, T: Int, tokens: [Int32], targets: [Int32]) {
         precondition(tokens.count == B * T && targets.count == B * T, "batch arrays must hold B*T ids")

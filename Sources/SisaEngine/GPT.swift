@@ -129,9 +129,17 @@ public final class GPT {
         let count = batch.targetCount
         lastTargetCount = gradients ? count : 0
         timed("softmax-xent fwd") {
-            CrossEntropy.forwardBackward(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets,
-                                         M: BT, V: V, gradScale: gradients ? 1 / Float(max(count, 1)) : nil,
-                                         pool: pool)
+            let scale: Float? = gradients ? 1 / Float(max(count, 1)) : nil
+            if let w = batch.weights {
+                precondition(w.count == BT, "batch weights must hold B*T values")
+                w.withUnsafeBufferPointer { wp in
+                    CrossEntropy.forwardBackward(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets,
+                                                 weights: wp.baseAddress, M: BT, V: V, gradScale: scale, pool: pool)
+                }
+            } else {
+                CrossEntropy.forwardBackward(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets,
+                                             M: BT, V: V, gradScale: scale, pool: pool)
+            }
         }
         guard count > 0 else { return 0 }
         var total = 0.0

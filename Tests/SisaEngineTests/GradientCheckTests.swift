@@ -76,3 +76,34 @@ final class GradientCheckTests: XCTestCase {
         return (plus - minus) / (2 * h)
     }
 }
+
+final class LossWeightTests: XCTestCase {
+    /// Weight -1 everywhere gives exactly the negated gradient (gradient ascent);
+    /// weight 0 on a position removes its contribution.
+    func testWeightsScaleTheGradient() throws {
+        let model = try GPT(config: .nano, pool: WorkerPool(threads: 2))
+        var rng = Xoshiro256(seed: 1)
+        model.initialize(rng: &rng)
+        let batch = randomBatch(B: 2, T: 16, seed: 3)
+        model.forward(batch, gradients: true)
+        model.backward()
+        let g = model.grads.array
+        var neg = batch
+        neg.weights = [Float](repeating: -1, count: 32)
+        model.forward(neg, gradients: true)
+        model.backward()
+        XCTAssertEqual(model.grads.array, g.map { -$0 })
+        // Zero weight on the second row equals masking its targets (same count normalisation aside).
+        var half = batch
+        half.weights = (0..<32).map { $0 < 16 ? 1 : 0 }
+        model.forward(half, gradients: true)
+        model.backward()
+        let gw = model.grads.array
+        var masked = batch
+        for i in 16..<32 { masked.targets[i] = -1 }
+        model.forward(masked, gradients: true)
+        model.backward()
+        // masked normalises by 16 targets, weighted by 32: a factor of 2.
+        for (a, b) in zip(gw, model.grads.array) { XCTAssertEqual(a * 2, b, accuracy: 1e-6 + 1e-4 * abs(b)) }
+    }
+}

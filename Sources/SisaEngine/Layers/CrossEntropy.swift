@@ -2,7 +2,7 @@ import Foundation
 
 // Softmax cross-entropy over the vocabulary, fused with its gradient.
 //   logits [M, V] -> loss[M] = -log softmax(logits)[target]   (target < 0: ignored, loss 0)
-//   dlogits [M, V] = (softmax - onehot(target)) * scale         (in place over logits)
+//   dlogits [M, V] = (softmax - onehot(target)) * scale * w[row] (in place over logits)
 
 enum CrossEntropy {
     static let rowGrain = 64
@@ -29,7 +29,7 @@ enum CrossEntropy {
 
     /// Writes losses[M] and, when `gradScale` is given, turns logits into dlogits.
     static func forwardBackward(logits: UnsafeMutablePointer<Float>, losses: UnsafeMutablePointer<Float>,
-                                targets: UnsafePointer<Int32>, M: Int, V: Int,
+                                targets: UnsafePointer<Int32>, weights: UnsafePointer<Float>? = nil, M: Int, V: Int,
                                 gradScale: Float?, pool: WorkerPool) {
         let parts = partCount(M, grain: rowGrain)
         pool.run(parts: parts) { part, _ in
@@ -38,7 +38,8 @@ enum CrossEntropy {
                 let target = Int(targets[r])
                 let (mx, lse) = logSumExp(row, V)
                 losses[r] = target >= 0 ? (mx + lse) - row[target] : 0
-                guard let gradScale else { continue }
+                guard let baseScale = gradScale else { continue }
+                let gradScale = baseScale * (weights?[r] ?? 1)
                 if target < 0 {
                     row.update(repeating: 0, count: V)
                     continue

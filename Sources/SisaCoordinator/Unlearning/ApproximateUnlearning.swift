@@ -1,0 +1,110 @@
+import Foundation
+import SisaEngine
+
+public enum UnlearningMethod: String, CaseIterable, Codable, Sendable {
+    /// Gradient ascent on the forget records' NLL.
+    case ga
+    /// Ascent on the forget records plus descent on retained records of the shard.
+    case graddiff
+    /// Negative preference optimisation against the model before unlearning.
+    case npo
+}
+
+public struct UnlearningOptions: Codable, Sendable {
+    public var method: UnlearningMethod = .ga
+    public var learningRate: Float = 1e-4
+    public var steps: Int = 60
+    /// Forget (and, for graddiff, retain) sequences per step.
+    public var batch: Int = 8
+    /// graddiff: weight of the descent term on retained records.
+    public var retainWeight: Float = 1
+    /// npo: inverse temperature beta.
+    public var beta: Double = 0.1
+
+    public init() {}
+}
+
+/// Runs one approximate method on a copy of one shard's model. Never touches
+/// the store: the copy lives in memory.
+final class ApproximateUnlearner {
+    let shard: Int
+    let model: GPT
+    let optimizer: AdamW
+    let options: UnlearningOptions
+    let forget: [[Int32]]
+    let retain: [[Int32]]
+    /// npo: summed log-likelihood of each forget sequence under the original model.
+    private var referenceLogLikelihood: [Double] = []
+    private(set) var flops: Double = 0
+
+    init(shard: Int, original: GPT, forget: [[UInt8]], retain: [[UInt8]], options: UnlearningOptions) throws {
+        self.shard = shard
+        self.options = options
+        model = try GPT(config: original.config, pool: original.pool)
+        model.params.copy(from: original.params)
+        var opt = OptimizerConfig()
+        opt.learningRate = options.learningRate
+        opt.warmupSteps = 0
+        opt.weightDecay = 0
+        optimizer = AdamW(config: opt, layout: model.layout)
+        let T = original.config.context
+        // Training sequences are the records' first context+1 tokens.
+        self.forget = forget.map { Array(recordTokens($0).prefix(T + 1)) }
+        self.retain = retain.map { Array(recordTokens($0).prefix(T + 1)) }
+        if options.method == .npo {
+            referenceLogLikelihood = logLikelihoods(self.forget)
+        }
+    }
+
+    /// Rows i*batch ..< (i+1)*batch of `seqs`, cycling.
+    private func window(_ seqs: [[Int32]], step: Int) -> [[Int32]] {
+        guard seqs.count > options.batch else { return seqs }
+        return (0..<options.batch).map { seqs[(step * options.batch + $0) % seqs.count] }
+    }
+
+    private func batch(_ rows: [[Int32]], weights rowWeights: [Float]) -> Batch {
+        let T = max(1, rows.map { $0.count - 1 }.max() ?? 1)
+        var b = Batch(rows: rows, T: T)
+        b.weights = (0..<(rows.count * T)).map { rowWeights[$0 / T] }
+        return b
+    }
+
+    /// Summed log-likelihood of each sequence (one forward, no gradients).
+    private func logLikelihoods(_ rows: [[Int32]]) -> [Double] {
+        let T = max(1, rows.map { $0.count - 1 }.max() ?? 1)
+        model.forward(Batch(rows: rows, T: T))
+        flops += Double(rows.count * T) * model.config.trainingFLOPsPerToken / 3
+        let losses = model.lastTokenLosses
+        return rows.indices.map { r in -(0..<T).reduce(0.0) { $0 + Double(losses[r * T + $1]) } }
+    }
+
+    /// One optimizer step of the method.
+    func step(_ index: Int) {
+        let f = window(forget, step: index)
+        var rows = f
+        var weights: [Float]
+        switch options.method {
+        case .ga:
+            weights = [Float](repeating: -1, count: f.count)
+        case .graddiff:
+            // Paired batches: as many retained sequences as forget sequences.
+            let r = Array(window(retain, step: index).prefix(f.count))
+            rows += r
+            weights = [Float](repeating: -1, count: f.count) + [Float](repeating: options.retainWeight, count: r.count)
+        case .npo:
+            // dL/dθ = -2 σ(β (ℓθ - ℓref)) ∇NLL_sum: ascent weighted per record,
+            // fading as the record becomes less likely than under the reference.
+            let lθ = logLikelihoods(f)
+            let idx = forget.count > options.batch ? (0..<f.count).map { (index * options.batch + $0) % forget.count } : Array(0..<f.count)
+            weights = zip(lθ, idx).map { l, i in
+                let d = options.beta * (l - referenceLogLikelihood[i])
+                return Float(-2 / (1 + exp(-d)))
+            }
+        }
+        let b = batch(rows, weights: weights)
+        model.forward(b, gradients: true)
+        model.backward()
+        optimizer.update(params: model.params, grads: model.grads, pool: model.pool)
+        flops += Double(rows.count * b.T) * model.config.trainingFLOPsPerToken
+    }
+}

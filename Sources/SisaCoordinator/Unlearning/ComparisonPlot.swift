@@ -1,0 +1,99 @@
+import Foundation
+
+/// A self-contained SVG of one or more comparisons: forget NLL and holdout
+/// perplexity against unlearning steps, each run with its original (dotted)
+/// and exact (dashed) levels as reference lines.
+public enum ComparisonPlot {
+    static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+
+    public static func svg(_ runs: [(label: String, report: ComparisonReport)], title: String? = nil) -> String {
+        let width = 980.0, height = 430.0
+        var out = """
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="Helvetica, Arial, sans-serif" font-size="12">
+        <rect width="100%" height="100%" fill="white"/>
+
+        """
+        let heading = title ?? "Exact vs approximate unlearning (\(runs.map { "\($0.label): \($0.report.approximate.method.rawValue)" }.joined(separator: ", ")))"
+        out += "<text x=\"\(width / 2)\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">\(escape(heading))</text>\n"
+        out += panel(runs, x0: 70, y0: 50, w: 380, h: 290, ylabel: "forget-set NLL (nats/token)", value: { $0.forgetNLL },
+                     original: { $0.original.forgetNLL }, exact: { $0.exact.forgetNLL })
+        out += panel(runs, x0: 570, y0: 50, w: 380, h: 290, ylabel: "holdout perplexity (ensemble)", value: { $0.holdoutPPL },
+                     original: { $0.original.holdoutPPL }, exact: { $0.exact.holdoutPPL })
+        // Legend.
+        var ly = 385.0
+        var lx = 70.0
+        for (i, run) in runs.enumerated() {
+            let c = colors[i % colors.count]
+            out += "<line x1=\"\(lx)\" y1=\"\(ly)\" x2=\"\(lx + 24)\" y2=\"\(ly)\" stroke=\"\(c)\" stroke-width=\"2.5\"/>"
+            out += "<text x=\"\(lx + 30)\" y=\"\(ly + 4)\">\(escape(run.label)) (\(run.report.approximate.method.rawValue), lr \(run.report.approximate.learningRate))</text>\n"
+            lx += 300
+            if lx > 800 { lx = 70; ly += 18 }
+        }
+        out += "<line x1=\"70\" y1=\"\(ly + 22)\" x2=\"94\" y2=\"\(ly + 22)\" stroke=\"#444\" stroke-dasharray=\"7,4\" stroke-width=\"1.5\"/>"
+        out += "<text x=\"100\" y=\"\(ly + 26)\">exact (retrained without the forget set)</text>"
+        out += "<line x1=\"370\" y1=\"\(ly + 22)\" x2=\"394\" y2=\"\(ly + 22)\" stroke=\"#444\" stroke-dasharray=\"2,3\" stroke-width=\"1.5\"/>"
+        out += "<text x=\"400\" y=\"\(ly + 26)\">original (before unlearning)</text>\n"
+        out += "</svg>\n"
+        return out
+    }
+
+    private static func panel(_ runs: [(label: String, report: ComparisonReport)], x0: Double, y0: Double, w: Double, h: Double,
+                              ylabel: String, value: (ModelMetrics) -> Double,
+                              original: (ComparisonReport) -> Double, exact: (ComparisonReport) -> Double) -> String {
+        let xs = runs.flatMap { $0.report.approximate.curve.compactMap { $0.step } }
+        let ys = runs.flatMap { r in r.report.approximate.curve.map(value) + [original(r.report), exact(r.report)] }.filter(\.isFinite)
+        let xmax = Double(max(1, xs.max() ?? 1))
+        var (ymin, ymax) = (ys.min() ?? 0, ys.max() ?? 1)
+        if ymax - ymin < 1e-9 { ymin -= 0.5; ymax += 0.5 }
+        let pad = (ymax - ymin) * 0.06
+        ymin -= pad
+        ymax += pad
+        func px(_ x: Double) -> Double { x0 + x / xmax * w }
+        func py(_ y: Double) -> Double { y0 + h - (min(max(y, ymin), ymax) - ymin) / (ymax - ymin) * h }
+        var s = "<g>\n<rect x=\"\(x0)\" y=\"\(y0)\" width=\"\(w)\" height=\"\(h)\" fill=\"none\" stroke=\"#333\"/>\n"
+        for t in ticks(ymin, ymax) {
+            s += "<line x1=\"\(x0 - 4)\" y1=\"\(py(t))\" x2=\"\(x0 + w)\" y2=\"\(py(t))\" stroke=\"#e5e5e5\"/>"
+            s += "<text x=\"\(x0 - 7)\" y=\"\(py(t) + 4)\" text-anchor=\"end\">\(fmt(t))</text>\n"
+        }
+        for t in ticks(0, xmax) where t <= xmax {
+            s += "<line x1=\"\(px(t))\" y1=\"\(y0 + h)\" x2=\"\(px(t))\" y2=\"\(y0 + h + 4)\" stroke=\"#333\"/>"
+            s += "<text x=\"\(px(t))\" y=\"\(y0 + h + 17)\" text-anchor=\"middle\">\(fmt(t))</text>\n"
+        }
+        s += "<text x=\"\(x0 + w / 2)\" y=\"\(y0 + h + 36)\" text-anchor=\"middle\">unlearning steps</text>\n"
+        s += "<text transform=\"translate(\(x0 - 48) \(y0 + h / 2)) rotate(-90)\" text-anchor=\"middle\">\(escape(ylabel))</text>\n"
+        for (i, run) in runs.enumerated() {
+            let c = colors[i % colors.count]
+            let o = original(run.report), e = exact(run.report)
+            s += "<line x1=\"\(x0)\" y1=\"\(py(o))\" x2=\"\(x0 + w)\" y2=\"\(py(o))\" stroke=\"\(c)\" stroke-dasharray=\"2,3\" stroke-width=\"1.5\"/>"
+            s += "<line x1=\"\(x0)\" y1=\"\(py(e))\" x2=\"\(x0 + w)\" y2=\"\(py(e))\" stroke=\"\(c)\" stroke-dasharray=\"7,4\" stroke-width=\"1.5\"/>\n"
+            let pts = run.report.approximate.curve.map { "\(fmt(px(Double($0.step ?? 0)), 1)),\(fmt(py(value($0)), 1))" }
+            s += "<polyline points=\"\(pts.joined(separator: " "))\" fill=\"none\" stroke=\"\(c)\" stroke-width=\"2.5\"/>\n"
+            for m in run.report.approximate.curve {
+                s += "<circle cx=\"\(px(Double(m.step ?? 0)))\" cy=\"\(py(value(m)))\" r=\"2.5\" fill=\"\(c)\"/>"
+            }
+            s += "\n"
+        }
+        return s + "</g>\n"
+    }
+
+    /// About five round tick values between lo and hi.
+    static func ticks(_ lo: Double, _ hi: Double) -> [Double] {
+        let raw = (hi - lo) / 5
+        let mag = pow(10, floor(log10(raw)))
+        let step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? raw
+        var t = ceil(lo / step) * step
+        var out: [Double] = []
+        while t <= hi + 1e-9 { out.append(t); t += step }
+        return out
+    }
+
+    static func fmt(_ v: Double, _ digits: Int? = nil) -> String {
+        if let digits { return String(format: "%.\(digits)f", v) }
+        if v == v.rounded() && abs(v) < 1e6 { return String(Int(v)) }
+        return String(format: abs(v) >= 10 ? "%.1f" : "%.2f", v)
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+}
