@@ -17,8 +17,8 @@ public enum ComparisonPlot {
         out += "<text x=\"\(width / 2)\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">\(escape(heading))</text>\n"
         out += panel(runs, x0: 70, y0: 50, w: 380, h: 290, ylabel: "forget-set NLL (nats/token)", value: { $0.forgetNLL },
                      original: { $0.original.forgetNLL }, exact: { $0.exact.forgetNLL })
-        out += panel(runs, x0: 570, y0: 50, w: 380, h: 290, ylabel: "holdout perplexity (ensemble)", value: { $0.holdoutPPL },
-                     original: { $0.original.holdoutPPL }, exact: { $0.exact.holdoutPPL })
+        out += panel(runs, x0: 570, y0: 50, w: 380, h: 290, ylabel: "holdout perplexity (ensemble, log scale)", value: { $0.holdoutPPL },
+                     original: { $0.original.holdoutPPL }, exact: { $0.exact.holdoutPPL }, logScale: true)
         // Legend.
         var ly = 385.0
         var lx = 70.0
@@ -39,9 +39,13 @@ public enum ComparisonPlot {
 
     private static func panel(_ runs: [(label: String, report: ComparisonReport)], x0: Double, y0: Double, w: Double, h: Double,
                               ylabel: String, value: (ModelMetrics) -> Double,
-                              original: (ComparisonReport) -> Double, exact: (ComparisonReport) -> Double) -> String {
+                              original: (ComparisonReport) -> Double, exact: (ComparisonReport) -> Double,
+                              logScale: Bool = false) -> String {
         let xs = runs.flatMap { $0.report.approximate.curve.compactMap { $0.step } }
-        let ys = runs.flatMap { r in r.report.approximate.curve.map(value) + [original(r.report), exact(r.report)] }.filter(\.isFinite)
+        // On a log scale positions are computed on log10 of the values.
+        let tf: (Double) -> Double = logScale ? { log10(max($0, 1e-12)) } : { $0 }
+        let ys = runs.flatMap { r in r.report.approximate.curve.map(value) + [original(r.report), exact(r.report)] }
+            .filter(\.isFinite).map(tf)
         let xmax = Double(max(1, xs.max() ?? 1))
         var (ymin, ymax) = (ys.min() ?? 0, ys.max() ?? 1)
         if ymax - ymin < 1e-9 { ymin -= 0.5; ymax += 0.5 }
@@ -49,9 +53,10 @@ public enum ComparisonPlot {
         ymin -= pad
         ymax += pad
         func px(_ x: Double) -> Double { x0 + x / xmax * w }
-        func py(_ y: Double) -> Double { y0 + h - (min(max(y, ymin), ymax) - ymin) / (ymax - ymin) * h }
+        func py(_ v: Double) -> Double { let y = tf(v); return y0 + h - (min(max(y, ymin), ymax) - ymin) / (ymax - ymin) * h }
         var s = "<g>\n<rect x=\"\(x0)\" y=\"\(y0)\" width=\"\(w)\" height=\"\(h)\" fill=\"none\" stroke=\"#333\"/>\n"
-        for t in ticks(ymin, ymax) {
+        let yticks = logScale ? logTicks(pow(10, ymin), pow(10, ymax)) : ticks(ymin, ymax)
+        for t in yticks {
             s += "<line x1=\"\(x0 - 4)\" y1=\"\(py(t))\" x2=\"\(x0 + w)\" y2=\"\(py(t))\" stroke=\"#e5e5e5\"/>"
             s += "<text x=\"\(x0 - 7)\" y=\"\(py(t) + 4)\" text-anchor=\"end\">\(fmt(t))</text>\n"
         }
@@ -85,6 +90,17 @@ public enum ComparisonPlot {
         var out: [Double] = []
         while t <= hi + 1e-9 { out.append(t); t += step }
         return out
+    }
+
+    /// 1, 2, 5 x 10^k between lo and hi (at most about eight of them).
+    static func logTicks(_ lo: Double, _ hi: Double) -> [Double] {
+        var out: [Double] = []
+        var k = floor(log10(lo))
+        while pow(10, k) <= hi * 1.0001 {
+            for m in [1.0, 2, 5] where m * pow(10, k) >= lo * 0.9999 && m * pow(10, k) <= hi * 1.0001 { out.append(m * pow(10, k)) }
+            k += 1
+        }
+        return out.count > 8 ? out.filter { log10($0).rounded() == log10($0) } : out
     }
 
     static func fmt(_ v: Double, _ digits: Int? = nil) -> String {
