@@ -20,7 +20,7 @@ public struct ModelMetrics: Codable, Sendable {
     public var step: Int?
     /// Token-weighted mean NLL of the forget records under the ensemble (nats/token).
     public var forgetNLL: Double
-    /// Holdout perplexity of the ensemble, all groups together, and per group.
+    /// Holdout perplexity of the ensemble over every group's holdout records, and per group.
     public var holdoutPPL: Double
     public var holdoutPPLByGroup: [String: Double]
     /// Mean NLL on a sample of retained training records.
@@ -117,8 +117,9 @@ extension Store {
             guard let t = try catalog.text(id: r.id) else { throw CoordinatorError.corrupt("record \(r.id) has no text") }
             return t
         }
-        let holdout = try catalog.texts(holdout: true).filter { forget.map(\.group).contains($0.group) }
-        guard !holdout.isEmpty else {
+        // Every group's holdout: utility per group, and the forget groups' for MIA and exposure.
+        let holdout = try catalog.texts(holdout: true)
+        guard holdout.contains(where: { forget.map(\.group).contains($0.group) }) else {
             throw CoordinatorError.invalidInput("no holdout records in the forget records' group(s): ingest with --holdout FRACTION")
         }
         var retainByShard: [Int: [[UInt8]]] = [:]

@@ -17,7 +17,7 @@ public enum ComparisonPlot {
         out += "<text x=\"\(width / 2)\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">\(escape(heading))</text>\n"
         out += panel(runs, x0: 70, y0: 50, w: 380, h: 290, ylabel: "forget-set NLL (nats/token)", value: { $0.forgetNLL },
                      original: { $0.original.forgetNLL }, exact: { $0.exact.forgetNLL })
-        out += panel(runs, x0: 570, y0: 50, w: 380, h: 290, ylabel: "holdout perplexity (ensemble, log scale)", value: { $0.holdoutPPL },
+        out += panel(runs, x0: 570, y0: 50, w: 380, h: 290, ylabel: "holdout perplexity, all groups (log scale)", value: { $0.holdoutPPL },
                      original: { $0.original.holdoutPPL }, exact: { $0.exact.holdoutPPL }, logScale: true)
         // Legend.
         var ly = 385.0
@@ -100,6 +100,7 @@ public enum ComparisonPlot {
             for m in [1.0, 2, 5] where m * pow(10, k) >= lo * 0.9999 && m * pow(10, k) <= hi * 1.0001 { out.append(m * pow(10, k)) }
             k += 1
         }
+        if out.count < 3 { return ticks(lo, hi) }  // a narrow range: plain round values
         return out.count > 8 ? out.filter { log10($0).rounded() == log10($0) } : out
     }
 
