@@ -231,10 +231,11 @@ public final class Catalog {
             """, s.index, s.quarantined, s.digest, s.stagesTrained, s.currentKey)
     }
 
-    public func pendingDeletions() throws -> [(record: String, shard: Int, slice: Int)] {
-        try db.query("SELECT record, shard, slice FROM deletions WHERE status = 'pending' ORDER BY seq") {
-            ($0.text(0), $0.int(1), $0.int(2))
-        }
+    public func pendingDeletions() throws -> [(record: String, shard: Int, slice: Int, holdout: Bool)] {
+        try db.query("""
+            SELECT d.record, d.shard, d.slice, COALESCE(r.holdout, 0) FROM deletions d
+            LEFT JOIN records r ON r.id = d.record WHERE d.status = 'pending' ORDER BY d.seq
+            """) { ($0.text(0), $0.int(1), $0.int(2), $0.bool(3)) }
     }
 
     static func now() -> String { ISO8601DateFormatter().string(from: Date()) }

@@ -16,6 +16,9 @@ public final class CheckpointStore {
     /// Shards train on several threads; the catalog connection and the warning
     /// list are shared, so their use is serialised here.
     let mutex = NSLock()
+    /// Only a writer (holding the store lock) removes a bad checkpoint; a
+    /// reader just reports it, so a transient read error never destroys data.
+    var canRepair = false
     public var warnings: [String] { mutex.withLock { _warnings } }
 
     init(dir: URL, catalog: Catalog) throws {
@@ -59,9 +62,12 @@ public final class CheckpointStore {
             return try read(info)
         } catch {
             try mutex.withLock {
-                _warnings.append("checkpoint \(info.file) (shard \(info.shard), stage \(info.stage)) is unusable: \(error); it will be rebuilt")
-                try? FileManager.default.removeItem(atPath: path(info.file))
-                try catalog.removeCheckpoint(key: key)
+                _warnings.append("checkpoint \(info.file) (shard \(info.shard), stage \(info.stage)) is unusable: \(error)"
+                                 + (canRepair ? "; it will be rebuilt" : "; `sisa train` will rebuild it"))
+                if canRepair {
+                    try? FileManager.default.removeItem(atPath: path(info.file))
+                    try catalog.removeCheckpoint(key: key)
+                }
             }
             return nil
         }
@@ -73,8 +79,8 @@ public final class CheckpointStore {
         }
         let bytes = [UInt8](d)
         guard bytes.count > 56, Array(bytes[0..<8]) == CheckpointStore.magic else { throw CoordinatorError.corrupt("bad header") }
-        let rawSize = Int(readLE(bytes, 8)), prefix = Int(readLE(bytes, 16))
-        guard rawSize == info.rawBytes, prefix <= rawSize else { throw CoordinatorError.corrupt("size mismatch") }
+        guard let rawSize = Int(exactly: readLE(bytes, 8)), let prefix = Int(exactly: readLE(bytes, 16)),
+              rawSize == info.rawBytes, prefix <= rawSize else { throw CoordinatorError.corrupt("size mismatch") }
         let stored = hexString(Array(bytes[24..<56]))
         guard stored == info.checksum else { throw CoordinatorError.corrupt("checksum in file differs from catalog") }
         let filtered = try Compression.decompress(Array(bytes[56...]), rawSize: rawSize)

@@ -45,13 +45,26 @@ extension Store {
                 }
             }
         }
+        // The text is gone from the live catalog; vacuum now so its bytes leave the
+        // files too, whatever happens to the retraining below.
+        try purge()
         if deferRetrain {
-            // The text is already gone from the live catalog; vacuum so its bytes leave the files too.
-            try purge()
             return DeletionReceipt(records: unique, shards: [], seconds: Date().timeIntervalSince(t0),
                                    checkpointsRemoved: 0, pending: true)
         }
-        let report = try train(jobs: jobs, threads: threads, progress: progress)
+        guard try catalog.trainingStarted() else {
+            // Nothing was ever trained: nothing to retrain. Training now would
+            // freeze the slice layout and break equality with a store that
+            // never saw the records.
+            try catalog.db.run("UPDATE deletions SET status = 'done', completed_at = ? WHERE status = 'pending'", Catalog.now())
+            try catalog.db.run("UPDATE shards SET quarantined = 0")
+            return DeletionReceipt(records: unique, shards: [], seconds: Date().timeIntervalSince(t0),
+                                   checkpointsRemoved: 0, pending: false)
+        }
+        // Every shard with a pending deletion of a training record (this
+        // request's and any deferred ones).
+        let shards = Set(try catalog.pendingDeletions().filter { !$0.holdout }.map(\.shard))
+        let report = try train(onlyShards: shards, jobs: jobs, threads: threads, progress: progress)
         return DeletionReceipt(records: unique, shards: report.shards, seconds: Date().timeIntervalSince(t0),
                                checkpointsRemoved: report.checkpointsRemoved, pending: false)
     }

@@ -16,10 +16,11 @@ public final class Store {
     public static func create(at url: URL, config: StoreConfig) throws -> Store {
         try config.validate()
         let catalogPath = url.appendingPathComponent(catalogName).path
-        if FileManager.default.fileExists(atPath: catalogPath) { throw CoordinatorError.storeExists(url.path) }
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         let lock = try StoreLock(storeDir: url, command: "init")
         let catalog = try Catalog(path: catalogPath)
+        // A catalog without a configuration is an `init` that died half-way: finish it.
+        if try catalog.meta("config") != nil { throw CoordinatorError.storeExists(url.path) }
         let json = String(decoding: config.canonicalJSON, as: UTF8.self)
         try catalog.db.transaction {
             try catalog.setMeta("config", json)
@@ -28,8 +29,10 @@ public final class Store {
                 try catalog.setShard(ShardState(index: s, quarantined: false, digest: nil, stagesTrained: 0, currentKey: nil))
             }
         }
-        _ = lock
-        return try Store(url: url, catalog: catalog)
+        let store = try Store(url: url, catalog: catalog)
+        store.lock = lock
+        store.checkpoints.canRepair = true
+        return store
     }
 
     /// Opens an existing store. `writer` takes the store lock (ingest, train, delete).
@@ -37,8 +40,13 @@ public final class Store {
         let catalogPath = url.appendingPathComponent(catalogName).path
         guard FileManager.default.fileExists(atPath: catalogPath) else { throw CoordinatorError.noStore(url.path) }
         let lock = try writer.map { try StoreLock(storeDir: url, command: $0) }
-        let store = try Store(url: url, catalog: try Catalog(path: catalogPath))
+        let catalog = try Catalog(path: catalogPath)
+        guard try catalog.meta("config") != nil else {
+            throw CoordinatorError.corrupt("\(url.path): `sisa init` did not finish here; run it again")
+        }
+        let store = try Store(url: url, catalog: catalog)
         store.lock = lock
+        store.checkpoints.canRepair = lock != nil
         return store
     }
 

@@ -41,7 +41,11 @@ public struct StoreConfig: Codable, Equatable, Sendable {
         guard shards >= 1, shards <= 1024 else { throw CoordinatorError.invalidInput("--shards must be between 1 and 1024") }
         guard slices >= 1, slices <= 1024 else { throw CoordinatorError.invalidInput("--slices must be between 1 and 1024") }
         guard batch >= 1 else { throw CoordinatorError.invalidInput("--batch must be >= 1") }
-        guard epochs > 0, epochs.isFinite else { throw CoordinatorError.invalidInput("--epochs must be > 0") }
+        guard epochs > 0, epochs <= 10_000 else { throw CoordinatorError.invalidInput("--epochs must be in (0, 10000]") }
+        guard batch <= 4096 else { throw CoordinatorError.invalidInput("--batch must be at most 4096") }
+        guard model.layers <= 64, model.dim <= 4096, model.context <= 8192, model.heads <= model.dim else {
+            throw CoordinatorError.invalidInput("model too large for this engine (layers <= 64, dim <= 4096, context <= 8192)")
+        }
         guard optimizer.learningRate > 0 else { throw CoordinatorError.invalidInput("--lr must be > 0") }
         guard optimizer.schedule == .constant else {
             throw CoordinatorError.invalidInput("the SISA store needs a constant schedule after warm-up")

@@ -41,6 +41,13 @@ extension Store {
     /// still matches; completes pending deletions. Resumable after any crash.
     public func train(jobs: Int = 1, threads: Int? = nil,
                       progress: (@Sendable (TrainProgress) -> Void)? = nil) throws -> TrainReport {
+        try train(onlyShards: nil, jobs: jobs, threads: threads, progress: progress)
+    }
+
+    /// `onlyShards`: restrict the work to these shards (deletions retrain the
+    /// shards with pending deletions and nothing else).
+    func train(onlyShards: Set<Int>?, jobs: Int, threads: Int?,
+               progress: (@Sendable (TrainProgress) -> Void)?) throws -> TrainReport {
         let t0 = Date()
         try catalog.setMeta("training_started", "1")
         let plans = try (0..<config.shards).map { try plan(shard: $0) }
@@ -50,6 +57,7 @@ extension Store {
         // nothing, provided that checkpoint still reads back with a valid
         // checksum (a bad one is dropped by `load` and rebuilt here).
         let todo: [ShardPlan] = try plans.filter { p in
+            if let onlyShards, !onlyShards.contains(p.shard) { return false }
             let st = states[p.shard]
             guard let lastKey = p.stages.last?.key else { return false }
             let upToDate = try st.currentKey == lastKey && st.digest != nil && !st.quarantined
@@ -59,25 +67,19 @@ extension Store {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let jobs = max(1, min(jobs, max(1, todo.count)))
         let threadsPerJob = max(1, threads ?? (cores / jobs))
-        var reports = [ShardTrainReport?](repeating: nil, count: todo.count)
-        var failure: Error?
-        let mutex = NSLock()
-        let next = NSLock()
-        var cursor = 0
+        let queue = ShardQueue(count: todo.count)
         let done = DispatchSemaphore(value: 0)
         for _ in 0..<jobs {
             let worker = Thread { [self] in
                 defer { done.signal() }
                 let pool = WorkerPool(threads: threadsPerJob)
-                while true {
-                    let i: Int = next.withLock { defer { cursor += 1 }; return cursor }
-                    if i >= todo.count || mutex.withLock({ failure != nil }) { return }
+                while let i = queue.next() {
                     do {
                         let r = try trainShard(todo[i], previousDigest: states[todo[i].shard].digest,
                                                pool: pool, progress: progress)
-                        mutex.withLock { reports[i] = r }
+                        queue.finish(i, r)
                     } catch {
-                        mutex.withLock { if failure == nil { failure = error } }
+                        queue.fail(error)
                     }
                 }
             }
@@ -85,6 +87,7 @@ extension Store {
             worker.start()
         }
         for _ in 0..<jobs { done.wait() }
+        let (reports, failure) = queue.results
         if let failure { throw failure }
         let shardReports = reports.compactMap { $0 }
         // Record the new models, close pending deletions, drop stale checkpoints.
@@ -191,13 +194,23 @@ extension Store {
     /// checkpointed and truncated so no old page copy survives there.
     func purge() throws {
         try catalog.db.execute("VACUUM")
-        try catalog.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        // A reader holding an old snapshot can block the truncation: retry, then say so.
+        for attempt in 0..<50 {
+            let r = try catalog.db.query("PRAGMA wal_checkpoint(TRUNCATE)") { ($0.int(0), $0.int(1), $0.int(2)) }.first
+            if let (busy, log, done) = r, busy == 0, log == done { return }
+            if attempt < 49 { usleep(100_000) }
+        }
+        throw CoordinatorError.io("\(catalog.db.path): another process is reading the store, so the write-ahead log could not be truncated; deleted text may remain in catalog.sqlite-wal until the next `sisa train` or `sisa delete`")
     }
 
-    /// The current model of a shard, loaded from its last checkpoint.
-    public func model(shard: Int, pool: WorkerPool = .shared) throws -> GPT {
+    /// The current model of a shard, loaded from its last checkpoint. A
+    /// quarantined shard (pending deletion) is refused unless `allowQuarantined`.
+    public func model(shard: Int, pool: WorkerPool = .shared, allowQuarantined: Bool = false) throws -> GPT {
         guard let st = try catalog.shardStates().first(where: { $0.index == shard }) else {
             throw CoordinatorError.invalidInput("no shard \(shard) (the store has \(config.shards))")
+        }
+        guard allowQuarantined || !st.quarantined else {
+            throw CoordinatorError.notTrained("shard \(shard) is quarantined by a pending deletion: its model still holds the deleted records; run `sisa train` first")
         }
         guard let key = st.currentKey, st.digest != nil else {
             throw CoordinatorError.notTrained("shard \(shard) has no trained model yet (run `sisa train`)")
@@ -229,9 +242,32 @@ extension Store {
         defer { try? FileManager.default.removeItem(at: scratch) }
         let scratchStore = try Store.create(at: scratch, config: config)
         let report = try scratchStore.trainShard(p, previousDigest: nil, pool: pool, progress: progress)
-        let stored = try model(shard: shard, pool: pool).digest
+        let stored = try model(shard: shard, pool: pool, allowQuarantined: true).digest
         let recorded = try catalog.shardStates()[shard].digest
         return VerifyResult(shard: shard, storedDigest: stored == recorded ? stored : "\(recorded ?? "none") (catalog) / \(stored) (checkpoint)",
                             retrainedDigest: report.digest, seconds: Date().timeIntervalSince(t0))
     }
+}
+
+/// Work queue shared by the shard-training threads: hands out shard indices,
+/// collects reports, and stops handing out work after the first failure.
+private final class ShardQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cursor = 0
+    private var reports: [ShardTrainReport?]
+    private var failure: Error?
+
+    init(count: Int) { reports = [ShardTrainReport?](repeating: nil, count: count) }
+
+    func next() -> Int? {
+        lock.withLock {
+            guard failure == nil, cursor < reports.count else { return nil }
+            defer { cursor += 1 }
+            return cursor
+        }
+    }
+
+    func finish(_ i: Int, _ r: ShardTrainReport) { lock.withLock { reports[i] = r } }
+    func fail(_ e: Error) { lock.withLock { if failure == nil { failure = e } } }
+    var results: ([ShardTrainReport?], Error?) { lock.withLock { (reports, failure) } }
 }

@@ -152,4 +152,58 @@ final class ExactUnlearningTests: XCTestCase {
             XCTAssertTrue(v.matches, "shard \(s): \(v.retrainedDigest) vs \(v.storedDigest ?? "nil")")
         }
     }
+
+    /// A deletion retrains only the shards with pending deletions, even when
+    /// other shards have untrained work (ingested but not yet trained).
+    func testDeletionRetrainsOnlyAffectedShards() throws {
+        let tmp = TempDir()
+        let a = try Store.create(at: tmp.url.appendingPathComponent("a"), config: microConfig(shards: 3))
+        let records = syntheticRecords(30)
+        _ = try a.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+        _ = try a.train()
+        _ = try a.ingest(paths: [tmp.jsonl("late.jsonl", syntheticRecords(9, prefix: "late"))])
+        let victim = try XCTUnwrap(try a.catalog.record(id: records[4].id))
+        let receipt = try a.delete(ids: [victim.id])
+        XCTAssertEqual(receipt.shards.map(\.shard), [victim.shard])
+        // The other shards' new stage is still to be trained, and `train` does it.
+        let report = try a.train()
+        let lateShards = Set(try a.catalog.records().filter { $0.id.hasPrefix("late") }.map(\.shard))
+        XCTAssertEqual(Set(report.shards.map(\.shard)), lateShards.subtracting([victim.shard]))
+        XCTAssertTrue(try a.status().shards.allSatisfy { $0.stagesTrained == $0.stages })
+    }
+
+    /// Deleting before any training must not change how later ingests are
+    /// placed (review finding: it used to freeze the slice layout).
+    func testDeleteBeforeTrainingKeepsLaterPlacement() throws {
+        let tmp = TempDir()
+        let first = syntheticRecords(24), second = syntheticRecords(10, prefix: "second")
+        let a = try Store.create(at: tmp.url.appendingPathComponent("a"), config: microConfig())
+        _ = try a.ingest(paths: [tmp.jsonl("f.jsonl", first)])
+        let receipt = try a.delete(ids: [first[5].id])
+        XCTAssertFalse(receipt.pending)
+        XCTAssertTrue(receipt.shards.isEmpty, "nothing was trained, nothing to retrain")
+        let r2 = try a.ingest(paths: [tmp.jsonl("s.jsonl", second)])
+        XCTAssertNil(r2.appendedSlice, "training has not started: placement by hash")
+        _ = try a.train()
+        let b = try Store.create(at: tmp.url.appendingPathComponent("b"), config: microConfig())
+        _ = try b.ingest(paths: [tmp.jsonl("g.jsonl", first.filter { $0.id != first[5].id })])
+        _ = try b.ingest(paths: [tmp.jsonl("h.jsonl", second)])
+        _ = try b.train()
+        XCTAssertEqual(try digests(a), try digests(b))
+    }
+
+    /// A quarantined shard's model (still trained on the deleted record) is
+    /// never handed out for export.
+    func testQuarantinedShardIsNotExported() throws {
+        let tmp = TempDir()
+        let a = try Store.create(at: tmp.url.appendingPathComponent("a"), config: microConfig())
+        let records = syntheticRecords(20)
+        _ = try a.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+        _ = try a.train()
+        let shard = try XCTUnwrap(try a.catalog.record(id: records[0].id)).shard
+        _ = try a.delete(ids: [records[0].id], deferRetrain: true)
+        XCTAssertThrowsError(try a.model(shard: shard)) { XCTAssertTrue("\($0)".contains("quarantined"), "\($0)") }
+        _ = try a.train()
+        XCTAssertNoThrow(try a.model(shard: shard))
+    }
 }
