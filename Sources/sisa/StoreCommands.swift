@@ -208,10 +208,11 @@ struct Delete: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Forget records exactly: retrain the affected shards without them, purge their bytes.",
         discussion: """
-        In one transaction the records are marked deleted, their text erased and the affected shards \
-        quarantined. Each affected shard is then retrained once, from the checkpoint before its earliest \
-        affected stage; every checkpoint trained on a deleted record is removed and the catalog vacuumed. \
-        With --defer only the first part runs; the next `sisa train` does the rest.
+        In one transaction the records are marked deleted, their text and hash erased and the affected \
+        shards quarantined (queries leave them out); the catalog is then vacuumed at once so the text's \
+        bytes leave the files. Each affected shard is retrained once, from the checkpoint before its \
+        earliest affected stage, and every checkpoint trained on a deleted record is removed. With \
+        --defer the retraining waits for the next `sisa train`.
         """)
     @OptionGroup var storeOptions: StoreOptions
     @Argument(help: "Record ids.") var ids: [String]
