@@ -7,7 +7,9 @@ public enum ComparisonPlot {
     static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
 
     public static func svg(_ runs: [(label: String, report: ComparisonReport)], title: String? = nil) -> String {
-        let width = 980.0, height = 430.0
+        // Three legend entries per row; the picture grows with the legend.
+        let legendRows = (runs.count + 2) / 3
+        let width = 980.0, height = 430.0 + 18 * Double(max(0, legendRows - 1))
         var out = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="Helvetica, Arial, sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
