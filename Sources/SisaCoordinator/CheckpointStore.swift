@@ -40,7 +40,7 @@ public final class CheckpointStore {
         let prefix = raw.count - floatBytes
         let filtered = Array(raw[..<prefix]) + Compression.shuffle4(Array(raw[prefix...]))
         let compressed = try Compression.compress(filtered)
-        let checksum = sha256Hex(raw)
+        let checksum = Digest.sha256Hex(raw)
         var out = Data(CheckpointStore.magic)
         out.appendLE(UInt64(raw.count))
         out.appendLE(UInt64(prefix))
@@ -81,11 +81,11 @@ public final class CheckpointStore {
         guard bytes.count > 56, Array(bytes[0..<8]) == CheckpointStore.magic else { throw CoordinatorError.corrupt("bad header") }
         guard let rawSize = Int(exactly: readLE(bytes, 8)), let prefix = Int(exactly: readLE(bytes, 16)),
               rawSize == info.rawBytes, prefix <= rawSize else { throw CoordinatorError.corrupt("size mismatch") }
-        let stored = hexString(Array(bytes[24..<56]))
+        let stored = Digest.hex(bytes[24..<56])
         guard stored == info.checksum else { throw CoordinatorError.corrupt("checksum in file differs from catalog") }
         let filtered = try Compression.decompress(Array(bytes[56...]), rawSize: rawSize)
         let raw = Array(filtered[..<prefix]) + Compression.unshuffle4(Array(filtered[prefix...]))
-        guard sha256Hex(raw) == info.checksum else { throw CoordinatorError.corrupt("checksum mismatch") }
+        guard Digest.sha256Hex(raw) == info.checksum else { throw CoordinatorError.corrupt("checksum mismatch") }
         return Data(raw)
     }
 
@@ -129,12 +129,6 @@ enum FileIO {
     }
 }
 
-extension Data {
-    mutating func appendLE<T: FixedWidthInteger>(_ v: T) {
-        Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) }
-    }
-}
-
 func readLE(_ b: [UInt8], _ at: Int) -> UInt64 {
     (0..<8).reduce(UInt64(0)) { $0 | (UInt64(b[at + $1]) << (8 * UInt64($1))) }
 }
@@ -147,5 +141,3 @@ func hexBytes(_ hex: String) -> [UInt8] {
     }
     return out
 }
-
-func hexString(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }

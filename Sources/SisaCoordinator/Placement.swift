@@ -25,8 +25,3 @@ public struct Placement: Equatable, Sendable {
         return d.prefix(8).reduce(0) { ($0 << 8) | UInt64($1) }
     }
 }
-
-/// sha256 hex of bytes.
-func sha256Hex(_ bytes: [UInt8]) -> String {
-    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
-}

@@ -1,4 +1,5 @@
 import Foundation
+import SisaEngine
 
 public enum InputFormat: String, CaseIterable, Sendable {
     case auto, lines, jsonl, fortune, dir
@@ -21,8 +22,7 @@ public enum RecordParser {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw CoordinatorError.invalidInput("\(path): no such file or directory")
         }
-        let fmt = format == .auto ? try detect(path: path, isDirectory: isDir.boolValue) : format
-        if fmt == .dir {
+        if format == .dir || (format == .auto && isDir.boolValue) {
             guard isDir.boolValue else { throw CoordinatorError.invalidInput("\(path): --format dir needs a directory") }
             return try parseDirectory(path)
         }
@@ -31,7 +31,7 @@ public enum RecordParser {
             throw CoordinatorError.invalidInput("\(path): cannot read")
         }
         let bytes = [UInt8](data)
-        switch fmt {
+        switch format == .auto ? detect(path: path, bytes: bytes) : format {
         case .lines: return try parseLines(bytes, path: path)
         case .jsonl: return try parseJSONL(bytes, path: path)
         case .fortune: return try parseFortune(bytes, path: path)
@@ -39,15 +39,11 @@ public enum RecordParser {
         }
     }
 
-    static func detect(path: String, isDirectory: Bool) throws -> InputFormat {
-        if isDirectory { return .dir }
+    /// jsonl by extension, fortune if a line holds only "%", else lines.
+    static func detect(path: String, bytes: [UInt8]) -> InputFormat {
         let ext = (path as NSString).pathExtension.lowercased()
         if ext == "jsonl" || ext == "ndjson" { return .jsonl }
-        if let d = FileManager.default.contents(atPath: path),
-           splitLines([UInt8](d)).contains(where: { $0.bytes == [0x25] }) {
-            return .fortune
-        }
-        return .lines
+        return splitLines(bytes).contains(where: { $0.bytes == [0x25] }) ? .fortune : .lines
     }
 
     /// Lines without their terminators ("\n" or "\r\n"), with 1-based numbers.
@@ -163,5 +159,5 @@ public enum RecordParser {
     }
 
     /// The id of a record given without one: derived from its text.
-    public static func derivedID(_ text: [UInt8]) -> String { String(sha256Hex(text).prefix(16)) }
+    public static func derivedID(_ text: [UInt8]) -> String { String(Digest.sha256Hex(text).prefix(16)) }
 }

@@ -33,7 +33,7 @@ public enum Schedule {
         let order = records.map { ($0, Placement.hash64(config.seed, $0.id, "order")) }
             .sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0.id < $1.0.id }
             .map { $0.0 }
-        var parent = sha256Hex(Array("sisa-stage|shard=\(shard)|".utf8) + [UInt8](config.canonicalJSON))
+        var parent = Digest.sha256Hex(Array("sisa-stage|shard=\(shard)|".utf8) + [UInt8](config.canonicalJSON))
         var stages: [StagePlan] = []
         let tokensPerStep = Double(config.batch * config.model.context)
         for r in 0..<stageCount {
@@ -54,10 +54,10 @@ public enum Schedule {
                 for rec in inStage {
                     h.update(data: Data(rec.id.utf8))
                     h.update(data: [0])
-                    h.update(data: Data(sha256Hex(rec.text).utf8))
+                    h.update(data: Data(Digest.sha256Hex(rec.text).utf8))
                     h.update(data: [0x0A])
                 }
-                key = h.finalize().map { String(format: "%02x", $0) }.joined()
+                key = Digest.hex(h.finalize())
             }
             stages.append(StagePlan(stage: r, ids: inStage.map(\.id), stream: stream, steps: steps, key: key))
             parent = key

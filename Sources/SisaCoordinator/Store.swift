@@ -124,7 +124,7 @@ public final class Store {
                                         appendedSlice: appended, holdoutFraction: holdout)
                 try catalog.db.run("""
                     INSERT INTO records(id, sha256, grp, ingest, shard, slice, holdout, bytes, text) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, id, sha256Hex(r.text), r.group ?? group ?? "default", ingestID, p.shard, p.slice, p.holdout,
+                    """, id, Digest.sha256Hex(r.text), r.group ?? group ?? "default", ingestID, p.shard, p.slice, p.holdout,
                     r.text.count, r.text)
                 if p.holdout { held += 1 } else { perShard[p.shard] += 1 }
             }

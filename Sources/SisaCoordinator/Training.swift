@@ -92,7 +92,6 @@ extension Store {
         let shardReports = reports.compactMap { $0 }
         // Record the new models, close pending deletions, drop stale checkpoints.
         let pending = try catalog.pendingDeletions()
-        var removed = 0
         try catalog.db.transaction {
             for r in shardReports {
                 let p = plans[r.shard]
@@ -106,7 +105,7 @@ extension Store {
                                                 stagesTrained: st.stagesTrained, currentKey: st.currentKey))
             }
         }
-        removed = try collectGarbage(plans: plans)
+        let removed = try collectGarbage(plans: plans)
         var completed: [String] = []
         if !pending.isEmpty {
             let receipt = DeletionReceipt(records: pending.map(\.record), shards: shardReports,
@@ -127,13 +126,14 @@ extension Store {
         try trainShard(plan, previousDigest: previousDigest, pool: pool, persist: true, progress: progress).report
     }
 
-    /// With `persist: false` no checkpoint is written (a what-if: `compare`).
-    func trainShard(_ plan: ShardPlan, previousDigest: String?, pool: WorkerPool, persist: Bool,
+    /// With `persist: false` no checkpoint is written (a what-if: `compare`);
+    /// with `resume: false` none is read either (training from scratch: `verify`).
+    func trainShard(_ plan: ShardPlan, previousDigest: String?, pool: WorkerPool, persist: Bool, resume: Bool = true,
                     progress: (@Sendable (TrainProgress) -> Void)?) throws -> (report: ShardTrainReport, trainer: Trainer) {
         let t0 = Date()
         var start = -1
         var trainer: Trainer?
-        for r in stride(from: plan.stages.count - 1, through: 0, by: -1) {
+        for r in stride(from: plan.stages.count - 1, through: 0, by: -1) where resume {
             if let data = try checkpoints.load(key: plan.stages[r].key) {
                 trainer = try Trainer(restoring: data, pool: pool)
                 start = r
@@ -238,10 +238,8 @@ extension Store {
         }
         let t0 = Date()
         let p = try plan(shard: shard)
-        let scratch = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("sisa-verify-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        let scratchStore = try Store.create(at: scratch, config: config)
-        let report = try scratchStore.trainShard(p, previousDigest: nil, pool: pool, progress: progress)
+        let report = try trainShard(p, previousDigest: nil, pool: pool, persist: false, resume: false,
+                                    progress: progress).report
         let stored = try model(shard: shard, pool: pool, allowQuarantined: true).digest
         let recorded = try catalog.shardStates()[shard].digest
         return VerifyResult(shard: shard, storedDigest: stored == recorded ? stored : "\(recorded ?? "none") (catalog) / \(stored) (checkpoint)",

@@ -42,11 +42,6 @@ public enum BLAS {
                     Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
     }
 
-    public static var configString: String {
-        guard let p = openblas_get_config() else { return "OpenBLAS" }
-        return String(cString: p)
-    }
-
     public static var coreName: String {
         guard let p = openblas_get_corename() else { return "?" }
         return String(cString: p)

@@ -10,7 +10,7 @@ public enum Digest {
         hex(SHA256.hash(data: data))
     }
 
-    private static func hex<S: Sequence>(_ digest: S) -> String where S.Element == UInt8 {
+    public static func hex<S: Sequence>(_ digest: S) -> String where S.Element == UInt8 {
         digest.map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -9,7 +9,6 @@ public final class GPT {
     public let grads: FloatBuffer
     public let pool: WorkerPool
     private var acts: Activations?
-    private var lastTargetCount = 0
     /// Set to collect per-kernel timings (benchmarks only).
     public var profiler: Profiler?
 
@@ -127,18 +126,13 @@ public final class GPT {
             Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, wte: P + layout.wte, M: BT, C: C, V: V, pool: pool)
         }
         let count = batch.targetCount
-        lastTargetCount = gradients ? count : 0
         timed("softmax-xent fwd") {
             let scale: Float? = gradients ? 1 / Float(max(count, 1)) : nil
-            if let w = batch.weights {
-                precondition(w.count == BT, "batch weights must hold B*T values")
-                w.withUnsafeBufferPointer { wp in
-                    CrossEntropy.forwardBackward(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets,
-                                                 weights: wp.baseAddress, M: BT, V: V, gradScale: scale, pool: pool)
-                }
-            } else {
+            precondition(batch.weights.map { $0.count == BT } ?? true, "batch weights must hold B*T values")
+            (batch.weights ?? []).withUnsafeBufferPointer { wp in
                 CrossEntropy.forwardBackward(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets,
-                                             M: BT, V: V, gradScale: scale, pool: pool)
+                                             weights: batch.weights == nil ? nil : wp.baseAddress, M: BT, V: V,
+                                             gradScale: scale, pool: pool)
             }
         }
         guard count > 0 else { return 0 }

@@ -87,7 +87,7 @@ public final class Trainer {
 }
 
 extension Data {
-    mutating func appendLE<T: FixedWidthInteger>(_ v: T) {
+    public mutating func appendLE<T: FixedWidthInteger>(_ v: T) {
         Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) }
     }
 }

@@ -56,10 +56,14 @@ final class ApproximateUnlearner {
         }
     }
 
-    /// Rows i*batch ..< (i+1)*batch of `seqs`, cycling.
+    /// Indices i*batch ..< (i+1)*batch into `count` sequences, cycling.
+    private func windowIndices(count: Int, step: Int) -> [Int] {
+        guard count > options.batch else { return Array(0..<count) }
+        return (0..<options.batch).map { (step * options.batch + $0) % count }
+    }
+
     private func window(_ seqs: [[Int32]], step: Int) -> [[Int32]] {
-        guard seqs.count > options.batch else { return seqs }
-        return (0..<options.batch).map { seqs[(step * options.batch + $0) % seqs.count] }
+        windowIndices(count: seqs.count, step: step).map { seqs[$0] }
     }
 
     private func batch(_ rows: [[Int32]], weights rowWeights: [Float]) -> Batch {
@@ -95,7 +99,7 @@ final class ApproximateUnlearner {
             // dL/dθ = -2 σ(β (ℓθ - ℓref)) ∇NLL_sum: ascent weighted per record,
             // fading as the record becomes less likely than under the reference.
             let lθ = logLikelihoods(f)
-            let idx = forget.count > options.batch ? (0..<f.count).map { (index * options.batch + $0) % forget.count } : Array(0..<f.count)
+            let idx = windowIndices(count: forget.count, step: index)
             weights = zip(lθ, idx).map { l, i in
                 let d = options.beta * (l - referenceLogLikelihood[i])
                 return Float(-2 / (1 + exp(-d)))
