@@ -1,15 +1,15 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// The numerical kernels are compiled for AVX2+FMA (every machine this project
-// runs on has them) and without bounds checks: they work on raw pointers whose
-// extents are checked once per call, not once per element.
-let kernelFlags: [SwiftSetting] = [
-    .unsafeFlags(["-target-cpu", "haswell", "-Ounchecked", "-enforce-exclusivity=unchecked"]),
-]
-
+// No module-wide CPU or optimisation flags: the CPU-specific code lives in
+// CSisaKernels, compiled per function for AVX-512, AVX2+FMA and portable C
+// and chosen at run time, so one binary runs (with the same bits) on any
+// x86-64 or arm64 machine, and the package can be used as a dependency.
 let package = Package(
     name: "sisa",
+    // Linux is the target; macOS 15 is the first with the Synchronization
+    // module (Atomic) the worker pool uses.
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sisa", targets: ["sisa"]),
         .library(name: "SisaEngine", targets: ["SisaEngine"]),
@@ -20,15 +20,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
-        // Debian's libopenblas-dev: cblas_sgemm for every matrix product.
-        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        // Matrix products, reductions and element-wise maps with fixed bits on every CPU.
+        .target(name: "CSisaKernels"),
         .target(
             name: "SisaEngine",
             dependencies: [
-                "COpenBLAS",
+                "CSisaKernels",
                 .product(name: "Crypto", package: "swift-crypto"),
-            ],
-            swiftSettings: kernelFlags
+            ]
         ),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
@@ -48,8 +47,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SisaEngineTests",
-            dependencies: ["SisaEngine"],
-            swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]
+            dependencies: ["SisaEngine", "CSisaKernels"]
         ),
         .testTarget(
             name: "SisaCoordinatorTests",

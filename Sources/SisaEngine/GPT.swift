@@ -8,6 +8,8 @@ public final class GPT {
     public let params: FloatBuffer
     public let grads: FloatBuffer
     public let pool: WorkerPool
+    /// The kernel path every product and reduction runs on (bits do not depend on it).
+    public let kernels: Kernels
     private var acts: Activations?
     /// Set to collect per-kernel timings (benchmarks only).
     public var profiler: Profiler?
@@ -17,8 +19,10 @@ public final class GPT {
         if let profiler { profiler.measure(name, body) } else { body() }
     }
 
-    public init(config: ModelConfig, pool: WorkerPool = .shared) throws {
+    /// `kernels` nil: the process default (`SISA_KERNELS`, else the fastest path).
+    public init(config: ModelConfig, pool: WorkerPool = .shared, kernels: Kernels? = nil) throws {
         try config.validate()
+        self.kernels = try kernels ?? Kernels.processDefault()
         self.config = config
         self.layout = ParameterLayout(config)
         self.params = FloatBuffer(count: layout.count)
@@ -80,38 +84,38 @@ public final class GPT {
             let x = a.residual[l].pointer
             timed("layernorm fwd") {
                 LayerNorm.forward(out: L.ln1.pointer, mean: L.ln1Mean.pointer, rstd: L.ln1Rstd.pointer, x: x,
-                                  w: P + w.ln1w, b: P + w.ln1b, M: BT, C: C, pool: pool)
+                                  w: P + w.ln1w, b: P + w.ln1b, M: BT, C: C, kernels: kernels, pool: pool)
             }
             timed("matmul fwd") {
                 Linear.forward(out: L.qkv.pointer, inp: L.ln1.pointer, w: P + w.qkvw, b: P + w.qkvb,
-                               M: BT, K: C, N: 3 * C, pool: pool)
+                               M: BT, K: C, N: 3 * C, kernels: kernels, pool: pool)
             }
             timed("attention fwd") {
                 Attention.forward(y: L.atty.pointer, att: L.att.pointer, qkv: L.qkv.pointer,
-                                  B: B, T: T, C: C, H: H, pool: pool)
+                                  B: B, T: T, C: C, H: H, kernels: kernels, pool: pool)
             }
             timed("matmul fwd") {
                 Linear.forward(out: L.res2.pointer, inp: L.atty.pointer, w: P + w.projw, b: P + w.projb,
-                               M: BT, K: C, N: C, pool: pool)
+                               M: BT, K: C, N: C, kernels: kernels, pool: pool)
             }
             timed("residual fwd") {
                 addResidual(L.res2.pointer, x, BT * C)
             }
             timed("layernorm fwd") {
                 LayerNorm.forward(out: L.ln2.pointer, mean: L.ln2Mean.pointer, rstd: L.ln2Rstd.pointer,
-                                  x: L.res2.pointer, w: P + w.ln2w, b: P + w.ln2b, M: BT, C: C, pool: pool)
+                                  x: L.res2.pointer, w: P + w.ln2w, b: P + w.ln2b, M: BT, C: C, kernels: kernels, pool: pool)
             }
             timed("matmul fwd") {
                 Linear.forward(out: L.fch.pointer, inp: L.ln2.pointer, w: P + w.fcw, b: P + w.fcb,
-                               M: BT, K: C, N: 4 * C, pool: pool)
+                               M: BT, K: C, N: 4 * C, kernels: kernels, pool: pool)
             }
             timed("gelu fwd") {
-                GELU.forward(out: L.fchGelu.pointer, x: L.fch.pointer, N: BT * 4 * C, pool: pool)
+                GELU.forward(out: L.fchGelu.pointer, x: L.fch.pointer, N: BT * 4 * C, kernels: kernels, pool: pool)
             }
             let out = a.residual[l + 1].pointer
             timed("matmul fwd") {
                 Linear.forward(out: out, inp: L.fchGelu.pointer, w: P + w.fc2w, b: P + w.fc2b,
-                               M: BT, K: 4 * C, N: C, pool: pool)
+                               M: BT, K: 4 * C, N: C, kernels: kernels, pool: pool)
             }
             timed("residual fwd") {
                 addResidual(out, L.res2.pointer, BT * C)
@@ -120,10 +124,10 @@ public final class GPT {
         timed("layernorm fwd") {
             LayerNorm.forward(out: a.lnf.pointer, mean: a.lnfMean.pointer, rstd: a.lnfRstd.pointer,
                               x: a.residual[config.layers].pointer, w: P + layout.lnfw, b: P + layout.lnfb,
-                              M: BT, C: C, pool: pool)
+                              M: BT, C: C, kernels: kernels, pool: pool)
         }
         timed("head fwd") {
-            Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, wte: P + layout.wte, M: BT, C: C, V: V, pool: pool)
+            Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, wte: P + layout.wte, M: BT, C: C, V: V, kernels: kernels, pool: pool)
         }
         let count = batch.targetCount
         timed("softmax-xent fwd") {
@@ -132,7 +136,7 @@ public final class GPT {
             (batch.weights ?? []).withUnsafeBufferPointer { wp in
                 CrossEntropy.forwardBackward(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets,
                                              weights: batch.weights == nil ? nil : wp.baseAddress, M: BT, V: V,
-                                             gradScale: scale, pool: pool)
+                                             gradScale: scale, kernels: kernels, pool: pool)
             }
         }
         guard count > 0 else { return 0 }
@@ -172,50 +176,50 @@ public final class GPT {
         // Head: dlogits (in a.logits) -> d lnf (in dC), dwte (overwritten).
         timed("head bwd") {
             Head.backward(dx: a.dC.pointer, dwte: G + layout.wte, dlogits: a.logits.pointer, x: a.lnf.pointer,
-                          wte: P + layout.wte, M: BT, C: C, V: V, pool: pool)
+                          wte: P + layout.wte, M: BT, C: C, V: V, kernels: kernels, pool: pool)
         }
         a.dres.zero()
         timed("layernorm bwd") {
             LayerNorm.backward(dx: a.dres.pointer, dw: G + layout.lnfw, db: G + layout.lnfb, dout: a.dC.pointer,
                                x: a.residual[config.layers].pointer, mean: a.lnfMean.pointer, rstd: a.lnfRstd.pointer,
-                               w: P + layout.lnfw, M: BT, C: C, partials: a.lnPartials.pointer, pool: pool)
+                               w: P + layout.lnfw, M: BT, C: C, partials: a.lnPartials.pointer, kernels: kernels, pool: pool)
         }
         for l in stride(from: config.layers - 1, through: 0, by: -1) {
             let w = layout.blocks[l], L = a.layers[l]
             // MLP. a.dres = d(block output).
             timed("matmul bwd") {
                 Linear.backward(dinp: a.d4C.pointer, dw: G + w.fc2w, db: G + w.fc2b, dout: a.dres.pointer,
-                                inp: L.fchGelu.pointer, w: P + w.fc2w, M: BT, K: 4 * C, N: C, pool: pool)
+                                inp: L.fchGelu.pointer, w: P + w.fc2w, M: BT, K: 4 * C, N: C, kernels: kernels, pool: pool)
             }
             timed("gelu bwd") {
-                GELU.backward(dx: a.d4C.pointer, dout: a.d4C.pointer, x: L.fch.pointer, N: BT * 4 * C, pool: pool)
+                GELU.backward(dx: a.d4C.pointer, dout: a.d4C.pointer, x: L.fch.pointer, N: BT * 4 * C, kernels: kernels, pool: pool)
             }
             timed("matmul bwd") {
                 Linear.backward(dinp: a.dC.pointer, dw: G + w.fcw, db: G + w.fcb, dout: a.d4C.pointer,
-                                inp: L.ln2.pointer, w: P + w.fcw, M: BT, K: C, N: 4 * C, pool: pool)
+                                inp: L.ln2.pointer, w: P + w.fcw, M: BT, K: C, N: 4 * C, kernels: kernels, pool: pool)
             }
             timed("layernorm bwd") {
                 LayerNorm.backward(dx: a.dres.pointer, dw: G + w.ln2w, db: G + w.ln2b, dout: a.dC.pointer,
                                    x: L.res2.pointer, mean: L.ln2Mean.pointer, rstd: L.ln2Rstd.pointer,
-                                   w: P + w.ln2w, M: BT, C: C, partials: a.lnPartials.pointer, pool: pool)
+                                   w: P + w.ln2w, M: BT, C: C, partials: a.lnPartials.pointer, kernels: kernels, pool: pool)
             }
             // Attention. a.dres = d(res2).
             timed("matmul bwd") {
                 Linear.backward(dinp: a.dC.pointer, dw: G + w.projw, db: G + w.projb, dout: a.dres.pointer,
-                                inp: L.atty.pointer, w: P + w.projw, M: BT, K: C, N: C, pool: pool)
+                                inp: L.atty.pointer, w: P + w.projw, M: BT, K: C, N: C, kernels: kernels, pool: pool)
             }
             timed("attention bwd") {
                 Attention.backward(dqkv: a.dqkv.pointer, dy: a.dC.pointer, qkv: L.qkv.pointer, att: L.att.pointer,
-                                   B: B, T: T, C: C, H: H, scratch: a.attScratch.pointer, pool: pool)
+                                   B: B, T: T, C: C, H: H, scratch: a.attScratch.pointer, kernels: kernels, pool: pool)
             }
             timed("matmul bwd") {
                 Linear.backward(dinp: a.dC.pointer, dw: G + w.qkvw, db: G + w.qkvb, dout: a.dqkv.pointer,
-                                inp: L.ln1.pointer, w: P + w.qkvw, M: BT, K: C, N: 3 * C, pool: pool)
+                                inp: L.ln1.pointer, w: P + w.qkvw, M: BT, K: C, N: 3 * C, kernels: kernels, pool: pool)
             }
             timed("layernorm bwd") {
                 LayerNorm.backward(dx: a.dres.pointer, dw: G + w.ln1w, db: G + w.ln1b, dout: a.dC.pointer,
                                    x: a.residual[l].pointer, mean: L.ln1Mean.pointer, rstd: L.ln1Rstd.pointer,
-                                   w: P + w.ln1w, M: BT, C: C, partials: a.lnPartials.pointer, pool: pool)
+                                   w: P + w.ln1w, M: BT, C: C, partials: a.lnPartials.pointer, kernels: kernels, pool: pool)
             }
         }
         timed("embedding bwd") {

@@ -8,6 +8,8 @@ public final class InferenceSession {
     private let keys: [FloatBuffer]    // per layer [T, C]
     private let values: [FloatBuffer]  // per layer [T, C]
     private let x, h, qkv, y, tmp, fc, fcGelu, scores, stats: FloatBuffer
+    /// wte transposed, [C, V]: the head as a row-streaming gemv.
+    private let wteT: FloatBuffer
     public let logits: FloatBuffer     // [V]
     public private(set) var history: [Int32] = []
     private var position = 0
@@ -23,6 +25,11 @@ public final class InferenceSession {
         fc = FloatBuffer(count: 4 * c.dim); fcGelu = FloatBuffer(count: 4 * c.dim)
         scores = FloatBuffer(count: c.context); stats = FloatBuffer(count: 2)
         logits = FloatBuffer(count: c.vocab)
+        wteT = FloatBuffer(count: c.dim * c.vocab)
+        let wte = model.params.pointer + model.layout.wte
+        for v in 0..<c.vocab {
+            for i in 0..<c.dim { wteT[i * c.vocab + v] = wte[v * c.dim + i] }
+        }
     }
 
     public func reset() {
@@ -34,6 +41,7 @@ public final class InferenceSession {
     /// is full, the cache is rebuilt from the last half of the history.
     @discardableResult
     public func feed(_ token: Int32) -> UnsafeBufferPointer<Float> {
+        precondition(token >= 0 && Int(token) < model.config.vocab, "token id \(token) out of range")
         let T = model.config.context
         history.append(token)
         if position == T {
@@ -48,45 +56,41 @@ public final class InferenceSession {
 
     private func step(_ token: Int32) {
         let c = model.config, C = c.dim, H = c.heads, hs = c.headSize, V = c.vocab
-        let L = model.layout, P = model.params.pointer
+        let L = model.layout, P = model.params.pointer, K = model.kernels
         let pos = position
         for i in 0..<C { x[i] = P[L.wte + Int(token) * C + i] + P[L.wpe + pos * C + i] }
         for l in 0..<c.layers {
             let w = L.blocks[l]
             LayerNorm.forward(out: h.pointer, mean: stats.pointer, rstd: stats.pointer + 1, x: x.pointer,
-                              w: P + w.ln1w, b: P + w.ln1b, M: 1, C: C, pool: single)
+                              w: P + w.ln1w, b: P + w.ln1b, M: 1, C: C, kernels: K, pool: single)
             qkv.pointer.update(from: P + w.qkvb, count: 3 * C)
-            BLAS.gemv(trans: true, m: C, n: 3 * C, a: P + w.qkvw, lda: 3 * C, x: h.pointer, beta: 1, y: qkv.pointer)
+            K.gemv(y: qkv.pointer, x: h.pointer, w: P + w.qkvw, k: C, n: 3 * C, ldw: 3 * C, accumulate: true)
             (keys[l].pointer + pos * C).update(from: qkv.pointer + C, count: C)
             (values[l].pointer + pos * C).update(from: qkv.pointer + 2 * C, count: C)
             let scale = 1 / Float(hs).squareRoot()
             for head in 0..<H {
                 let q = qkv.pointer + head * hs
-                for j in 0...pos { scores[j] = dot(q, keys[l].pointer + j * C + head * hs, hs) * scale }
-                Attention.softmaxCausalRow(scores.pointer, valid: pos + 1, width: pos + 1)
-                let out = y.pointer + head * hs
-                out.update(repeating: 0, count: hs)
-                for j in 0...pos {
-                    let v = values[l].pointer + j * C + head * hs
-                    let p = scores[j]
-                    for i in 0..<hs { out[i] += p * v[i] }
-                }
+                for j in 0...pos { scores[j] = K.dot(q, keys[l].pointer + j * C + head * hs, hs) }
+                K.softmaxCausal(scores.pointer, valid: pos + 1, width: pos + 1, scale: scale)
+                // y_head[hs] = scores[0...pos] · values[0...pos, head]
+                K.gemv(y: y.pointer + head * hs, x: scores.pointer, w: values[l].pointer + head * hs,
+                       k: pos + 1, n: hs, ldw: C)
             }
             tmp.pointer.update(from: P + w.projb, count: C)
-            BLAS.gemv(trans: true, m: C, n: C, a: P + w.projw, lda: C, x: y.pointer, beta: 1, y: tmp.pointer)
+            K.gemv(y: tmp.pointer, x: y.pointer, w: P + w.projw, k: C, n: C, ldw: C, accumulate: true)
             addInPlace(x.pointer, tmp.pointer, C)
             LayerNorm.forward(out: h.pointer, mean: stats.pointer, rstd: stats.pointer + 1, x: x.pointer,
-                              w: P + w.ln2w, b: P + w.ln2b, M: 1, C: C, pool: single)
+                              w: P + w.ln2w, b: P + w.ln2b, M: 1, C: C, kernels: K, pool: single)
             fc.pointer.update(from: P + w.fcb, count: 4 * C)
-            BLAS.gemv(trans: true, m: C, n: 4 * C, a: P + w.fcw, lda: 4 * C, x: h.pointer, beta: 1, y: fc.pointer)
-            GELU.forward(out: fcGelu.pointer, x: fc.pointer, N: 4 * C, pool: single)
+            K.gemv(y: fc.pointer, x: h.pointer, w: P + w.fcw, k: C, n: 4 * C, ldw: 4 * C, accumulate: true)
+            GELU.forward(out: fcGelu.pointer, x: fc.pointer, N: 4 * C, kernels: K, pool: single)
             tmp.pointer.update(from: P + w.fc2b, count: C)
-            BLAS.gemv(trans: true, m: 4 * C, n: C, a: P + w.fc2w, lda: C, x: fcGelu.pointer, beta: 1, y: tmp.pointer)
+            K.gemv(y: tmp.pointer, x: fcGelu.pointer, w: P + w.fc2w, k: 4 * C, n: C, ldw: C, accumulate: true)
             addInPlace(x.pointer, tmp.pointer, C)
         }
         LayerNorm.forward(out: h.pointer, mean: stats.pointer, rstd: stats.pointer + 1, x: x.pointer,
-                          w: P + L.lnfw, b: P + L.lnfb, M: 1, C: C, pool: single)
-        BLAS.gemv(m: V, n: C, a: P + L.wte, lda: C, x: h.pointer, y: logits.pointer)
+                          w: P + L.lnfw, b: P + L.lnfb, M: 1, C: C, kernels: K, pool: single)
+        K.gemv(y: logits.pointer, x: h.pointer, w: wteT.pointer, k: C, n: V, ldw: V)
         position += 1
     }
 }
@@ -107,7 +111,7 @@ public struct Sampler {
     /// Softmax of logits (Double, for aggregation across models).
     public static func probabilities<C: Collection>(_ logits: C) -> [Double] where C.Element == Float {
         let mx = Double(logits.max() ?? 0)
-        let e = logits.map { Foundation.exp(Double($0) - mx) }
+        let e = logits.map { Numerics.exp(Double($0) - mx) }
         let z = e.reduce(0, +)
         return e.map { $0 / z }
     }
@@ -120,7 +124,7 @@ public struct Sampler {
             order.sort { probs[$0] != probs[$1] ? probs[$0] > probs[$1] : $0 < $1 }
             order = Array(order.prefix(k))
         }
-        let w = order.map { Foundation.pow(max(probs[$0], 1e-300), 1 / temperature) }
+        let w = order.map { Numerics.exp(Numerics.log(max(probs[$0], 1e-300)) / temperature) }
         let z = w.reduce(0, +)
         var u = rng.nextDouble() * z
         for (i, idx) in order.enumerated() {

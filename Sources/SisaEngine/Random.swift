@@ -48,12 +48,15 @@ public struct Xoshiro256: RandomNumberGenerator, Equatable, Sendable {
         return Int(next().multipliedFullWidth(by: UInt64(n)).high)
     }
 
-    /// Standard normal by Box-Muller (one value per call; simple and exactly reproducible).
+    /// Standard normal by Marsaglia's polar method (one value per call, the
+    /// second discarded). Only IEEE arithmetic and the project's own log, so
+    /// the values are the same on every machine.
     public mutating func nextGaussian() -> Double {
-        var u1 = nextDouble()
-        while u1 <= .leastNormalMagnitude { u1 = nextDouble() }
-        let u2 = nextDouble()
-        return (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2)
+        while true {
+            let u = 2 * nextDouble() - 1, v = 2 * nextDouble() - 1
+            let s = u * u + v * v
+            if s > 0 && s < 1 { return u * (-2 * Numerics.log(s) / s).squareRoot() }
+        }
     }
 
     public static func == (a: Xoshiro256, b: Xoshiro256) -> Bool { a.stateWords == b.stateWords }

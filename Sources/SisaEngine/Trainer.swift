@@ -17,9 +17,14 @@ public final class Trainer {
     public var step: Int { optimizer.step }
     public var config: ModelConfig { model.config }
 
+    /// The numerics version the state was trained under (`Numerics.version`
+    /// for a new trainer; read from the state when restoring, 1 if absent).
+    public let numericsVersion: Int
+
     public init(model config: ModelConfig, optimizer: OptimizerConfig, seed: UInt64,
-                pool: WorkerPool = .shared) throws {
-        model = try GPT(config: config, pool: pool)
+                pool: WorkerPool = .shared, kernels: Kernels? = nil) throws {
+        model = try GPT(config: config, pool: pool, kernels: kernels)
+        numericsVersion = Numerics.version
         self.optimizer = AdamW(config: optimizer, layout: model.layout)
         rng = Xoshiro256(seed: seed)
         model.initialize(rng: &rng)
@@ -30,7 +35,10 @@ public final class Trainer {
     public func step(_ batch: Batch) -> StepResult {
         let loss = model.forward(batch, gradients: true)
         model.backward()
-        let update = { self.optimizer.update(params: self.model.params, grads: self.model.grads, pool: self.model.pool) }
+        let update = {
+            self.optimizer.update(params: self.model.params, grads: self.model.grads, kernels: self.model.kernels,
+                                  pool: self.model.pool)
+        }
         let (lr, gnorm) = model.profiler.map { $0.measure("adamw", update) } ?? update()
         return StepResult(loss: loss, learningRate: lr, gradNorm: gnorm)
     }
@@ -46,12 +54,14 @@ public final class Trainer {
     private struct Header: Codable {
         var model: ModelConfig
         var optimizer: OptimizerConfig
+        /// Absent in states written before numerics version 2.
+        var numerics: Int?
     }
 
     public func serialize() -> Data {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        let json = try! enc.encode(Header(model: model.config, optimizer: optimizer.config))
+        let json = try! enc.encode(Header(model: model.config, optimizer: optimizer.config, numerics: numericsVersion))
         let P = model.params.count
         var out = Data(capacity: 8 + 4 + json.count + 8 * 6 + 3 * P * 4)
         out.append(contentsOf: Trainer.magic)
@@ -64,7 +74,7 @@ public final class Trainer {
         return out
     }
 
-    public init(restoring data: Data, pool: WorkerPool = .shared) throws {
+    public init(restoring data: Data, pool: WorkerPool = .shared, kernels: Kernels? = nil) throws {
         var r = ByteReader(data)
         guard try r.bytes(8) == Trainer.magic else { throw EngineError.corruptState("bad magic (not a sisa training state)") }
         let n = Int(try r.u32())
@@ -72,7 +82,8 @@ public final class Trainer {
         do { header = try JSONDecoder().decode(Header.self, from: Data(try r.bytes(n))) } catch let e as EngineError {
             throw e
         } catch { throw EngineError.corruptState("unreadable header: \(error)") }
-        model = try GPT(config: header.model, pool: pool)
+        numericsVersion = header.numerics ?? 1
+        model = try GPT(config: header.model, pool: pool, kernels: kernels)
         optimizer = AdamW(config: header.optimizer, layout: model.layout)
         let step = try r.u64()
         rng = Xoshiro256(state: [try r.u64(), try r.u64(), try r.u64(), try r.u64()])

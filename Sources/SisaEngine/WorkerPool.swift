@@ -13,7 +13,6 @@ public final class WorkerPool: @unchecked Sendable {
 
     public init(threads: Int) {
         self.threads = max(1, threads)
-        BLAS.ensureConfigured()
         core = Core()
         for t in 1..<self.threads {
             // Threads own the core, not the pool, so a pool can be released

@@ -4,7 +4,7 @@ import SisaEngine
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure the engine: training throughput and the sgemm ceiling.",
+        abstract: "Measure the engine: training throughput and the matrix kernel's GFLOP/s.",
         subcommands: [BenchTrain.self, BenchGemm.self, BenchParityExport.self]
     )
 }
@@ -37,7 +37,8 @@ struct BenchTrain: ParsableCommand {
         opt.learningRate = 3e-4
         opt.warmupSteps = 0
         opt.weightDecay = 0
-        let trainer = try Trainer(model: config, optimizer: opt, seed: seed, pool: pool)
+        let kernels = try Kernels.processDefault()
+        let trainer = try Trainer(model: config, optimizer: opt, seed: seed, pool: pool, kernels: kernels)
         let T = config.context
         var raw: [UInt8]
         if let data {
@@ -71,12 +72,13 @@ struct BenchTrain: ParsableCommand {
                 "tokensPerSecond": tps, "gflops": gflops, "parameters": config.parameterCount,
                 "layers": config.layers, "heads": config.heads, "dim": config.dim, "ctx": config.context,
                 "batch": batch, "steps": steps, "threads": pool.threads, "seconds": dt, "loss": loss,
+                "kernels": kernels.path.rawValue, "digest": trainer.model.digest,
             ]
             if profile { obj["profile"] = Dictionary(uniqueKeysWithValues: profiler.report.map { ($0.name, $0.seconds / Double(steps)) }) }
             let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             print(String(decoding: d, as: UTF8.self))
         } else {
-            print("model \(config) batch \(batch) threads \(pool.threads): params=\(config.parameterCount) loss=\(String(format: "%.3f", loss)) tokens/s=\(Int(tps)) gflops=\(String(format: "%.1f", gflops))")
+            print("model \(config) batch \(batch) threads \(pool.threads) kernels \(kernels): params=\(config.parameterCount) loss=\(String(format: "%.3f", loss)) tokens/s=\(Int(tps)) gflops=\(String(format: "%.1f", gflops))")
             if profile {
                 let total = profiler.report.reduce(0) { $0 + $1.seconds }
                 print("per step, by kernel (ms):")
@@ -92,37 +94,59 @@ struct BenchTrain: ParsableCommand {
 struct BenchGemm: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm",
-        abstract: "The OpenBLAS sgemm ceiling on this machine (square products, GFLOP/s).")
+        abstract: "GFLOP/s of the engine's matrix kernel at the shapes of a training step.",
+        discussion: """
+        Times every distinct matrix product of one training step of the model (forward, input \
+        gradients, weight gradients, attention), split over threads the way the engine splits it. \
+        scripts/bench-gemm runs this for each kernel path and numpy (OpenBLAS, its fastest kernel) \
+        on the same shapes. SISA_KERNELS chooses the path.
+        """)
 
-    @Option(help: "Matrix size n for n x n x n products.") var size: Int = 1024
-    @Option(help: "Repetitions.") var reps: Int = 10
-    @Option(help: "Threads: the engine's way (fixed row blocks over a worker pool).") var threads: Int?
+    @OptionGroup var model: ModelOptions
+    @Option(help: "Sequences per batch (the products have batch x context rows).") var batch: Int = 16
+    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "Seconds per timing (best of three is reported).") var seconds: Double = 0.2
     @Flag(help: "Print JSON.") var json = false
 
+    func validate() throws {
+        guard batch >= 1, seconds > 0 else { throw ValidationError("--batch must be >= 1 and --seconds > 0") }
+    }
+
     func run() throws {
-        let n = size
+        let config = try model.resolve()
+        let kernels = try Kernels.processDefault()
         let pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
-        var rng = Xoshiro256(seed: 1)
-        for i in 0..<(n * n) { a[i] = Float(rng.nextDouble()); b[i] = Float(rng.nextDouble()) }
-        let parts = max(1, n / 128)
-        func once() {
-            pool.run(parts: parts) { part, _ in
-                let r = partRange(part, of: parts, total: n)
-                BLAS.gemm(m: r.count, n: n, k: n, a: a.pointer + r.lowerBound * n, lda: n, b: b.pointer, ldb: n,
-                          c: c.pointer + r.lowerBound * n, ldc: n)
+        let products = KernelBenchmark.trainingProducts(config: config, batch: batch)
+        var rows: [GemmRow] = []
+        for p in products {
+            let g = KernelBenchmark.measure(p, kernels: kernels, pool: pool, minSeconds: seconds)
+            rows.append(GemmRow(name: p.name, op: p.op, m: p.m, n: p.n, k: p.k, count: p.count, gflops: g))
+            if !json {
+                print(String(format: "%-18@ %@ m %5d n %5d k %5d x%-4d %7.1f GFLOP/s", p.name as NSString, p.op, p.m, p.n, p.k,
+                             p.count, g))
             }
         }
-        once()
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<reps { once() }
-        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-        let gflops = 2 * Double(n) * Double(n) * Double(n) * Double(reps) / dt / 1e9
+        let totalFlops = products.reduce(0) { $0 + $1.flops }
+        let totalTime = zip(products, rows).reduce(0) { $0 + $1.0.flops / ($1.1.gflops * 1e9) }
+        let overall = totalFlops / totalTime / 1e9
         if json {
-            print("{\"size\":\(n),\"threads\":\(pool.threads),\"gflops\":\(gflops)}")
+            try printJSON(GemmReport(kernels: kernels.path.rawValue, threads: pool.threads, model: config.description,
+                                     batch: batch, products: rows, overallGflops: overall))
         } else {
-            print("sgemm \(n)^3 on \(pool.threads) thread(s) [\(BLAS.coreName)]: \(String(format: "%.1f", gflops)) GFLOP/s")
+            print(String(format: "all products of a step (%@, batch %d, %@ kernels, %d threads): %.1f GFLOP/s",
+                         config.description, batch, kernels.path.rawValue, pool.threads, overall))
         }
+    }
+
+    struct GemmRow: Codable { let name: String; let op: String; let m, n, k, count: Int; let gflops: Double }
+    struct GemmReport: Codable {
+        let kernels: String
+        let threads: Int
+        let model: String
+        let batch: Int
+        let products: [GemmRow]
+        /// Total FLOPs over total time: the step's matrix work at these rates.
+        let overallGflops: Double
     }
 }
 

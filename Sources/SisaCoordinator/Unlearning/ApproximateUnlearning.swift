@@ -102,13 +102,13 @@ final class ApproximateUnlearner {
             let idx = windowIndices(count: forget.count, step: index)
             weights = zip(lθ, idx).map { l, i in
                 let d = options.beta * (l - referenceLogLikelihood[i])
-                return Float(-2 / (1 + exp(-d)))
+                return Float(-2 / (1 + Numerics.exp(-d)))
             }
         }
         let b = batch(rows, weights: weights)
         model.forward(b, gradients: true)
         model.backward()
-        optimizer.update(params: model.params, grads: model.grads, pool: model.pool)
+        optimizer.update(params: model.params, grads: model.grads, kernels: model.kernels, pool: model.pool)
         flops += Double(rows.count * b.T) * model.config.trainingFLOPsPerToken
     }
 }

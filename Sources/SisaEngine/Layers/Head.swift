@@ -9,29 +9,29 @@ enum Head {
     static let vocabGrain = 64
 
     static func forward(logits: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
-                        wte: UnsafePointer<Float>, M: Int, C: Int, V: Int, pool: WorkerPool) {
+                        wte: UnsafePointer<Float>, M: Int, C: Int, V: Int, kernels: Kernels, pool: WorkerPool) {
         let parts = partCount(M, grain: rowGrain)
         pool.run(parts: parts) { part, _ in
             let rows = partRange(part, of: parts, total: M)
-            BLAS.gemm(transB: true, m: rows.count, n: V, k: C, a: x + rows.lowerBound * C, lda: C,
-                      b: wte, ldb: C, c: logits + rows.lowerBound * V, ldc: V)
+            kernels.gemm(transB: true, m: rows.count, n: V, k: C, a: x + rows.lowerBound * C, lda: C,
+                         b: wte, ldb: C, c: logits + rows.lowerBound * V, ldc: V)
         }
     }
 
     static func backward(dx: UnsafeMutablePointer<Float>, dwte: UnsafeMutablePointer<Float>,
                          dlogits: UnsafePointer<Float>, x: UnsafePointer<Float>, wte: UnsafePointer<Float>,
-                         M: Int, C: Int, V: Int, pool: WorkerPool) {
+                         M: Int, C: Int, V: Int, kernels: Kernels, pool: WorkerPool) {
         let rowParts = partCount(M, grain: rowGrain)
         let vocabParts = partCount(V, grain: vocabGrain)
         pool.run(parts: rowParts + vocabParts) { part, _ in
             if part < rowParts {
                 let rows = partRange(part, of: rowParts, total: M)
-                BLAS.gemm(m: rows.count, n: C, k: V, a: dlogits + rows.lowerBound * V, lda: V,
-                          b: wte, ldb: C, c: dx + rows.lowerBound * C, ldc: C)
+                kernels.gemm(m: rows.count, n: C, k: V, a: dlogits + rows.lowerBound * V, lda: V,
+                             b: wte, ldb: C, c: dx + rows.lowerBound * C, ldc: C)
             } else {
                 let vs = partRange(part - rowParts, of: vocabParts, total: V)
-                BLAS.gemm(transA: true, m: vs.count, n: C, k: M, a: dlogits + vs.lowerBound, lda: V,
-                          b: x, ldb: C, c: dwte + vs.lowerBound * C, ldc: C)
+                kernels.gemm(transA: true, m: vs.count, n: C, k: M, a: dlogits + vs.lowerBound, lda: V,
+                             b: x, ldb: C, c: dwte + vs.lowerBound * C, ldc: C)
             }
         }
     }

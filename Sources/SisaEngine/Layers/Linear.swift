@@ -12,21 +12,19 @@ enum Linear {
     static let rowGrain = 256
     static let colGrain = 64
 
-    /// out[M, N] = inp[M, K] · w[K, N] (+ b[N] when given).
+    /// out[M, N] = inp[M, K] · w[K, N] (+ b[N] when given: each chain starts from the bias).
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
-                        M: Int, K: Int, N: Int, pool: WorkerPool) {
+                        M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool) {
         let parts = partCount(M, grain: rowGrain)
         pool.run(parts: parts) { part, _ in
             let rows = partRange(part, of: parts, total: M)
             let o = out + rows.lowerBound * N
-            var beta: Float = 0
             if let b {
                 for r in 0..<rows.count { (o + r * N).update(from: b, count: N) }
-                beta = 1
             }
-            BLAS.gemm(m: rows.count, n: N, k: K, a: inp + rows.lowerBound * K, lda: K,
-                      b: w, ldb: N, beta: beta, c: o, ldc: N)
+            kernels.gemm(m: rows.count, n: N, k: K, a: inp + rows.lowerBound * K, lda: K,
+                         b: w, ldb: N, c: o, ldc: N, accumulate: b != nil)
         }
     }
 
@@ -34,22 +32,22 @@ enum Linear {
     static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>,
                          db: UnsafeMutablePointer<Float>?,
                          dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                         M: Int, K: Int, N: Int, pool: WorkerPool) {
+                         M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool) {
         let rowParts = dinp == nil ? 0 : partCount(M, grain: rowGrain)
         let colParts = partCount(N, grain: colGrain)
         pool.run(parts: rowParts + colParts) { part, _ in
             if part < rowParts, let dinp {
                 // dinp rows = dout rows · w^T
                 let rows = partRange(part, of: rowParts, total: M)
-                BLAS.gemm(transB: true, m: rows.count, n: K, k: N,
-                          a: dout + rows.lowerBound * N, lda: N, b: w, ldb: N,
-                          c: dinp + rows.lowerBound * K, ldc: K)
+                kernels.gemm(transB: true, m: rows.count, n: K, k: N,
+                             a: dout + rows.lowerBound * N, lda: N, b: w, ldb: N,
+                             c: dinp + rows.lowerBound * K, ldc: K)
             } else {
                 let cols = partRange(part - rowParts, of: colParts, total: N)
                 // dw[:, cols] = inp^T · dout[:, cols]
-                BLAS.gemm(transA: true, m: K, n: cols.count, k: M,
-                          a: inp, lda: K, b: dout + cols.lowerBound, ldb: N,
-                          c: dw + cols.lowerBound, ldc: N)
+                kernels.gemm(transA: true, m: K, n: cols.count, k: M,
+                             a: inp, lda: K, b: dout + cols.lowerBound, ldb: N,
+                             c: dw + cols.lowerBound, ldc: N)
                 if let db { columnSums(db + cols.lowerBound, dout + cols.lowerBound, rows: M, cols: cols.count, ld: N) }
             }
         }

@@ -1,0 +1,89 @@
+// The engine's numerical kernels: matrix products, row reductions and
+// element-wise maps, each compiled for three instruction sets (AVX-512,
+// AVX2+FMA, and portable C with no intrinsics) and chosen at run time.
+//
+// The numerics contract (what keeps every path's bits identical) is written
+// once, in Sources/SisaEngine/Kernels/Numerics.swift. In short: a matrix
+// product accumulates each output element's k terms with fused multiply-adds
+// in the order k = 0, 1, 2, ...; every reduction runs over 16 logical lanes
+// folded in a fixed pairwise tree; no other operation is fused; exp and log
+// are this library's own; nothing depends on the vector width or blocking.
+//
+// Every function is single-threaded and unchecked: the Swift wrappers
+// (Kernels.swift) check extents once per call and split work over threads.
+#ifndef CSISAKERNELS_H
+#define CSISAKERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    SISA_PATH_PORTABLE = 0,
+    SISA_PATH_AVX2 = 1,
+    SISA_PATH_AVX512 = 2,
+} SisaKernelPath;
+
+typedef struct {
+    float learning_rate, beta1, beta2, epsilon, weight_decay;
+    float grad_scale;      // global-norm clipping factor applied to every gradient
+    float bias_correction1, bias_correction2;  // 1 / (1 - beta^t)
+} SisaAdamWArgs;
+
+typedef struct SisaKernelTable {
+    const char *name;
+    SisaKernelPath path;
+    int gemm_mr, gemm_nr;  // register tile of the matrix micro-kernel
+
+    // The matrix product of sisa_gemm (below) on this path.
+    void (*gemm)(int trans_a, int trans_b, long M, long N, long K, const float *A, long lda,
+                 const float *B, long ldb, float *C, long ldc, int accumulate);
+
+    // y[N] = x[K] . W[K, N] (row stride ldw), chained from y when accumulate.
+    void (*gemv)(float *y, const float *x, const float *w, long K, long N, long ldw, int accumulate);
+
+    // LayerNorm over `rows` rows of C values: out = (x - mean) * rstd * w + b.
+    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *x,
+                              const float *w, const float *b, long rows, long C, float eps);
+    // dx += input gradient; dw += sum over rows of dout * xhat; db += sum of dout
+    // (rows in order, element-wise).
+    void (*layernorm_backward)(float *dx, float *dw, float *db, const float *dout, const float *x,
+                               const float *mean, const float *rstd, const float *w, long rows, long C);
+    // row[0..valid) = softmax(scale * row[0..valid)); row[valid..width) = 0.
+    void (*softmax_causal)(float *row, long valid, long width, float scale);
+    // d[0..n) = scale * p * (d - <p, d>); d[n..width) = 0.
+    void (*softmax_causal_backward)(float *d, const float *p, long n, long width, float scale);
+    // Per row r: losses[r] = -log softmax(logits[r])[targets[r]] (0 if the target is < 0);
+    // with_grad: logits[r] becomes (softmax - onehot) * grad_scale * (weights ? weights[r] : 1).
+    void (*cross_entropy)(float *logits, float *losses, const int32_t *targets, const float *weights,
+                          long rows, long V, float grad_scale, int with_grad);
+    // GPT-2's tanh GELU, as x * sigmoid(2u).
+    void (*gelu_forward)(float *out, const float *x, long n);
+    void (*gelu_backward)(float *dx, const float *dout, const float *x, long n);  // dx may alias dout
+    void (*adamw)(float *p, const float *g, float *m, float *v, long n, const SisaAdamWArgs *args, int decays);
+    // Sum of squares (16 float lanes, fixed fold), returned as double.
+    double (*sum_squares)(const float *x, long n);
+    // <a, b> over n elements (16 lanes, fixed fold).
+    float (*dot)(const float *a, const float *b, long n);
+} SisaKernelTable;
+
+// The table of a path, or NULL when this CPU (or build) cannot run it.
+const SisaKernelTable *sisa_kernel_table(SisaKernelPath path);
+
+// C[M, N] (=|+=) op(A)[M, K] . op(B)[K, N], row-major, with op = transpose
+// when trans_* is set (A stored [K, M], B stored [N, K]). Each element is one
+// fused multiply-add chain over k = 0..K-1 starting from 0 or from C.
+void sisa_gemm(const SisaKernelTable *t, int trans_a, int trans_b, long M, long N, long K,
+               const float *A, long lda, const float *B, long ldb, float *C, long ldc, int accumulate);
+
+// The project's own exp and log (no libm), scalar; the vector paths use the
+// same formulas and give the same bits.
+float sisa_expf(float x);
+float sisa_logf(float x);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,87 @@
+// The AVX-512 path: an 8 x 32 register tile (16 zmm accumulators); per k,
+// two vectors of B and one broadcast of A per row.
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include "internal.h"
+
+#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma"))), apply_to = function)
+#include "vecmath.h"
+
+#define MR 8
+#define NR 32
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+// One micro-kernel body; AT(i), defined by each kernel, is the address of
+// A(i, k) for the current k.
+#define MICRO_BODY(ADVANCE)                                                                  \
+    ROWS(DECL)                                                                                   \
+    if (load_c) { ROWS(LOADC) } else { ROWS(ZEROC) }                                             \
+    for (long k = 0; k < kc; k++) {                                                              \
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);                      \
+        ROWS(STEP)                                                                               \
+        ADVANCE;                                                                                 \
+        b += NR;                                                                                 \
+    }                                                                                            \
+    ROWS(STOREC)
+#define DECL(i) __m512 c##i##0, c##i##1;
+#define LOADC(i) c##i##0 = _mm512_loadu_ps(c + i * ldc); c##i##1 = _mm512_loadu_ps(c + i * ldc + 16);
+#define ZEROC(i) c##i##0 = _mm512_setzero_ps(); c##i##1 = _mm512_setzero_ps();
+#define STEP(i) { const __m512 ai = _mm512_set1_ps(*AT(i));                                      \
+        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
+#define STOREC(i) _mm512_storeu_ps(c + i * ldc, c##i##0); _mm512_storeu_ps(c + i * ldc + 16, c##i##1);
+
+static void micro_rows_avx512(long kc, const float *a, long lda, const float *b, float *c, long ldc, int load_c) {
+#define AT(i) (a + i * lda)
+    MICRO_BODY(a += 1)
+#undef AT
+}
+
+static void micro_cols_avx512(long kc, const float *a, long lda, const float *b, float *c, long ldc, int load_c) {
+#define AT(i) (a + i)
+    MICRO_BODY(a += lda)
+#undef AT
+}
+
+static void gemv_avx512(float *y, const float *x, const float *w, long K, long N, long ldw, int accumulate) {
+    long j = 0;
+    for (; j + 64 <= N; j += 64) {
+        __m512 y0 = accumulate ? _mm512_loadu_ps(y + j) : _mm512_setzero_ps();
+        __m512 y1 = accumulate ? _mm512_loadu_ps(y + j + 16) : _mm512_setzero_ps();
+        __m512 y2 = accumulate ? _mm512_loadu_ps(y + j + 32) : _mm512_setzero_ps();
+        __m512 y3 = accumulate ? _mm512_loadu_ps(y + j + 48) : _mm512_setzero_ps();
+        for (long k = 0; k < K; k++) {
+            const float *r = w + k * ldw + j;
+            const __m512 xk = _mm512_set1_ps(x[k]);
+            y0 = _mm512_fmadd_ps(xk, _mm512_loadu_ps(r), y0);
+            y1 = _mm512_fmadd_ps(xk, _mm512_loadu_ps(r + 16), y1);
+            y2 = _mm512_fmadd_ps(xk, _mm512_loadu_ps(r + 32), y2);
+            y3 = _mm512_fmadd_ps(xk, _mm512_loadu_ps(r + 48), y3);
+        }
+        _mm512_storeu_ps(y + j, y0); _mm512_storeu_ps(y + j + 16, y1);
+        _mm512_storeu_ps(y + j + 32, y2); _mm512_storeu_ps(y + j + 48, y3);
+    }
+    for (; j < N; j += 16) {
+        const __mmask16 m = N - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (N - j)) - 1);
+        __m512 acc = accumulate ? _mm512_maskz_loadu_ps(m, y + j) : _mm512_setzero_ps();
+        for (long k = 0; k < K; k++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(x[k]), _mm512_maskz_loadu_ps(m, w + k * ldw + j), acc);
+        _mm512_mask_storeu_ps(y + j, m, acc);
+    }
+}
+
+#define GEMM(name) name##_avx512
+#define MICRO_ROWS micro_rows_avx512
+#define MICRO_COLS micro_cols_avx512
+#include "gemm.inc"
+
+#define OPS(name) name##_avx512
+#define PATH_TABLE sisa_table_avx512
+#define PATH_NAME "avx512"
+#define PATH_ENUM SISA_PATH_AVX512
+#define PATH_MR MR
+#define PATH_NR NR
+#define PATH_GEMV gemv_avx512
+#include "ops.inc"
+
+#pragma clang attribute pop
+#endif

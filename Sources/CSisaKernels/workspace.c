@@ -1,0 +1,42 @@
+// Per-thread scratch for packed operands, freed when the thread exits.
+#include <pthread.h>
+#include <stdlib.h>
+#include "internal.h"
+
+typedef struct {
+    float *buffer;
+    size_t capacity;  // floats
+} Workspace;
+
+static pthread_key_t workspace_key;
+static pthread_once_t workspace_once = PTHREAD_ONCE_INIT;
+
+static void workspace_free(void *p) {
+    Workspace *w = p;
+    free(w->buffer);
+    free(w);
+}
+
+static void workspace_init(void) { pthread_key_create(&workspace_key, workspace_free); }
+
+float *sisa_workspace(size_t floats) {
+    pthread_once(&workspace_once, workspace_init);
+    Workspace *w = pthread_getspecific(workspace_key);
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        if (!w) abort();
+        pthread_setspecific(workspace_key, w);
+    }
+    if (w->capacity < floats) {
+        free(w->buffer);
+        w->buffer = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+        if (!w->buffer) abort();
+        w->capacity = floats;
+    }
+    return w->buffer;
+}
+
+void sisa_gemm(const SisaKernelTable *t, int trans_a, int trans_b, long M, long N, long K,
+               const float *A, long lda, const float *B, long ldb, float *C, long ldc, int accumulate) {
+    t->gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+/// The matrix products of one training step, at the engine's own shapes,
+/// and a timer for them: what `sisa bench gemm` reports.
+public enum KernelBenchmark {
+    public struct Product: Sendable, Codable {
+        public let name: String
+        /// "NN", "NT" (B transposed) or "TN" (A transposed).
+        public let op: String
+        public let m: Int, n: Int, k: Int
+        /// Independent products of this shape per step (attention: one per head and row block).
+        public let count: Int
+        public var flops: Double { 2 * Double(m) * Double(n) * Double(k) * Double(count) }
+    }
+
+    /// Every distinct product of a training step of `config` with `batch` sequences.
+    public static func trainingProducts(config c: ModelConfig, batch: Int) -> [Product] {
+        let M = batch * c.context, C = c.dim, V = c.vocab, hs = c.headSize
+        let blocks = (c.context + Attention.block - 1) / Attention.block
+        let rb = min(c.context, Attention.block)
+        func p(_ name: String, _ op: String, _ m: Int, _ n: Int, _ k: Int, _ count: Int = 1) -> Product {
+            Product(name: name, op: op, m: m, n: n, k: k, count: count)
+        }
+        return [
+            p("qkv forward", "NN", M, 3 * C, C), p("proj forward", "NN", M, C, C),
+            p("fc forward", "NN", M, 4 * C, C), p("fc2 forward", "NN", M, C, 4 * C),
+            p("head forward", "NT", M, V, C),
+            p("qkv dinp", "NT", M, C, 3 * C), p("proj dinp", "NT", M, C, C),
+            p("fc dinp", "NT", M, C, 4 * C), p("fc2 dinp", "NT", M, 4 * C, C),
+            p("head dx", "NN", M, C, V),
+            p("qkv dw", "TN", C, 3 * C, M), p("proj dw", "TN", C, C, M),
+            p("fc dw", "TN", C, 4 * C, M), p("fc2 dw", "TN", 4 * C, C, M),
+            p("head dwte", "TN", V, C, M),
+            p("attention q.k^T", "NT", rb, c.context, hs, batch * c.heads * blocks),
+            p("attention P.v", "NN", rb, hs, c.context, batch * c.heads * blocks),
+            p("attention dS^T.q", "TN", rb, hs, c.context, batch * c.heads * blocks),
+        ]
+    }
+
+    /// GFLOP/s of `product` on `kernels`, split over `pool` the engine's way
+    /// (rows of 256, or columns of 64 when M is small, or one product per part),
+    /// best of `repeats` timings of at least `minSeconds` each.
+    public static func measure(_ product: Product, kernels: Kernels, pool: WorkerPool,
+                               minSeconds: Double = 0.2, repeats: Int = 3) -> Double {
+        let transA = product.op == "TN", transB = product.op == "NT"
+        let (m, n, k) = (product.m, product.n, product.k)
+        let count = product.count
+        let a = FloatBuffer(count: m * k * count), b = FloatBuffer(count: k * n * count), c = FloatBuffer(count: m * n * count)
+        var rng = Xoshiro256(seed: 7)
+        for i in 0..<a.count { a[i] = Float(rng.nextDouble() - 0.5) }
+        for i in 0..<b.count { b[i] = Float(rng.nextDouble() - 0.5) }
+        let lda = transA ? m : k, ldb = transB ? k : n
+        let byRows = count == 1 && m >= 512
+        let parts = count > 1 ? count : byRows ? partCount(m, grain: Linear.rowGrain) : partCount(n, grain: Linear.colGrain)
+        func once() {
+            pool.run(parts: parts) { part, _ in
+                if count > 1 {
+                    kernels.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a.pointer + part * m * k, lda: lda,
+                                 b: b.pointer + part * k * n, ldb: ldb, c: c.pointer + part * m * n, ldc: n)
+                } else if byRows {
+                    let r = partRange(part, of: parts, total: m)
+                    kernels.gemm(transA: transA, transB: transB, m: r.count, n: n, k: k,
+                                 a: a.pointer + (transA ? r.lowerBound : r.lowerBound * k), lda: lda,
+                                 b: b.pointer, ldb: ldb, c: c.pointer + r.lowerBound * n, ldc: n)
+                } else {
+                    let cols = partRange(part, of: parts, total: n)
+                    kernels.gemm(transA: transA, transB: transB, m: m, n: cols.count, k: k, a: a.pointer, lda: lda,
+                                 b: b.pointer + (transB ? cols.lowerBound * k : cols.lowerBound), ldb: ldb,
+                                 c: c.pointer + cols.lowerBound, ldc: n)
+                }
+            }
+        }
+        once()
+        var best = 0.0
+        for _ in 0..<repeats {
+            var reps = 0
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            var dt = 0.0
+            repeat {
+                once()
+                reps += 1
+                dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            } while dt < minSeconds
+            best = max(best, product.flops * Double(reps) / dt / 1e9)
+        }
+        return best
+    }
+}

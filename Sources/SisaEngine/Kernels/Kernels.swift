@@ -1,0 +1,150 @@
+import CSisaKernels
+import Foundation
+
+/// An instruction-set path of the kernels. Every path gives the same bits
+/// (see Numerics.swift); they differ only in speed and in which CPUs run them.
+public enum KernelPath: String, CaseIterable, Sendable, CustomStringConvertible {
+    case avx512, avx2, portable
+
+    var cPath: SisaKernelPath {
+        switch self {
+        case .avx512: return SISA_PATH_AVX512
+        case .avx2: return SISA_PATH_AVX2
+        case .portable: return SISA_PATH_PORTABLE
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
+/// The kernels of one path: checked Swift entry points over CSisaKernels.
+///
+/// Extents are checked here, once per call; the C loops behind them run
+/// unchecked. Every entry point is single-threaded: the layers split work
+/// into parts fixed by the shapes and run them on a `WorkerPool`.
+public struct Kernels: @unchecked Sendable, CustomStringConvertible {
+    public let path: KernelPath
+    let table: UnsafePointer<SisaKernelTable>
+
+    /// The kernels of `path`, or nil when this CPU cannot run it.
+    public init?(_ path: KernelPath) {
+        guard let t = sisa_kernel_table(path.cPath) else { return nil }
+        self.path = path
+        self.table = t
+    }
+
+    public var description: String { path.rawValue }
+
+    /// Paths this CPU can run, fastest first.
+    public static var availablePaths: [KernelPath] { KernelPath.allCases.filter { Kernels($0) != nil } }
+
+    /// The fastest path this CPU can run.
+    public static var best: Kernels { Kernels(availablePaths[0])! }
+
+    /// The environment variable that forces a path.
+    public static let environmentKey = "SISA_KERNELS"
+
+    /// The path chosen by `SISA_KERNELS` (auto, avx512, avx2 or portable;
+    /// unset or empty means auto: the fastest this CPU runs).
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Kernels {
+        let raw = (env[environmentKey] ?? "").trimmingCharacters(in: .whitespaces).lowercased()
+        if raw.isEmpty || raw == "auto" { return best }
+        guard let path = KernelPath(rawValue: raw) else {
+            throw EngineError.invalidConfig("\(environmentKey)=\(raw) is not a kernel path (use auto, avx512, avx2 or portable)")
+        }
+        guard let k = Kernels(path) else {
+            throw EngineError.invalidConfig("\(environmentKey)=\(raw): this CPU cannot run the \(raw) kernels (available: \(availablePaths.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return k
+    }
+
+    /// The process-wide default (from the environment, read once).
+    public static func processDefault() throws -> Kernels { try cachedDefault.get() }
+    private static let cachedDefault = Result { try fromEnvironment() }
+
+    /// Register tile of the matrix micro-kernel (rows x columns), for reports.
+    public var tile: (rows: Int, columns: Int) { (Int(table.pointee.gemm_mr), Int(table.pointee.gemm_nr)) }
+
+    // MARK: matrix products
+
+    /// C[m, n] (=|+=) op(A)[m, k] · op(B)[k, n], row-major. transA: A is
+    /// stored [k, m]; transB: B is stored [n, k]. Each element of C is one
+    /// fused multiply-add chain over k in order, starting from 0, or from C
+    /// when `accumulate` (how a bias is added: copy it into C first).
+    public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false) {
+        precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative extent (m \(m), n \(n), k \(k))")
+        precondition(lda >= max(1, transA ? m : k) && ldb >= max(1, transB ? k : n) && ldc >= max(1, n),
+                     "gemm: leading dimension too small (lda \(lda), ldb \(ldb), ldc \(ldc) for m \(m), n \(n), k \(k))")
+        sisa_gemm(table, transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0)
+    }
+
+    /// y[n] (=|+=) x[k] · W[k, n] (row stride ldw): the same chains as `gemm` with m = 1.
+    public func gemv(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                     k: Int, n: Int, ldw: Int, accumulate: Bool = false) {
+        precondition(k >= 0 && n >= 0 && ldw >= max(1, n), "gemv: bad extents (k \(k), n \(n), ldw \(ldw))")
+        table.pointee.gemv(y, x, w, k, n, ldw, accumulate ? 1 : 0)
+    }
+
+    // MARK: rows and element-wise maps
+
+    func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
+                          rstd: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
+                          w: UnsafePointer<Float>, b: UnsafePointer<Float>, rows: Int, C: Int, eps: Float) {
+        precondition(rows >= 0 && C >= 1)
+        table.pointee.layernorm_forward(out, mean, rstd, x, w, b, rows, C, eps)
+    }
+
+    func layerNormBackward(dx: UnsafeMutablePointer<Float>, dw: UnsafeMutablePointer<Float>,
+                           db: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                           mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                           rows: Int, C: Int) {
+        precondition(rows >= 0 && C >= 1)
+        table.pointee.layernorm_backward(dx, dw, db, dout, x, mean, rstd, w, rows, C)
+    }
+
+    func softmaxCausal(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, scale: Float) {
+        precondition(valid >= 1 && width >= valid)
+        table.pointee.softmax_causal(row, valid, width, scale)
+    }
+
+    func softmaxCausalBackward(_ d: UnsafeMutablePointer<Float>, p: UnsafePointer<Float>, n: Int, width: Int,
+                               scale: Float) {
+        precondition(n >= 0 && width >= n)
+        table.pointee.softmax_causal_backward(d, p, n, width, scale)
+    }
+
+    func crossEntropy(logits: UnsafeMutablePointer<Float>, losses: UnsafeMutablePointer<Float>,
+                      targets: UnsafePointer<Int32>, weights: UnsafePointer<Float>?, rows: Int, V: Int,
+                      gradScale: Float?) {
+        precondition(rows >= 0 && V >= 1)
+        table.pointee.cross_entropy(logits, losses, targets, weights, rows, V, gradScale ?? 0, gradScale == nil ? 0 : 1)
+    }
+
+    func geluForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, n: Int) {
+        precondition(n >= 0)
+        table.pointee.gelu_forward(out, x, n)
+    }
+
+    func geluBackward(dx: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int) {
+        precondition(n >= 0)
+        table.pointee.gelu_backward(dx, dout, x, n)
+    }
+
+    func adamW(p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+               v: UnsafeMutablePointer<Float>, n: Int, args: SisaAdamWArgs, decays: Bool) {
+        precondition(n >= 0)
+        withUnsafePointer(to: args) { table.pointee.adamw(p, g, m, v, n, $0, decays ? 1 : 0) }
+    }
+
+    func sumOfSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
+        precondition(n >= 0)
+        return table.pointee.sum_squares(x, n)
+    }
+
+    func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        precondition(n >= 0)
+        return table.pointee.dot(a, b, n)
+    }
+}
