@@ -2,10 +2,54 @@ import XCTest
 import SisaEngine
 
 final class DeterminismTests: XCTestCase {
-    private func train(threads: Int, steps: Int, seed: UInt64 = 5) throws -> Trainer {
-        let trainer = try Trainer(model: .nano, optimizer: testOptimizer(), seed: seed, pool: WorkerPool(threads: threads))
-        for s in 0..<steps { trainer.step(randomBatch(B: 8, T: 64, seed: UInt64(s))) }
+    private func train(threads: Int, steps: Int, seed: UInt64 = 5, kernels: KernelPath? = nil, B: Int = 8) throws -> Trainer {
+        let trainer = try Trainer(model: .nano, optimizer: testOptimizer(), seed: seed, pool: WorkerPool(threads: threads),
+                                  kernels: kernels.map { Kernels($0)! })
+        for s in 0..<steps { trainer.step(randomBatch(B: B, T: 64, seed: UInt64(s))) }
         return trainer
+    }
+
+    /// The promise: the bits do not depend on the CPU's instruction
+    /// set or the thread count. Every path this machine runs, at 1, 2 and 3
+    /// threads, must end in the same parameters and optimizer state.
+    func testEveryKernelPathAndThreadCountGivesTheSameBits() throws {
+        let reference = try train(threads: 1, steps: 4, kernels: .portable, B: 4)
+        for path in Kernels.availablePaths {
+            for threads in [1, 2, 3] where !(path == .portable && threads == 1) {
+                let t = try train(threads: threads, steps: 4, kernels: path, B: 4)
+                XCTAssertEqual(t.model.digest, reference.model.digest, "\(path) with \(threads) threads")
+                XCTAssertEqual(t.serialize(), reference.serialize(), "\(path) with \(threads) threads: optimizer state")
+            }
+        }
+        print("nano digest after 4 steps on every path (\(Kernels.availablePaths.map(\.rawValue).joined(separator: ", "))): \(reference.model.digest)")
+    }
+
+    /// The bits of a fixed run, recorded once (numerics version 2). A change
+    /// here means a kernel's results changed: bump `Numerics.version`, so
+    /// stores refuse to mix checkpoints, then record the new digest.
+    func testNumericsVersionPinsTheBits() throws {
+        XCTAssertEqual(Numerics.version, 2, "update the pinned digest below together with the version")
+        let t = try train(threads: 2, steps: 3)
+        XCTAssertEqual(t.model.digest, Self.pinnedDigest,
+                       "the numerics changed: bump Numerics.version and record the new digest")
+        XCTAssertEqual(t.numericsVersion, Numerics.version)
+    }
+
+    static let pinnedDigest = "2ef510554018230226c50761aecad97a847ba6f1932617589a4370ac45850844"
+
+    func testStatesRecordTheirNumericsVersion() throws {
+        let t = try train(threads: 1, steps: 1)
+        let restored = try Trainer(restoring: t.serialize())
+        XCTAssertEqual(restored.numericsVersion, Numerics.version)
+        // A state written before version 2 has no "numerics" key in its header.
+        var old = t.serialize()
+        let headerLength = Int(old[8]) | Int(old[9]) << 8 | Int(old[10]) << 16 | Int(old[11]) << 24
+        let header = String(decoding: old[12..<(12 + headerLength)], as: UTF8.self)
+        let stripped = header.replacingOccurrences(of: ",\"numerics\":2", with: "")
+        XCTAssertNotEqual(stripped, header)
+        var length = UInt32(stripped.utf8.count).littleEndian
+        old.replaceSubrange(8..<(12 + headerLength), with: Data(bytes: &length, count: 4) + Data(stripped.utf8))
+        XCTAssertEqual(try Trainer(restoring: old).numericsVersion, 1)
     }
 
     func testSameBitsWithOneOrTwoOrThreeThreads() throws {

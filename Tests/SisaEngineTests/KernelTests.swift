@@ -1,0 +1,258 @@
+import CSisaKernels
+import Foundation
+import SisaEngine
+import XCTest
+
+/// The kernel paths against the numerics contract (Numerics.swift): every
+/// path this CPU runs gives the bits of the portable path, and the matrix
+/// product gives the bits of one fused multiply-add chain per element.
+final class KernelTests: XCTestCase {
+    let paths = Kernels.availablePaths
+
+    private func table(_ path: KernelPath) -> UnsafePointer<SisaKernelTable> {
+        let c: SisaKernelPath = path == .avx512 ? SISA_PATH_AVX512 : path == .avx2 ? SISA_PATH_AVX2 : SISA_PATH_PORTABLE
+        return sisa_kernel_table(c)!
+    }
+
+    /// Values of mixed sign and magnitude, so summation order shows in the bits.
+    private func randomFloats(_ n: Int, seed: UInt64, scale: Double = 1) -> [Float] {
+        var rng = Xoshiro256(seed: seed)
+        return (0..<n).map { _ in Float((rng.nextDouble() - 0.5) * scale * (rng.nextDouble() < 0.1 ? 100 : 1)) }
+    }
+
+    private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
+
+    func testThisMachineRunsThePortablePathAndReportsItsPaths() {
+        XCTAssertTrue(paths.contains(.portable))
+        XCTAssertEqual(paths, KernelPath.allCases.filter { Kernels($0) != nil })
+        print("kernel paths on this machine: \(paths.map(\.rawValue).joined(separator: ", "))")
+    }
+
+    func testSelectionFromTheEnvironment() throws {
+        XCTAssertEqual(try Kernels.fromEnvironment([:]).path, paths[0])
+        XCTAssertEqual(try Kernels.fromEnvironment(["SISA_KERNELS": "auto"]).path, paths[0])
+        XCTAssertEqual(try Kernels.fromEnvironment(["SISA_KERNELS": "portable"]).path, .portable)
+        XCTAssertThrowsError(try Kernels.fromEnvironment(["SISA_KERNELS": "sse9"])) { e in
+            XCTAssertTrue("\(e)".contains("SISA_KERNELS=sse9"), "\(e)")
+        }
+        for p in KernelPath.allCases where !paths.contains(p) {
+            XCTAssertThrowsError(try Kernels.fromEnvironment(["SISA_KERNELS": p.rawValue]))
+        }
+    }
+
+    // MARK: matrix products
+
+    /// C = chain of fused multiply-adds over k in order, from C (accumulate) or 0.
+    private func referenceGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: [Float], lda: Int,
+                               b: [Float], ldb: Int, c: [Float], ldc: Int, accumulate: Bool, reversed: Bool = false) -> [Float] {
+        var out = c
+        for i in 0..<m {
+            for j in 0..<n {
+                var acc: Float = accumulate ? c[i * ldc + j] : 0
+                for step in 0..<k {
+                    let p = reversed ? k - 1 - step : step
+                    let av = transA ? a[p * lda + i] : a[i * lda + p]
+                    let bv = transB ? b[j * ldb + p] : b[p * ldb + j]
+                    acc = acc.addingProduct(av, bv)
+                }
+                out[i * ldc + j] = acc
+            }
+        }
+        return out
+    }
+
+    func testGemmIsOneFusedMultiplyAddChainPerElementOnEveryPath() throws {
+        // Odd shapes, shapes that fill whole tiles, and k across the 256-wide k-blocks.
+        let shapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 129), (33, 7, 300), (129, 129, 33), (8, 32, 256),
+                                         (9, 33, 257), (64, 257, 128), (1, 129, 600), (130, 17, 513), (6, 16, 1)]
+        var sensitive = false
+        for (si, (m, n, k)) in shapes.enumerated() {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    for accumulate in [false, true] {
+                        // Leading dimensions wider than the matrices, to catch stride mistakes.
+                        let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 5, ldc = n + 2
+                        let seed = UInt64(si * 8 + (transA ? 4 : 0) + (transB ? 2 : 0) + (accumulate ? 1 : 0))
+                        let a = randomFloats((transA ? k : m) * lda, seed: seed)
+                        let b = randomFloats((transB ? n : k) * ldb, seed: seed + 100)
+                        let c0 = randomFloats(m * ldc, seed: seed + 200)
+                        let expected = referenceGemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda,
+                                                     b: b, ldb: ldb, c: c0, ldc: ldc, accumulate: accumulate)
+                        if !sensitive && k > 16 {
+                            let other = referenceGemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda,
+                                                      b: b, ldb: ldb, c: c0, ldc: ldc, accumulate: accumulate, reversed: true)
+                            sensitive = bits(other) != bits(expected)
+                        }
+                        for path in paths {
+                            var c = c0
+                            a.withUnsafeBufferPointer { ap in
+                                b.withUnsafeBufferPointer { bp in
+                                    c.withUnsafeMutableBufferPointer { cp in
+                                        Kernels(path)!.gemm(transA: transA, transB: transB, m: m, n: n, k: k,
+                                                            a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
+                                                            c: cp.baseAddress!, ldc: ldc, accumulate: accumulate)
+                                    }
+                                }
+                            }
+                            XCTAssertEqual(bits(c), bits(expected),
+                                           "\(path) gemm m \(m) n \(n) k \(k) transA \(transA) transB \(transB) accumulate \(accumulate)")
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertTrue(sensitive, "the data must make summation order visible, or this test could not fail")
+    }
+
+    func testGemvIsTheSameChainAsGemm() throws {
+        for (k, n) in [(1, 1), (7, 33), (129, 257), (300, 65)] {
+            let ldw = n + 3
+            let x = randomFloats(k, seed: UInt64(k)), w = randomFloats(k * ldw, seed: UInt64(n)), y0 = randomFloats(n, seed: 9)
+            for accumulate in [false, true] {
+                let expected = referenceGemm(transA: false, transB: false, m: 1, n: n, k: k, a: x, lda: k, b: w, ldb: ldw,
+                                             c: y0, ldc: n, accumulate: accumulate)
+                for path in paths {
+                    var y = y0
+                    Kernels(path)!.gemv(y: &y, x: x, w: w, k: k, n: n, ldw: ldw, accumulate: accumulate)
+                    XCTAssertEqual(bits(y), bits(expected), "\(path) gemv k \(k) n \(n) accumulate \(accumulate)")
+                }
+            }
+        }
+    }
+
+    // MARK: reductions and element-wise maps
+
+    /// Runs `body` on every path with a fresh copy of `inputs`; each path's
+    /// outputs must equal the portable path's, bit for bit.
+    private func assertPathsAgree(_ what: String, _ inputs: [[Float]],
+                                  _ body: (UnsafePointer<SisaKernelTable>, inout [[Float]]) -> [Float]) {
+        var portableIn = inputs
+        let reference = body(table(.portable), &portableIn)
+        for path in paths where path != .portable {
+            var copy = inputs
+            let out = body(table(path), &copy)
+            XCTAssertEqual(bits(out), bits(reference), "\(what): \(path) differs from portable")
+            XCTAssertEqual(copy.map(bits), portableIn.map(bits), "\(what): \(path) wrote different inputs/outputs")
+        }
+    }
+
+    func testRowKernelsMatchThePortablePathOnOddLengths() {
+        for n in [1, 7, 15, 16, 17, 33, 129, 257] {
+            let rows = 3
+            let x = randomFloats(rows * n, seed: UInt64(n), scale: 4)
+            let w = randomFloats(n, seed: UInt64(n) + 1), b = randomFloats(n, seed: UInt64(n) + 2)
+            let g = randomFloats(rows * n, seed: UInt64(n) + 3)
+            assertPathsAgree("layernorm forward n=\(n)", [x, w, b]) { t, io in
+                var out = [Float](repeating: 0, count: rows * n), mean = [Float](repeating: 0, count: rows)
+                var rstd = mean
+                t.pointee.layernorm_forward(&out, &mean, &rstd, io[0], io[1], io[2], rows, n, 1e-5)
+                return out + mean + rstd
+            }
+            assertPathsAgree("layernorm backward n=\(n)", [x, w, g]) { t, io in
+                var out = [Float](repeating: 0, count: rows * n), mean = [Float](repeating: 0, count: rows)
+                var rstd = mean
+                t.pointee.layernorm_forward(&out, &mean, &rstd, io[0], io[1], io[1], rows, n, 1e-5)
+                var dx = [Float](repeating: 0.5, count: rows * n), dw = [Float](repeating: 0.25, count: n)
+                var db = [Float](repeating: -1, count: n)
+                t.pointee.layernorm_backward(&dx, &dw, &db, io[2], io[0], mean, rstd, io[1], rows, n)
+                return dx + dw + db
+            }
+            assertPathsAgree("softmax n=\(n)", [x]) { t, io in
+                var row = Array(io[0].prefix(n)) + [9, 9, 9]
+                t.pointee.softmax_causal(&row, n, n + 3, 0.37)
+                return row
+            }
+            assertPathsAgree("softmax backward n=\(n)", [x, g]) { t, io in
+                var p = Array(io[0].prefix(n))
+                t.pointee.softmax_causal(&p, n, n, 1)
+                var d = Array(io[1].prefix(n)) + [7, 7]
+                t.pointee.softmax_causal_backward(&d, p, n, n + 2, 0.37)
+                return d
+            }
+            for withGrad in [Int32(0), 1] {
+                assertPathsAgree("cross-entropy n=\(n) grad \(withGrad)", [x, g]) { t, io in
+                    var logits = io[0]
+                    var losses = [Float](repeating: 0, count: rows)
+                    let targets: [Int32] = [0, Int32(n - 1), -1]
+                    t.pointee.cross_entropy(&logits, &losses, targets, io[1], rows, n, 0.125, withGrad)
+                    return logits + losses
+                }
+            }
+            assertPathsAgree("gelu n=\(n)", [x, g]) { t, io in
+                var out = [Float](repeating: 0, count: rows * n), dx = out
+                t.pointee.gelu_forward(&out, io[0], rows * n)
+                t.pointee.gelu_backward(&dx, io[1], io[0], rows * n)
+                return out + dx
+            }
+            for decays: Int32 in [0, 1] {
+                assertPathsAgree("adamw n=\(n) decays \(decays)", [x, g, w, b]) { t, io in
+                    var args = SisaAdamWArgs(learning_rate: 1e-3, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weight_decay: 0.1,
+                                             grad_scale: 0.7, bias_correction1: 10, bias_correction2: 20)
+                    let mAbs = io[2].map { abs($0) }
+                    var p = io[0], m = io[3], v = mAbs
+                    t.pointee.adamw(&p, io[1], &m, &v, n, &args, decays)
+                    return p + m + v
+                }
+            }
+            assertPathsAgree("sum of squares and dot n=\(n)", [x, g]) { t, io in
+                [Float(t.pointee.sum_squares(io[0], n)), t.pointee.dot(io[0], io[1], n)]
+            }
+        }
+    }
+
+    func testReductionsUseTheFixedTreeNotASequentialSum() {
+        // 16 lanes, then lane l + lane l+8, +4, +2, +1: written out here independently.
+        let n = 37
+        let x = randomFloats(n, seed: 77)
+        var lanes = [Float](repeating: 0, count: 16)
+        for (i, v) in x.enumerated() { lanes[i % 16] += v * v }
+        var width = 8
+        while width >= 1 {
+            for l in 0..<width { lanes[l] = lanes[l] + lanes[l + width] }
+            width /= 2
+        }
+        for path in paths {
+            XCTAssertEqual(Float(table(path).pointee.sum_squares(x, n)).bitPattern, lanes[0].bitPattern, "\(path)")
+        }
+    }
+
+    // MARK: the project's own exp and log
+
+    func testExpAndLogAreAccurate() {
+        var worstExp = 0.0, worstLog = 0.0
+        var x: Float = -87
+        while x < 88 {
+            let e = Double(Numerics.exp(x)), ref = Foundation.exp(Double(x))
+            worstExp = max(worstExp, abs(e - ref) / ref)
+            x += 0.0137
+        }
+        var y: Float = 1e-30
+        while y < 1e30 {
+            let l = Double(Numerics.log(y)), ref = Foundation.log(Double(y))
+            worstLog = max(worstLog, abs(l - ref) / max(1, abs(ref)))
+            y *= 1.0371
+        }
+        XCTAssertLessThan(worstExp, 4e-7, "exp within about 3 ulp")
+        XCTAssertLessThan(worstLog, 2.5e-7, "log within about 2 ulp")
+        XCTAssertEqual(Numerics.log(Float(0)), -.infinity)
+        XCTAssertTrue(Numerics.log(Float(-1)).isNaN)
+        XCTAssertLessThan(abs(Double(Numerics.log(Float.leastNonzeroMagnitude)) - Foundation.log(Double(Float.leastNonzeroMagnitude))), 1e-5)
+    }
+
+    func testDoubleMathIsAccurate() {
+        var rng = Xoshiro256(seed: 3)
+        for _ in 0..<20_000 {
+            let x = (rng.nextDouble() - 0.5) * 1400
+            let e = Numerics.exp(x), ref = Foundation.exp(x)
+            XCTAssertLessThanOrEqual(abs(e - ref), 4e-16 * ref, "exp(\(x))")
+            let y = Foundation.exp((rng.nextDouble() - 0.5) * 1400)
+            XCTAssertLessThanOrEqual(abs(Numerics.log(y) - Foundation.log(y)), 4e-16 * max(1, abs(Foundation.log(y))), "log(\(y))")
+            let z = (rng.nextDouble() - 0.5) * 100
+            XCTAssertLessThanOrEqual(abs(Numerics.cos(z) - Foundation.cos(z)), 4e-16, "cos(\(z))")
+        }
+        XCTAssertEqual(Numerics.pow(0.9, 10), 0.9 * 0.9 * 0.9 * 0.9 * 0.9 * 0.9 * 0.9 * 0.9 * 0.9 * 0.9, accuracy: 1e-15)
+        XCTAssertEqual(Numerics.exp(0.0), 1)
+        XCTAssertEqual(Numerics.log(1.0), 0)
+        XCTAssertEqual(Numerics.cos(0.0), 1)
+    }
+}
