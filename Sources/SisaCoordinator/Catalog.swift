@@ -21,6 +21,16 @@ public struct CheckpointInfo: Equatable, Sendable {
     public let rawBytes: Int
     public let storedBytes: Int
     public let checksum: String
+
+    public init(key: String, shard: Int, stage: Int, file: String, rawBytes: Int, storedBytes: Int, checksum: String) {
+        self.key = key
+        self.shard = shard
+        self.stage = stage
+        self.file = file
+        self.rawBytes = rawBytes
+        self.storedBytes = storedBytes
+        self.checksum = checksum
+    }
 }
 
 public struct ShardState: Equatable, Sendable {
@@ -29,6 +39,14 @@ public struct ShardState: Equatable, Sendable {
     public let digest: String?
     public let stagesTrained: Int
     public let currentKey: String?
+
+    public init(index: Int, quarantined: Bool, digest: String?, stagesTrained: Int, currentKey: String?) {
+        self.index = index
+        self.quarantined = quarantined
+        self.digest = digest
+        self.stagesTrained = stagesTrained
+        self.currentKey = currentKey
+    }
 }
 
 /// The store's SQLite catalog: configuration, records, ingest calls, the

@@ -9,6 +9,8 @@ public enum CoordinatorError: Error, CustomStringConvertible, Equatable {
     case corrupt(String)
     case io(String)
     case notTrained(String)
+    /// The store's checkpoints were computed under another numerics version.
+    case numericsMismatch(store: String, stored: Int, current: Int)
 
     public var description: String {
         switch self {
@@ -21,6 +23,13 @@ public enum CoordinatorError: Error, CustomStringConvertible, Equatable {
         case .corrupt(let m): return m
         case .io(let m): return m
         case .notTrained(let m): return m
+        case let .numericsMismatch(store, stored, current):
+            let era = stored == 1 ? " (OpenBLAS, whose bits depend on the CPU)" : ""
+            return "\(store): this store was trained under numerics version \(stored)\(era), and this sisa computes with "
+                + "version \(current). Continuing from those checkpoints would mix two sets of bits and break exact "
+                + "deletion, so nothing was changed. Run `sisa train --rebuild` to retrain every stage from scratch "
+                + "under version \(current) (records and deletions are kept); `sisa delete --defer` still erases "
+                + "records at once, and the rebuild retrains without them."
         }
     }
 }

@@ -34,6 +34,9 @@ extension Store {
             if let r = try catalog.record(id: id), r.status == "live" { infos.append(r) } else { unknown.append(id) }
         }
         guard unknown.isEmpty else { throw CoordinatorError.unknownIDs(unknown) }
+        // Retraining continues from checkpoints: refuse before changing anything
+        // if they are of another numerics version (a deferred deletion retrains nothing).
+        if !deferRetrain { try requireCurrentNumerics() }
         let t0 = Date()
         try catalog.db.transaction {
             for r in infos {

@@ -24,6 +24,9 @@ public struct StoreStatus: Codable, Sendable {
     public let checkpointStoredBytes: Int
     public let compressionRatio: Double
     public let config: StoreConfig
+    /// False when the checkpoints are of another numerics version than this build's
+    /// (`config.numerics` vs `Numerics.version`): `sisa train --rebuild` is needed.
+    public let numericsIsCurrent: Bool
 }
 
 extension Store {
@@ -50,6 +53,7 @@ extension Store {
                            holdoutRecords: live.filter(\.holdout).count, deletedRecords: all.count - live.count,
                            groups: groups, shards: shards, pendingDeletions: try catalog.pendingDeletions().count,
                            checkpoints: ckpts.count, checkpointRawBytes: raw, checkpointStoredBytes: stored,
-                           compressionRatio: stored > 0 ? Double(raw) / Double(stored) : 0, config: config)
+                           compressionRatio: stored > 0 ? Double(raw) / Double(stored) : 0, config: config,
+                           numericsIsCurrent: numericsIsCurrent || ckpts.isEmpty)
     }
 }

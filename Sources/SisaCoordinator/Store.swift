@@ -7,7 +7,8 @@ public final class Store {
     public let url: URL
     public let catalog: Catalog
     public let checkpoints: CheckpointStore
-    public let config: StoreConfig
+    /// Fixed once training starts, but for the numerics version (`adoptCurrentNumerics`).
+    public internal(set) var config: StoreConfig
     private var lock: StoreLock?
 
     static let catalogName = "catalog.sqlite"

@@ -11,9 +11,16 @@ public struct StoreConfig: Codable, Equatable, Sendable {
     /// Epochs over a whole shard, spread over its stages by the SISA schedule.
     public var epochs: Double
     public var seed: UInt64
+    /// The numerics version (`Numerics.version`) the store's checkpoints are
+    /// computed under. It is part of every checkpoint key, and training,
+    /// deletion, verification and comparison refuse to continue from
+    /// checkpoints of another version (`sisa train --rebuild` moves a store
+    /// to this build's version). Stores from before it was recorded read as 1.
+    public var numerics: Int
 
     public init(shards: Int, slices: Int, model: ModelConfig, optimizer: OptimizerConfig = StoreConfig.defaultOptimizer,
                 batch: Int = 16, epochs: Double = 2, seed: UInt64 = 0) {
+        self.numerics = Numerics.version
         self.shards = shards
         self.slices = slices
         self.model = model
@@ -21,6 +28,20 @@ public struct StoreConfig: Codable, Equatable, Sendable {
         self.batch = batch
         self.epochs = epochs
         self.seed = seed
+    }
+
+    enum CodingKeys: String, CodingKey { case shards, slices, model, optimizer, batch, epochs, seed, numerics }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        shards = try c.decode(Int.self, forKey: .shards)
+        slices = try c.decode(Int.self, forKey: .slices)
+        model = try c.decode(ModelConfig.self, forKey: .model)
+        optimizer = try c.decode(OptimizerConfig.self, forKey: .optimizer)
+        batch = try c.decode(Int.self, forKey: .batch)
+        epochs = try c.decode(Double.self, forKey: .epochs)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        numerics = try c.decodeIfPresent(Int.self, forKey: .numerics) ?? 1
     }
 
     /// Warm-up then constant: a stage's learning rates never depend on how

@@ -49,6 +49,7 @@ extension Store {
     func train(onlyShards: Set<Int>?, jobs: Int, threads: Int?,
                progress: (@Sendable (TrainProgress) -> Void)?) throws -> TrainReport {
         let t0 = Date()
+        try requireCurrentNumerics()
         try catalog.setMeta("training_started", "1")
         let plans = try (0..<config.shards).map { try plan(shard: $0) }
         let states = try catalog.shardStates()
@@ -237,6 +238,7 @@ extension Store {
             throw CoordinatorError.invalidInput("no shard \(shard) (the store has \(config.shards))")
         }
         let t0 = Date()
+        try requireCurrentNumerics(adopt: false)
         let p = try plan(shard: shard)
         let report = try trainShard(p, previousDigest: nil, pool: pool, persist: false, resume: false,
                                     progress: progress).report

@@ -17,6 +17,18 @@ struct Sisa: ParsableCommand {
         subcommands: [Init.self, Ingest.self, Train.self, Status.self, Records.self, Query.self, Score.self,
                       Eval.self, Delete.self, Verify.self, Export.self, Compare.self, Plot.self, Bench.self]
     )
+
+    /// A bad SISA_KERNELS is reported before any command runs, not when a
+    /// command first happens to build a model.
+    static func main() {
+        do {
+            _ = try Kernels.processDefault()
+        } catch {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            Foundation.exit(2)
+        }
+        main(nil)
+    }
 }
 
 /// Model shape options shared by commands that build a model.

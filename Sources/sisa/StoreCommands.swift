@@ -71,10 +71,21 @@ struct Train: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "Shards trained in parallel.") var jobs: Int = 1
     @Option(help: "Threads per shard (default: cores / jobs). Results do not depend on it.") var threads: Int?
+    @Flag(help: ArgumentHelp("Retrain every stage from scratch under this build's numerics version.",
+                             discussion: "Needed once for a store trained by a sisa with other kernels (the store says so); records, deletions and quarantines are kept, old checkpoints are removed."))
+    var rebuild = false
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() throws {
         let store = try storeOptions.open(writer: "train")
+        if rebuild {
+            let old = try store.adoptCurrentNumerics()
+            if old != Numerics.version {
+                note("rebuilding: numerics version \(old) -> \(Numerics.version); every stage is retrained from scratch")
+            } else {
+                note("the store is already on numerics version \(old): --rebuild has nothing to change")
+            }
+        }
         let report = try store.train(jobs: jobs, threads: threads, progress: ProgressPrinter().handler())
         for w in report.warnings { note("warning: \(w)") }
         if json {
@@ -101,6 +112,9 @@ struct Status: ParsableCommand {
         if json { try printJSON(s); return }
         let c = s.config
         print("store \(s.store): \(c.shards) shards x \(c.slices) slices, model \(c.model), batch \(c.batch), \(c.epochs) epochs, seed \(c.seed)")
+        print("numerics: version \(c.numerics)" + (c.numerics == Numerics.version ? " (this sisa's)"
+              : s.numericsIsCurrent ? " (nothing trained yet: training adopts this sisa's version \(Numerics.version))"
+              : "; this sisa computes with version \(Numerics.version): run `sisa train --rebuild` before training or deleting"))
         print("records: \(s.records) live (\(s.trainingRecords) training, \(s.holdoutRecords) holdout), \(s.deletedRecords) deleted; groups: "
               + s.groups.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         print("pending deletions: \(s.pendingDeletions)")

@@ -1,5 +1,6 @@
 import Foundation
 import SisaCoordinator
+import SisaEngine
 import XCTest
 
 /// Runs the real `sisa` binary (built next to the test bundle by scripts/test).
@@ -17,10 +18,14 @@ final class CLITests: XCTestCase {
     }
 
     @discardableResult
-    func run(_ args: [String], store: URL, expectSuccess: Bool = true) throws -> (status: Int32, out: String, err: String) {
+    func run(_ args: [String], store: URL?, environment: [String: String] = [:],
+             expectSuccess: Bool = true) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
         p.executableURL = sisa
-        p.arguments = args + ["--store", store.path]
+        p.arguments = args + (store.map { ["--store", $0.path] } ?? [])
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -135,5 +140,73 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(missing.err.contains("no sisa store"), missing.err)
         let q = try run(["query", "rec", "--max-tokens", "10", "--seed", "1"], store: store)
         XCTAssertTrue(q.out.hasPrefix("rec"))
+    }
+
+    /// The check, as a user would run it: a nano store trained under
+    /// each kernel path this machine runs has the same digests.
+    func testNanoStoreDigestsAreTheSameUnderEveryKernelPath() throws {
+        let tmp = TempDir()
+        let data = tmp.jsonl("r.jsonl", syntheticRecords(30))
+        var byPath: [String: [String]] = [:]
+        for path in Kernels.availablePaths {
+            let store = tmp.url.appendingPathComponent(path.rawValue)
+            try run(["init", "--shards", "2", "--slices", "2", "--preset", "nano", "--batch", "4", "--epochs", "1",
+                     "--seed", "3"], store: store)
+            try run(["ingest", data], store: store)
+            try run(["train"], store: store, environment: ["SISA_KERNELS": path.rawValue])
+            byPath[path.rawValue] = (try statusJSON(store)["shards"] as! [[String: Any]]).map { $0["digest"] as! String }
+            // Verification retrains from scratch, here on the fastest path.
+            let verify = try run(["verify"], store: store)
+            XCTAssertEqual(verify.out.components(separatedBy: " OK ").count - 1, 2, verify.out)
+        }
+        let reference = try XCTUnwrap(byPath["portable"])
+        for (path, digests) in byPath {
+            XCTAssertEqual(digests, reference, "\(path) trains other bits than portable")
+            print("nano store digests under SISA_KERNELS=\(path): \(digests.map { String($0.prefix(16)) }.joined(separator: " "))")
+        }
+        for command in ["status", "train"] {
+            let refused = try run([command], store: tmp.url.appendingPathComponent("portable"),
+                                  environment: ["SISA_KERNELS": "mmx"], expectSuccess: false)
+            XCTAssertNotEqual(refused.status, 0)
+            XCTAssertTrue(refused.err.contains("SISA_KERNELS=mmx is not a kernel path"), refused.err)
+        }
+    }
+
+    func testBenchTrainReportsItsKernels() throws {
+        for path in Kernels.availablePaths where path != .portable {
+            let r = try run(["bench", "train", "--preset", "nano", "--batch", "2", "--steps", "2", "--json"], store: nil,
+                            environment: ["SISA_KERNELS": path.rawValue])
+            let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+            XCTAssertEqual(j["kernels"] as? String, path.rawValue)
+            XCTAssertGreaterThan(j["tokensPerSecond"] as? Double ?? 0, 0)
+        }
+    }
+
+    func testTrainRefusesOtherNumericsAndRebuildMovesTheStore() throws {
+        let tmp = TempDir()
+        let store = try makeStore(tmp, "s", records: 30)
+        try run(["train"], store: store)
+        // Pretend the store is from the OpenBLAS era: its configuration has no numerics version.
+        do {
+            let s = try Store.open(at: store, writer: "test")
+            var json = try XCTUnwrap(try JSONSerialization.jsonObject(with: s.config.canonicalJSON) as? [String: Any])
+            json["numerics"] = nil
+            try s.catalog.setMeta("config", String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self))
+        }
+        let status = try run(["status"], store: store).out
+        XCTAssertTrue(status.contains("numerics: version 1"), status)
+        XCTAssertTrue(status.contains("sisa train --rebuild"), status)
+        XCTAssertEqual(try statusJSON(store)["numericsIsCurrent"] as? Bool, false)
+        let refused = try run(["train"], store: store, expectSuccess: false)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.err.contains("numerics version 1") && refused.err.contains("sisa train --rebuild"), refused.err)
+        let verify = try run(["verify"], store: store, expectSuccess: false)
+        XCTAssertTrue(verify.err.contains("sisa train --rebuild"), verify.err)
+        let rebuilt = try run(["train", "--rebuild"], store: store)
+        XCTAssertTrue(rebuilt.err.contains("numerics version 1 -> \(Numerics.version)"), rebuilt.err)
+        let after = try statusJSON(store)
+        XCTAssertEqual((after["config"] as? [String: Any])?["numerics"] as? Int, Numerics.version)
+        XCTAssertEqual(after["numericsIsCurrent"] as? Bool, true)
+        try run(["verify"], store: store)
     }
 }

@@ -104,6 +104,7 @@ extension Store {
     /// store's records, checkpoints and models are left exactly as they were.
     public func compare(_ o: CompareOptions, pool: WorkerPool = .shared,
                         log: ((String) -> Void)? = nil) throws -> ComparisonReport {
+        try requireCurrentNumerics(adopt: false)
         let forget = try forgetSet(o)
         let forgetIDs = Set(forget.map(\.id))
         let ensemble = try Ensemble(store: self, pool: pool)
