@@ -141,9 +141,12 @@ public final class Catalog {
 
     public func config() throws -> StoreConfig {
         guard let s = try meta("config") else { throw CoordinatorError.corrupt("\(db.path): no configuration recorded") }
-        do { return try JSONDecoder().decode(StoreConfig.self, from: Data(s.utf8)) } catch {
+        let config: StoreConfig
+        do { config = try JSONDecoder().decode(StoreConfig.self, from: Data(s.utf8)) } catch {
             throw CoordinatorError.corrupt("\(db.path): unreadable configuration: \(error)")
         }
+        do { try config.validate() } catch { throw CoordinatorError.corrupt("\(db.path): invalid configuration: \(error)") }
+        return config
     }
 
     /// True once `train` has run: the configuration is then frozen and later

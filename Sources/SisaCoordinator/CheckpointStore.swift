@@ -11,6 +11,11 @@ import SisaEngine
 public final class CheckpointStore {
     public let dir: URL
     let catalog: Catalog
+    /// Size of the float section of every state in this store (the engine's
+    /// `Trainer.stateFloatBytes`): a file claiming another size is corrupt.
+    let floatBytes: Int
+    /// A state's header (magic, JSON, counters) is far smaller than this.
+    static let maxPrefixBytes = 1 << 20
     static let magic = Array("SISACK01".utf8)
     private var _warnings: [String] = []
     /// Shards train on several threads; the catalog connection and the warning
@@ -21,9 +26,10 @@ public final class CheckpointStore {
     var canRepair = false
     public var warnings: [String] { mutex.withLock { _warnings } }
 
-    init(dir: URL, catalog: Catalog) throws {
+    init(dir: URL, catalog: Catalog, floatBytes: Int) throws {
         self.dir = dir
         self.catalog = catalog
+        self.floatBytes = floatBytes
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     }
 
@@ -31,7 +37,7 @@ public final class CheckpointStore {
 
     /// Saves a training state under `key` (no-op if a valid one exists).
     @discardableResult
-    func save(key: String, shard: Int, stage: Int, state: Data, floatBytes: Int) throws -> CheckpointInfo {
+    func save(key: String, shard: Int, stage: Int, state: Data) throws -> CheckpointInfo {
         if let existing = try mutex.withLock({ try catalog.checkpoint(key: key) }),
            FileManager.default.fileExists(atPath: path(existing.file)) {
             return existing
@@ -79,8 +85,10 @@ public final class CheckpointStore {
         }
         let bytes = [UInt8](d)
         guard bytes.count > 56, Array(bytes[0..<8]) == CheckpointStore.magic else { throw CoordinatorError.corrupt("bad header") }
+        // Sizes are checked against the store's configuration before anything is allocated.
         guard let rawSize = Int(exactly: readLE(bytes, 8)), let prefix = Int(exactly: readLE(bytes, 16)),
-              rawSize == info.rawBytes, prefix <= rawSize else { throw CoordinatorError.corrupt("size mismatch") }
+              rawSize == info.rawBytes, prefix <= CheckpointStore.maxPrefixBytes, rawSize - prefix == floatBytes
+        else { throw CoordinatorError.corrupt("size mismatch") }
         let stored = Digest.hex(bytes[24..<56])
         guard stored == info.checksum else { throw CoordinatorError.corrupt("checksum in file differs from catalog") }
         let filtered = try Compression.decompress(Array(bytes[56...]), rawSize: rawSize)

@@ -35,8 +35,6 @@ public struct TrainReport: Sendable {
 }
 
 extension Store {
-    public var floatBytes: Int { 3 * config.model.parameterCount * 4 }
-
     /// Trains every stage not yet trained, reusing every checkpoint whose key
     /// still matches; completes pending deletions. Resumable after any crash.
     public func train(jobs: Int = 1, threads: Int? = nil,
@@ -163,8 +161,7 @@ extension Store {
                 }
             }
             if persist {
-                try checkpoints.save(key: stage.key, shard: plan.shard, stage: stage.stage, state: t.serialize(),
-                                     floatBytes: floatBytes)
+                try checkpoints.save(key: stage.key, shard: plan.shard, stage: stage.stage, state: t.serialize())
             }
             stagesTrained += 1
         }

@@ -24,6 +24,14 @@ public struct OptimizerConfig: Codable, Equatable, Hashable, Sendable {
 
     public init() {}
 
+    /// Rejects values that would make the schedule's integer arithmetic trap
+    /// (a configuration may come from a file).
+    public func validate() throws {
+        guard warmupSteps >= 0, totalSteps >= 0 else {
+            throw EngineError.invalidConfig("warm-up and total steps must be >= 0 (got \(warmupSteps), \(totalSteps))")
+        }
+    }
+
     /// Learning rate for 0-based optimizer step `step`.
     public func learningRate(at step: Int) -> Float {
         if step < warmupSteps { return learningRate * Float(step + 1) / Float(warmupSteps) }

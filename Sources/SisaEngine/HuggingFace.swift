@@ -45,20 +45,29 @@ public enum HuggingFace {
             throw EngineError.format("\(configURL.path): not a JSON object")
         }
         func int(_ key: String) throws -> Int {
-            guard let v = cfg[key] as? NSNumber else { throw EngineError.format("\(configURL.path): missing \(key)") }
-            return v.intValue
+            guard let n = cfg[key] as? NSNumber, let v = n as? Int else {
+                throw EngineError.format("\(configURL.path): \(key) is missing or not an integer")
+            }
+            return v
         }
         if let act = cfg["activation_function"] as? String, act != "gelu_new" {
             throw EngineError.format("\(configURL.path): activation \(act) is not supported (gelu_new only)")
         }
         let config = ModelConfig(layers: try int("n_layer"), heads: try int("n_head"), dim: try int("n_embd"),
                                  context: try int("n_positions"), vocab: try int("vocab_size"))
-        let model = try GPT(config: config, pool: pool)
+        do { try config.validate() } catch { throw EngineError.format("\(configURL.path): \(error)") }
         let stURL = dir.appendingPathComponent("model.safetensors")
         guard let sdata = FileManager.default.contents(atPath: stURL.path) else {
             throw EngineError.io("\(stURL.path): cannot read")
         }
         let (tensors, _) = try Safetensors.decode(sdata, source: stURL.path)
+        // Every tensor is checked before the model is allocated.
+        for t in ParameterLayout(config).tensors {
+            guard let found = tensors[t.name] ?? tensors["transformer." + t.name], found.shape == t.shape else {
+                throw EngineError.format("\(stURL.path): tensor \(t.name) is missing or not of shape \(t.shape)")
+            }
+        }
+        let model = try GPT(config: config, pool: pool)
         for t in model.layout.tensors {
             guard let found = tensors[t.name] ?? tensors["transformer." + t.name] else {
                 throw EngineError.format("\(stURL.path): missing tensor \(t.name)")

@@ -26,9 +26,18 @@ public struct ModelConfig: Codable, Equatable, Hashable, Sendable, CustomStringC
 
     public var headSize: Int { dim / heads }
 
+    /// Largest shapes the engine accepts. They keep every size computed from a
+    /// configuration (parameter counts, activation buffers) far from Int
+    /// overflow, so a configuration read from a file cannot trap.
+    public static let maxLayers = 64, maxDim = 4096, maxContext = 8192
+
     public func validate() throws {
         guard layers >= 1, heads >= 1, dim >= 1, context >= 2, vocab >= 2 else {
             throw EngineError.invalidConfig("layers, heads, dim must be >= 1 and context >= 2 (got \(self))")
+        }
+        guard layers <= ModelConfig.maxLayers, dim <= ModelConfig.maxDim, context <= ModelConfig.maxContext,
+              heads <= dim else {
+            throw EngineError.invalidConfig("model too large for this engine (layers <= \(ModelConfig.maxLayers), dim <= \(ModelConfig.maxDim), context <= \(ModelConfig.maxContext), heads <= dim; got \(self))")
         }
         guard dim % heads == 0 else {
             throw EngineError.invalidConfig("dim \(dim) is not divisible by heads \(heads)")

@@ -57,17 +57,23 @@ public enum Safetensors {
                 continue
             }
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
-                  let shape = (info["shape"] as? [NSNumber])?.map({ $0.intValue }),
-                  let offsets = (info["data_offsets"] as? [NSNumber])?.map({ $0.intValue }), offsets.count == 2
+                  let shape = exactInts(info["shape"]), let offsets = exactInts(info["data_offsets"]), offsets.count == 2
             else { throw fail("malformed entry for tensor \(name)") }
-            let count = shape.reduce(1, *)
             let width: Int
             switch dtype {
             case "F32": width = 4
             case "F16", "BF16": width = 2
             default: throw fail("tensor \(name) has unsupported dtype \(dtype)")
             }
-            guard offsets[0] >= 0, offsets[1] <= dataLength, offsets[1] - offsets[0] == count * width else {
+            // Sizes from the file are checked before any arithmetic can overflow.
+            var count = 1
+            for d in shape {
+                let (p, overflow) = count.multipliedReportingOverflow(by: d)
+                guard d >= 0, !overflow, p <= dataLength else { throw fail("tensor \(name): shape \(shape) does not fit the file") }
+                count = p
+            }
+            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= dataLength,
+                  offsets[1] - offsets[0] == count * width else {
                 throw fail("tensor \(name): data_offsets \(offsets) do not fit shape \(shape) of \(dtype)")
             }
             var values = [Float](repeating: 0, count: count)
@@ -89,5 +95,17 @@ public enum Safetensors {
             tensors[name] = Tensor(shape: shape, values: values)
         }
         return (tensors, metadata)
+    }
+
+    /// A JSON array of integers, each exactly representable (nil otherwise:
+    /// 1e300 or 3.5 is malformed, not something to round).
+    private static func exactInts(_ value: Any?) -> [Int]? {
+        guard let array = value as? [Any] else { return nil }
+        var out: [Int] = []
+        for v in array {
+            guard let n = v as? NSNumber, let i = n as? Int else { return nil }
+            out.append(i)
+        }
+        return out
     }
 }

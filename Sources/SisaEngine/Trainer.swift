@@ -74,6 +74,15 @@ public final class Trainer {
         return out
     }
 
+    /// Bytes of the float section at the end of a serialized state (params, m, v).
+    public static func stateFloatBytes(for config: ModelConfig) -> Int { 3 * config.parameterCount * 4 }
+
+    /// Step counts beyond this are corrupt data, not training (and would overflow).
+    static let maxStep: UInt64 = 1 << 48
+
+    /// Restores a state written by `serialize()`. Every field is checked
+    /// before anything is allocated: a truncated, corrupted or hostile input
+    /// ends in `EngineError.corruptState`, never in a crash.
     public init(restoring data: Data, pool: WorkerPool = .shared, kernels: Kernels? = nil) throws {
         var r = ByteReader(data)
         guard try r.bytes(8) == Trainer.magic else { throw EngineError.corruptState("bad magic (not a sisa training state)") }
@@ -82,17 +91,27 @@ public final class Trainer {
         do { header = try JSONDecoder().decode(Header.self, from: Data(try r.bytes(n))) } catch let e as EngineError {
             throw e
         } catch { throw EngineError.corruptState("unreadable header: \(error)") }
+        do {
+            try header.model.validate()
+            try header.optimizer.validate()
+        } catch { throw EngineError.corruptState("header: \(error)") }
+        let step = try r.u64()
+        guard step <= Trainer.maxStep else { throw EngineError.corruptState("step counter \(step) is not plausible") }
+        let rngState = [try r.u64(), try r.u64(), try r.u64(), try r.u64()]
+        guard rngState != [0, 0, 0, 0] else { throw EngineError.corruptState("random generator state is all zero") }
+        let P = try r.u64()
+        let expected = ParameterLayout(header.model).count
+        guard P == UInt64(expected) else {
+            throw EngineError.corruptState("holds \(P) parameters, configuration \(header.model) needs \(expected)")
+        }
+        guard r.remaining == 3 * expected * 4 else {
+            throw EngineError.corruptState("\(r.remaining) bytes of tensor data, configuration \(header.model) needs \(3 * expected * 4)")
+        }
         numericsVersion = header.numerics ?? 1
         model = try GPT(config: header.model, pool: pool, kernels: kernels)
         optimizer = AdamW(config: header.optimizer, layout: model.layout)
-        let step = try r.u64()
-        rng = Xoshiro256(state: [try r.u64(), try r.u64(), try r.u64(), try r.u64()])
-        let P = Int(try r.u64())
-        guard P == model.params.count else {
-            throw EngineError.corruptState("holds \(P) parameters, configuration \(header.model) needs \(model.params.count)")
-        }
+        rng = Xoshiro256(state: rngState)
         for buf in [model.params, optimizer.m, optimizer.v] { try r.floats(into: buf) }
-        guard r.remaining == 0 else { throw EngineError.corruptState("\(r.remaining) trailing bytes") }
         optimizer.step = Int(step)
     }
 }

@@ -154,6 +154,55 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try s.model(shard: 0).digest, reference[0])
     }
 
+    /// Checkpoint files and catalog rows may be damaged or come from elsewhere:
+    /// seeded truncations, bit flips and absurd sizes end in a clear error
+    /// (the model is reported unusable), never in a crash.
+    func testDamagedCheckpointsAndCatalogRowsNeverCrashTheReader() throws {
+        let tmp = TempDir()
+        let url = tmp.url.appendingPathComponent("s")
+        do {
+            let s = try Store.create(at: url, config: microConfig())
+            _ = try s.ingest(paths: [tmp.jsonl("r.jsonl", syntheticRecords(30))])
+            _ = try s.train()
+        }
+        let reader = try Store.open(at: url)
+        let current = try XCTUnwrap(reader.catalog.shardStates()[0].currentKey)
+        let info = try XCTUnwrap(reader.catalog.checkpoint(key: current))
+        let path = reader.checkpoints.dir.appendingPathComponent(info.file)
+        let valid = try Data(contentsOf: path)
+        var rng = Xoshiro256(seed: 21)
+        var failures = 0
+        for i in 0..<1200 {
+            var d = valid
+            switch i % 4 {
+            case 0: d = d.prefix(rng.nextInt(below: d.count))
+            case 1: d[rng.nextInt(below: 56)] ^= UInt8(1) << UInt8(rng.nextInt(below: 8))
+            case 2: d[rng.nextInt(below: d.count)] ^= UInt8(1) << UInt8(rng.nextInt(below: 8))
+            default:
+                // Absurd sizes in the header: raw size and float-section offset.
+                let field = 8 + 8 * rng.nextInt(below: 2)
+                for b in 0..<8 { d[field + b] = UInt8(truncatingIfNeeded: rng.next()) }
+            }
+            try d.write(to: path)
+            XCTAssertThrowsError(try reader.model(shard: 0, allowQuarantined: true), "mutation \(i)") { e in
+                XCTAssertTrue("\(e)".contains("missing or corrupt"), "\(e)")
+            }
+            failures += 1
+        }
+        XCTAssertEqual(failures, 1200)
+        XCTAssertFalse(reader.checkpoints.warnings.isEmpty, "each unusable checkpoint is reported")
+        // A catalog row that claims an absurd size is refused before anything is allocated.
+        try valid.write(to: path)
+        XCTAssertNoThrow(try reader.model(shard: 0))
+        for raw in [Int64.max, 1 << 40, -1] {
+            try reader.catalog.db.run("UPDATE checkpoints SET raw_bytes = ? WHERE key = ?", raw, current)
+            XCTAssertThrowsError(try reader.model(shard: 0), "raw_bytes \(raw)")
+        }
+        // So is an impossible configuration.
+        try reader.catalog.setMeta("config", #"{"batch":4,"epochs":1,"model":{"context":32,"dim":4000000000,"heads":2,"layers":1,"vocab":257},"numerics":2,"optimizer":{"beta1":0.9,"beta2":0.95,"clipNorm":1,"epsilon":1e-08,"learningRate":0.002,"minLRFraction":0.1,"schedule":"constant","totalSteps":0,"warmupSteps":20,"weightDecay":0.1},"seed":7,"shards":2,"slices":3}"#)
+        XCTAssertThrowsError(try Store.open(at: url)) { e in XCTAssertTrue("\(e)".contains("invalid configuration"), "\(e)") }
+    }
+
     func testCompressionRoundTrip() throws {
         var rng = Xoshiro256(seed: 4)
         let raw = (0..<1003).map { _ in UInt8(truncatingIfNeeded: rng.next() % 7) }
