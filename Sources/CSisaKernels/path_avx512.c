@@ -15,7 +15,7 @@
 // A(i, k) for the current k.
 #define MICRO_BODY(ADVANCE)                                                                  \
     ROWS(DECL)                                                                                   \
-    if (load_c) { ROWS(LOADC) } else { ROWS(ZEROC) }                                             \
+    if (load_c) { ROWS(LOADC) } else if (bias) { ROWS(BIASC) } else { ROWS(ZEROC) }                \
     for (long k = 0; k < kc; k++) {                                                              \
         const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);                      \
         ROWS(STEP)                                                                               \
@@ -26,17 +26,20 @@
 #define DECL(i) __m512 c##i##0, c##i##1;
 #define LOADC(i) c##i##0 = _mm512_loadu_ps(c + i * ldc); c##i##1 = _mm512_loadu_ps(c + i * ldc + 16);
 #define ZEROC(i) c##i##0 = _mm512_setzero_ps(); c##i##1 = _mm512_setzero_ps();
+#define BIASC(i) c##i##0 = _mm512_loadu_ps(bias); c##i##1 = _mm512_loadu_ps(bias + 16);
 #define STEP(i) { const __m512 ai = _mm512_set1_ps(*AT(i));                                      \
         c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
 #define STOREC(i) _mm512_storeu_ps(c + i * ldc, c##i##0); _mm512_storeu_ps(c + i * ldc + 16, c##i##1);
 
-static void micro_rows_avx512(long kc, const float *a, long lda, const float *b, float *c, long ldc, int load_c) {
+static void micro_rows_avx512(long kc, const float *a, long lda, const float *b, float *c, long ldc, int load_c,
+                              const float *bias) {
 #define AT(i) (a + i * lda)
     MICRO_BODY(a += 1)
 #undef AT
 }
 
-static void micro_cols_avx512(long kc, const float *a, long lda, const float *b, float *c, long ldc, int load_c) {
+static void micro_cols_avx512(long kc, const float *a, long lda, const float *b, float *c, long ldc, int load_c,
+                              const float *bias) {
 #define AT(i) (a + i)
     MICRO_BODY(a += lda)
 #undef AT

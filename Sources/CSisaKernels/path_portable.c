@@ -8,10 +8,11 @@
 #define MR 4
 #define NR 16
 
-static void micro_portable(long kc, const float *a, long rs, long cs, const float *b, float *c, long ldc, int load_c) {
+static void micro_portable(long kc, const float *a, long rs, long cs, const float *b, float *c, long ldc, int load_c,
+                           const float *bias) {
     float acc[MR][NR];
     for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++) acc[i][j] = load_c ? c[i * ldc + j] : 0.0f;
+        for (int j = 0; j < NR; j++) acc[i][j] = load_c ? c[i * ldc + j] : bias ? bias[j] : 0.0f;
     for (long k = 0; k < kc; k++, b += NR)
         for (int i = 0; i < MR; i++) {
             const float ai = a[i * rs + k * cs];
@@ -21,12 +22,14 @@ static void micro_portable(long kc, const float *a, long rs, long cs, const floa
         for (int j = 0; j < NR; j++) c[i * ldc + j] = acc[i][j];
 }
 
-static void micro_rows_portable(long kc, const float *a, long lda, const float *b, float *c, long ldc, int load_c) {
-    micro_portable(kc, a, lda, 1, b, c, ldc, load_c);
+static void micro_rows_portable(long kc, const float *a, long lda, const float *b, float *c, long ldc, int load_c,
+                                const float *bias) {
+    micro_portable(kc, a, lda, 1, b, c, ldc, load_c, bias);
 }
 
-static void micro_cols_portable(long kc, const float *a, long lda, const float *b, float *c, long ldc, int load_c) {
-    micro_portable(kc, a, 1, lda, b, c, ldc, load_c);
+static void micro_cols_portable(long kc, const float *a, long lda, const float *b, float *c, long ldc, int load_c,
+                                const float *bias) {
+    micro_portable(kc, a, 1, lda, b, c, ldc, load_c, bias);
 }
 
 static void gemv_portable(float *y, const float *x, const float *w, long K, long N, long ldw, int accumulate) {

@@ -37,6 +37,7 @@ float *sisa_workspace(size_t floats) {
 }
 
 void sisa_gemm(const SisaKernelTable *t, int trans_a, int trans_b, long M, long N, long K,
-               const float *A, long lda, const float *B, long ldb, float *C, long ldc, int accumulate) {
-    t->gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+               const float *A, long lda, const float *B, long ldb, float *C, long ldc, int accumulate,
+               const float *bias) {
+    t->gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias);
 }

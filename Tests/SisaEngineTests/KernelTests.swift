@@ -42,13 +42,14 @@ final class KernelTests: XCTestCase {
 
     // MARK: matrix products
 
-    /// C = chain of fused multiply-adds over k in order, from C (accumulate) or 0.
+    /// C = chain of fused multiply-adds over k in order, from C (accumulate), the bias, or 0.
     private func referenceGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: [Float], lda: Int,
-                               b: [Float], ldb: Int, c: [Float], ldc: Int, accumulate: Bool, reversed: Bool = false) -> [Float] {
+                               b: [Float], ldb: Int, c: [Float], ldc: Int, accumulate: Bool, bias: [Float]? = nil,
+                               reversed: Bool = false) -> [Float] {
         var out = c
         for i in 0..<m {
             for j in 0..<n {
-                var acc: Float = accumulate ? c[i * ldc + j] : 0
+                var acc: Float = accumulate ? c[i * ldc + j] : bias?[j] ?? 0
                 for step in 0..<k {
                     let p = reversed ? k - 1 - step : step
                     let av = transA ? a[p * lda + i] : a[i * lda + p]
@@ -64,23 +65,27 @@ final class KernelTests: XCTestCase {
     func testGemmIsOneFusedMultiplyAddChainPerElementOnEveryPath() throws {
         // Odd shapes, shapes that fill whole tiles, and k across the 256-wide k-blocks.
         let shapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 129), (33, 7, 300), (129, 129, 33), (8, 32, 256),
-                                         (9, 33, 257), (64, 257, 128), (1, 129, 600), (130, 17, 513), (6, 16, 1)]
+                                         (9, 33, 257), (64, 257, 128), (1, 129, 600), (130, 17, 513), (6, 16, 1), (5, 3, 0)]
         var sensitive = false
         for (si, (m, n, k)) in shapes.enumerated() {
             for transA in [false, true] {
                 for transB in [false, true] {
-                    for accumulate in [false, true] {
+                    // The chain starts from 0, from C (accumulate) or from a bias row.
+                    for start in ["zero", "accumulate", "bias"] {
+                        let accumulate = start == "accumulate"
                         // Leading dimensions wider than the matrices, to catch stride mistakes.
                         let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 5, ldc = n + 2
-                        let seed = UInt64(si * 8 + (transA ? 4 : 0) + (transB ? 2 : 0) + (accumulate ? 1 : 0))
-                        let a = randomFloats((transA ? k : m) * lda, seed: seed)
-                        let b = randomFloats((transB ? n : k) * ldb, seed: seed + 100)
+                        let seed = UInt64(si * 12 + (transA ? 6 : 0) + (transB ? 3 : 0) + (start == "zero" ? 0 : start == "bias" ? 1 : 2))
+                        let a = randomFloats(max(1, (transA ? k : m) * lda), seed: seed)
+                        let b = randomFloats(max(1, (transB ? n : k) * ldb), seed: seed + 100)
                         let c0 = randomFloats(m * ldc, seed: seed + 200)
+                        let bias = start == "bias" ? randomFloats(n, seed: seed + 300) : nil
                         let expected = referenceGemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda,
-                                                     b: b, ldb: ldb, c: c0, ldc: ldc, accumulate: accumulate)
+                                                     b: b, ldb: ldb, c: c0, ldc: ldc, accumulate: accumulate, bias: bias)
                         if !sensitive && k > 16 {
                             let other = referenceGemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda,
-                                                      b: b, ldb: ldb, c: c0, ldc: ldc, accumulate: accumulate, reversed: true)
+                                                      b: b, ldb: ldb, c: c0, ldc: ldc, accumulate: accumulate, bias: bias,
+                                                      reversed: true)
                             sensitive = bits(other) != bits(expected)
                         }
                         for path in paths {
@@ -88,14 +93,23 @@ final class KernelTests: XCTestCase {
                             a.withUnsafeBufferPointer { ap in
                                 b.withUnsafeBufferPointer { bp in
                                     c.withUnsafeMutableBufferPointer { cp in
-                                        Kernels(path)!.gemm(transA: transA, transB: transB, m: m, n: n, k: k,
-                                                            a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
-                                                            c: cp.baseAddress!, ldc: ldc, accumulate: accumulate)
+                                        let kernels = Kernels(path)!
+                                        if let bias {
+                                            bias.withUnsafeBufferPointer { biasp in
+                                                kernels.gemm(transA: transA, transB: transB, m: m, n: n, k: k,
+                                                             a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
+                                                             c: cp.baseAddress!, ldc: ldc, bias: biasp.baseAddress!)
+                                            }
+                                        } else {
+                                            kernels.gemm(transA: transA, transB: transB, m: m, n: n, k: k,
+                                                         a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
+                                                         c: cp.baseAddress!, ldc: ldc, accumulate: accumulate)
+                                        }
                                     }
                                 }
                             }
                             XCTAssertEqual(bits(c), bits(expected),
-                                           "\(path) gemm m \(m) n \(n) k \(k) transA \(transA) transB \(transB) accumulate \(accumulate)")
+                                           "\(path) gemm m \(m) n \(n) k \(k) transA \(transA) transB \(transB) from \(start)")
                         }
                     }
                 }

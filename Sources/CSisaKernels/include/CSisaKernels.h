@@ -39,7 +39,7 @@ typedef struct SisaKernelTable {
 
     // The matrix product of sisa_gemm (below) on this path.
     void (*gemm)(int trans_a, int trans_b, long M, long N, long K, const float *A, long lda,
-                 const float *B, long ldb, float *C, long ldc, int accumulate);
+                 const float *B, long ldb, float *C, long ldc, int accumulate, const float *bias);
 
     // y[N] = x[K] . W[K, N] (row stride ldw), chained from y when accumulate.
     void (*gemv)(float *y, const float *x, const float *w, long K, long N, long ldw, int accumulate);
@@ -72,11 +72,13 @@ typedef struct SisaKernelTable {
 // The table of a path, or NULL when this CPU (or build) cannot run it.
 const SisaKernelTable *sisa_kernel_table(SisaKernelPath path);
 
-// C[M, N] (=|+=) op(A)[M, K] . op(B)[K, N], row-major, with op = transpose
+// C[M, N] = init + op(A)[M, K] . op(B)[K, N], row-major, with op = transpose
 // when trans_* is set (A stored [K, M], B stored [N, K]). Each element is one
-// fused multiply-add chain over k = 0..K-1 starting from 0 or from C.
+// fused multiply-add chain over k = 0..K-1 starting from init: C itself when
+// accumulate, else bias[j] when bias is not NULL, else 0.
 void sisa_gemm(const SisaKernelTable *t, int trans_a, int trans_b, long M, long N, long K,
-               const float *A, long lda, const float *B, long ldb, float *C, long ldc, int accumulate);
+               const float *A, long lda, const float *B, long ldb, float *C, long ldc, int accumulate,
+               const float *bias);
 
 // The project's own exp and log (no libm), scalar; the vector paths use the
 // same formulas and give the same bits.

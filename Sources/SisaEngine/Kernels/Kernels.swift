@@ -67,17 +67,19 @@ public struct Kernels: @unchecked Sendable, CustomStringConvertible {
 
     // MARK: matrix products
 
-    /// C[m, n] (=|+=) op(A)[m, k] · op(B)[k, n], row-major. transA: A is
+    /// C[m, n] = init + op(A)[m, k] · op(B)[k, n], row-major. transA: A is
     /// stored [k, m]; transB: B is stored [n, k]. Each element of C is one
-    /// fused multiply-add chain over k in order, starting from 0, or from C
-    /// when `accumulate` (how a bias is added: copy it into C first).
+    /// fused multiply-add chain over k in order, starting from `bias[j]`
+    /// when a bias [n] is given, from C itself when `accumulate`, else from 0.
     public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false) {
+                     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false,
+                     bias: UnsafePointer<Float>? = nil) {
         precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative extent (m \(m), n \(n), k \(k))")
+        precondition(!(accumulate && bias != nil), "gemm: a chain starts from C or from the bias, not both")
         precondition(lda >= max(1, transA ? m : k) && ldb >= max(1, transB ? k : n) && ldc >= max(1, n),
                      "gemm: leading dimension too small (lda \(lda), ldb \(ldb), ldc \(ldc) for m \(m), n \(n), k \(k))")
-        sisa_gemm(table, transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0)
+        sisa_gemm(table, transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0, bias)
     }
 
     /// y[n] (=|+=) x[k] · W[k, n] (row stride ldw): the same chains as `gemm` with m = 1.

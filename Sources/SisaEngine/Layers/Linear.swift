@@ -19,12 +19,8 @@ enum Linear {
         let parts = partCount(M, grain: rowGrain)
         pool.run(parts: parts) { part, _ in
             let rows = partRange(part, of: parts, total: M)
-            let o = out + rows.lowerBound * N
-            if let b {
-                for r in 0..<rows.count { (o + r * N).update(from: b, count: N) }
-            }
             kernels.gemm(m: rows.count, n: N, k: K, a: inp + rows.lowerBound * K, lda: K,
-                         b: w, ldb: N, c: o, ldc: N, accumulate: b != nil)
+                         b: w, ldb: N, c: out + rows.lowerBound * N, ldc: N, bias: b)
         }
     }
 
