@@ -17,6 +17,12 @@
 // No a * b + c may become a fused multiply-add behind our back: that would
 // change bits on targets that have FMA. Fused operations are written out.
 #pragma clang fp contract(off)
+#pragma clang fp reassociate(off)
+// -ffast-math (or -Ofast) lets clang ignore the pragmas above and reorder the
+// fixed reduction trees: refuse to build rather than give other bits.
+#if defined(__FAST_MATH__)
+#error "CSisaKernels must not be built with -ffast-math: it would change the numerics"
+#endif
 
 // The helpers below take and return 16-lane vectors by value. They are
 // static and always inlined, so the ABI note clang attaches to such

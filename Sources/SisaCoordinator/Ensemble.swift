@@ -38,6 +38,14 @@ public final class Ensemble {
         self.excluded = excluded
     }
 
+    /// An ensemble of given models (for example exactly retrained or
+    /// approximately unlearned copies), not read from a store.
+    public init(models: [(shard: Int, model: GPT)]) {
+        precondition(!models.isEmpty)
+        self.models = models
+        excluded = []
+    }
+
     /// Aggregates the shards' next-token probability vectors.
     public static func aggregate(_ probs: [[Double]], _ how: Aggregation) -> [Double] {
         let V = probs[0].count
@@ -85,9 +93,11 @@ public final class Ensemble {
         Ensemble.mixture(models.map { $0.model.score(records, perToken: true) })
     }
 
-    /// Mixture of per-shard token scores: -log(mean_s exp(-nll_s)) per token.
+    /// Mixture of per-shard token scores: -log(mean_s exp(-nll_s)) per token,
+    /// with the project's own exp and log, so ensemble NLLs (and every metric
+    /// built on them) have the same bits on every platform.
     public static func mixture(_ perShard: [[RecordScore]]) -> [RecordScore] {
-        let logS = log(Double(perShard.count))
+        let logS = Numerics.log(Double(perShard.count))
         return perShard[0].indices.map { i in
             let n = perShard[0][i].tokens
             var total = 0.0
@@ -95,7 +105,7 @@ public final class Ensemble {
             for t in 0..<n {
                 let neg = perShard.map { -Double($0[i].tokenNLL![t]) }
                 let m = neg.max()!
-                let nll = logS - (m + log(neg.reduce(0) { $0 + exp($1 - m) }))
+                let nll = logS - (m + Numerics.log(neg.reduce(0) { $0 + Numerics.exp($1 - m) }))
                 tokenNLL[t] = Float(nll)
                 total += nll
             }

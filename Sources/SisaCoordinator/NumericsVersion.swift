@@ -25,10 +25,9 @@ extension Store {
         throw CoordinatorError.numericsMismatch(store: url.path, stored: config.numerics, current: Numerics.version)
     }
 
-    /// `sisa train --rebuild`: moves the store to this build's numerics
-    /// version. Every checkpoint key changes with it, so the next training
-    /// retrains every stage from scratch and then removes the old checkpoints.
-    /// Records, deletions and quarantines are kept. Returns the old version.
+    /// Moves a store with nothing trained to this build's numerics version.
+    /// (A trained store moves with `train(rebuild: true)`, which records the
+    /// new version together with the rebuilt models.) Returns the old version.
     @discardableResult
     public func adoptCurrentNumerics() throws -> Int {
         let old = config.numerics

@@ -54,6 +54,6 @@ extension Store {
                            groups: groups, shards: shards, pendingDeletions: try catalog.pendingDeletions().count,
                            checkpoints: ckpts.count, checkpointRawBytes: raw, checkpointStoredBytes: stored,
                            compressionRatio: stored > 0 ? Double(raw) / Double(stored) : 0, config: config,
-                           numericsIsCurrent: numericsIsCurrent || ckpts.isEmpty)
+                           numericsIsCurrent: numericsIsCurrent || (ckpts.isEmpty && states.allSatisfy { $0.digest == nil }))
     }
 }

@@ -37,16 +37,30 @@ public struct TrainReport: Sendable {
 extension Store {
     /// Trains every stage not yet trained, reusing every checkpoint whose key
     /// still matches; completes pending deletions. Resumable after any crash.
-    public func train(jobs: Int = 1, threads: Int? = nil,
+    ///
+    /// `rebuild`: a store trained under another numerics version is moved to
+    /// this build's, retraining every stage from scratch. The new version is
+    /// recorded in the same transaction as the rebuilt models, so a rebuild
+    /// that fails half-way leaves the store on its old version (every other
+    /// command still refuses it) and `train --rebuild` resumes from the new
+    /// checkpoints already written.
+    public func train(jobs: Int = 1, threads: Int? = nil, rebuild: Bool = false,
                       progress: (@Sendable (TrainProgress) -> Void)? = nil) throws -> TrainReport {
-        try train(onlyShards: nil, jobs: jobs, threads: threads, progress: progress)
+        try train(onlyShards: nil, jobs: jobs, threads: threads, rebuild: rebuild, progress: progress)
     }
 
     /// `onlyShards`: restrict the work to these shards (deletions retrain the
     /// shards with pending deletions and nothing else).
-    func train(onlyShards: Set<Int>?, jobs: Int, threads: Int?,
+    func train(onlyShards: Set<Int>?, jobs: Int, threads: Int?, rebuild: Bool = false,
                progress: (@Sendable (TrainProgress) -> Void)?) throws -> TrainReport {
         let t0 = Date()
+        // A rebuild plans and trains under the new version in memory; the
+        // catalog learns of it only when the rebuilt models are recorded.
+        let storedConfig = config
+        let adopting = rebuild && !numericsIsCurrent
+        if adopting { config.numerics = Numerics.version }
+        var committed = false
+        defer { if adopting && !committed { config = storedConfig } }
         try requireCurrentNumerics()
         try catalog.setMeta("training_started", "1")
         let plans = try (0..<config.shards).map { try plan(shard: $0) }
@@ -92,6 +106,7 @@ extension Store {
         // Record the new models, close pending deletions, drop stale checkpoints.
         let pending = try catalog.pendingDeletions()
         try catalog.db.transaction {
+            if adopting { try catalog.setMeta("config", String(decoding: config.canonicalJSON, as: UTF8.self)) }
             for r in shardReports {
                 let p = plans[r.shard]
                 try catalog.setShard(ShardState(index: r.shard, quarantined: false, digest: r.digest,
@@ -104,6 +119,7 @@ extension Store {
                                                 stagesTrained: st.stagesTrained, currentKey: st.currentKey))
             }
         }
+        committed = true
         let removed = try collectGarbage(plans: plans)
         var completed: [String] = []
         if !pending.isEmpty {
@@ -134,7 +150,12 @@ extension Store {
         var trainer: Trainer?
         for r in stride(from: plan.stages.count - 1, through: 0, by: -1) where resume {
             if let data = try checkpoints.load(key: plan.stages[r].key) {
-                trainer = try Trainer(restoring: data, pool: pool)
+                let restored = try Trainer(restoring: data, pool: pool)
+                // Keys carry the version, so this only trips on a damaged or foreign catalog.
+                guard restored.numericsVersion == Numerics.version else {
+                    throw CoordinatorError.numericsMismatch(store: url.path, stored: restored.numericsVersion, current: Numerics.version)
+                }
+                trainer = restored
                 start = r
                 break
             }
@@ -175,7 +196,8 @@ extension Store {
     /// trained on deleted records among them) and stray files. Returns the count.
     @discardableResult
     func collectGarbage(plans: [ShardPlan]) throws -> Int {
-        let live = Set(plans.flatMap { $0.stages.map(\.key) })
+        // A shard's recorded model is never removed, even off the plans.
+        let live = Set(plans.flatMap { $0.stages.map(\.key) }).union(try catalog.shardStates().compactMap(\.currentKey))
         var removed = 0
         for c in try catalog.checkpoints() where !live.contains(c.key) {
             try checkpoints.remove(c)

@@ -79,14 +79,14 @@ struct Train: ParsableCommand {
     func run() throws {
         let store = try storeOptions.open(writer: "train")
         if rebuild {
-            let old = try store.adoptCurrentNumerics()
+            let old = store.config.numerics
             if old != Numerics.version {
                 note("rebuilding: numerics version \(old) -> \(Numerics.version); every stage is retrained from scratch")
             } else {
                 note("the store is already on numerics version \(old): --rebuild has nothing to change")
             }
         }
-        let report = try store.train(jobs: jobs, threads: threads, progress: ProgressPrinter().handler())
+        let report = try store.train(jobs: jobs, threads: threads, rebuild: rebuild, progress: ProgressPrinter().handler())
         for w in report.warnings { note("warning: \(w)") }
         if json {
             try printJSON(report.shards)

@@ -52,12 +52,12 @@ final class CLITests: XCTestCase {
 
     func testSigkillDuringTrainThenResumeIsBitwiseEqual() throws {
         let tmp = TempDir()
-        // About 2 s of training, so kills land at many different points.
-        let reference = try makeStore(tmp, "ref", records: 400, epochs: 12)
+        // A few seconds of training, so kills land at many different points.
+        let reference = try makeStore(tmp, "ref", records: 400, epochs: 100)
         try run(["train"], store: reference)
         let refDigests = (try statusJSON(reference)["shards"] as! [[String: Any]]).map { $0["digest"] as! String }
 
-        let victim = try makeStore(tmp, "victim", records: 400, epochs: 12)
+        let victim = try makeStore(tmp, "victim", records: 400, epochs: 100)
         var rng = SystemRandomNumberGenerator()
         var kills = 0
         for _ in 0..<5 {
@@ -83,7 +83,7 @@ final class CLITests: XCTestCase {
 
     func testSecondWriterFailsClearlyWhileTrainRuns() throws {
         let tmp = TempDir()
-        let store = try makeStore(tmp, "s", records: 400, epochs: 12)
+        let store = try makeStore(tmp, "s", records: 400, epochs: 100)
         let p = Process()
         p.executableURL = sisa
         p.arguments = ["train", "--store", store.path]
@@ -186,13 +186,7 @@ final class CLITests: XCTestCase {
         let tmp = TempDir()
         let store = try makeStore(tmp, "s", records: 30)
         try run(["train"], store: store)
-        // Pretend the store is from the OpenBLAS era: its configuration has no numerics version.
-        do {
-            let s = try Store.open(at: store, writer: "test")
-            var json = try XCTUnwrap(try JSONSerialization.jsonObject(with: s.config.canonicalJSON) as? [String: Any])
-            json["numerics"] = nil
-            try s.catalog.setMeta("config", String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self))
-        }
+        try makeItLookOld(store)
         let status = try run(["status"], store: store).out
         XCTAssertTrue(status.contains("numerics: version 1"), status)
         XCTAssertTrue(status.contains("sisa train --rebuild"), status)
@@ -207,6 +201,53 @@ final class CLITests: XCTestCase {
         let after = try statusJSON(store)
         XCTAssertEqual((after["config"] as? [String: Any])?["numerics"] as? Int, Numerics.version)
         XCTAssertEqual(after["numericsIsCurrent"] as? Bool, true)
+        try run(["verify"], store: store)
+    }
+
+    /// Pretends the store is from the OpenBLAS era (see `makeStoreLookOld`).
+    private func makeItLookOld(_ store: URL) throws { try makeStoreLookOld(store) }
+
+    func testRebuildKilledHalfWayKeepsTheOldVersionUntilItCompletes() throws {
+        let tmp = TempDir()
+        let reference = try makeStore(tmp, "ref", records: 400, epochs: 100)
+        try run(["train"], store: reference)
+        let refDigests = (try statusJSON(reference)["shards"] as! [[String: Any]]).map { $0["digest"] as! String }
+
+        let store = try makeStore(tmp, "s", records: 400, epochs: 100)
+        try run(["train"], store: store)
+        try makeItLookOld(store)
+        let dir = store.appendingPathComponent("checkpoints").path
+        let oldFiles = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
+        let p = Process()
+        p.executableURL = sisa
+        p.arguments = ["train", "--rebuild", "--store", store.path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Kill it once the first checkpoint of the new version is on disk.
+        for _ in 0..<2000 {
+            let files = Set((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+            if files.contains(where: { $0.hasSuffix(".ckpt") && !oldFiles.contains($0) }) { break }
+            usleep(2_000)
+        }
+        XCTAssertTrue(p.isRunning, "the rebuild should still be running (make the store bigger)")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+
+        // Still the old version: every command that trains refuses, and every
+        // shard's recorded model is still there to answer queries.
+        XCTAssertEqual(try statusJSON(store)["numericsIsCurrent"] as? Bool, false)
+        let victim = syntheticRecords(400)[7].id
+        let refused = try run(["delete", victim], store: store, expectSuccess: false)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.err.contains("sisa train --rebuild"), refused.err)
+        let verify = try run(["verify"], store: store, expectSuccess: false)
+        XCTAssertTrue(verify.err.contains("sisa train --rebuild"), verify.err)
+        try run(["query", "a", "--max-tokens", "4"], store: store)
+
+        try run(["train", "--rebuild"], store: store)
+        let digests = (try statusJSON(store)["shards"] as! [[String: Any]]).map { $0["digest"] as! String }
+        XCTAssertEqual(digests, refDigests, "the resumed rebuild equals a store trained under this version")
         try run(["verify"], store: store)
     }
 }

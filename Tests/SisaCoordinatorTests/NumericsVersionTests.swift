@@ -7,46 +7,24 @@ import XCTest
 /// verification and comparison refuse to continue from another version's,
 /// and `train --rebuild` moves the store over.
 final class NumericsVersionTests: XCTestCase {
-    /// Rewrites the store's configuration as a sisa before numerics versions
-    /// wrote it (no "numerics" key: version 1), as if trained by the OpenBLAS engine.
+    /// A trained store as a sisa with version-1 numerics left it (see `makeStoreLookOld`).
+    private func trainedOldStore(_ tmp: TempDir, records: [(id: String, text: String)]) throws -> URL {
+        let url = tmp.url.appendingPathComponent("old")
+        do {
+            let s = try Store.create(at: url, config: microConfig())
+            _ = try s.ingest(paths: [tmp.jsonl("all.jsonl", records)])
+            _ = try s.train()
+        }
+        try makeStoreLookOld(url)
+        return url
+    }
+
+    /// Only the configuration of an untrained store.
     private func makeItLookOld(_ store: Store) throws {
         var json = try XCTUnwrap(try JSONSerialization.jsonObject(with: store.config.canonicalJSON) as? [String: Any])
         XCTAssertEqual(json.removeValue(forKey: "numerics") as? Int, Numerics.version)
         let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
         try store.catalog.setMeta("config", String(decoding: data, as: UTF8.self))
-    }
-
-    /// A trained store as a sisa with version-1 numerics left it: its
-    /// configuration has no "numerics" key and its checkpoint keys derive
-    /// from that configuration. (The bits inside are this build's; only the
-    /// keys and the recorded version matter to the store.)
-    private func trainedOldStore(_ tmp: TempDir, records: [(id: String, text: String)]) throws -> URL {
-        let url = tmp.url.appendingPathComponent("old")
-        var newKeys: [[String]] = []
-        do {
-            let s = try Store.create(at: url, config: microConfig())
-            _ = try s.ingest(paths: [tmp.jsonl("all.jsonl", records)])
-            _ = try s.train()
-            newKeys = try (0..<s.config.shards).map { try s.plan(shard: $0).stages.map(\.key) }
-            try makeItLookOld(s)
-        }
-        let old = try Store.open(at: url, writer: "test")
-        for shard in 0..<old.config.shards {
-            let oldKeys = try old.plan(shard: shard).stages.map(\.key)
-            let rename = Dictionary(zip(newKeys[shard], oldKeys), uniquingKeysWith: { a, _ in a })
-            for (from, to) in rename {
-                guard let c = try old.catalog.checkpoint(key: from) else { continue }
-                let dir = url.appendingPathComponent("checkpoints")
-                try FileManager.default.moveItem(at: dir.appendingPathComponent(c.file), to: dir.appendingPathComponent("\(to).ckpt"))
-                try old.catalog.removeCheckpoint(key: from)
-                try old.catalog.addCheckpoint(CheckpointInfo(key: to, shard: c.shard, stage: c.stage, file: "\(to).ckpt",
-                                                             rawBytes: c.rawBytes, storedBytes: c.storedBytes, checksum: c.checksum))
-            }
-            let st = try old.catalog.shardStates()[shard]
-            try old.catalog.setShard(ShardState(index: shard, quarantined: st.quarantined, digest: st.digest,
-                                                stagesTrained: st.stagesTrained, currentKey: oldKeys.last))
-        }
-        return url
     }
 
     func testNewStoresRecordThisBuildsVersion() throws {
@@ -101,9 +79,9 @@ final class NumericsVersionTests: XCTestCase {
         XCTAssertTrue(receipt.pending)
         XCTAssertNil(try store.catalog.text(id: victim))
 
-        XCTAssertEqual(try store.adoptCurrentNumerics(), 1)
+        XCTAssertEqual(store.config.numerics, 1)
+        let report = try store.train(rebuild: true)
         XCTAssertEqual(store.config.numerics, Numerics.version)
-        let report = try store.train()
         XCTAssertEqual(Set(report.shards.map(\.shard)), [0, 1], "every shard is retrained")
         XCTAssertTrue(report.shards.allSatisfy { $0.fromStage == 0 }, "from scratch")
         XCTAssertEqual(report.completedDeletions, [victim])

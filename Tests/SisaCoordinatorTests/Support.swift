@@ -58,3 +58,34 @@ func allFileBytes(_ dir: URL) -> [(String, Data)] {
     }
     return out
 }
+
+/// Makes a trained store look as a sisa with version-1 numerics (the
+/// OpenBLAS engine) left it: its configuration has no "numerics" key, and its
+/// checkpoint keys derive from that configuration. (The bits inside are this
+/// build's; only the keys and the recorded version matter to the store.)
+func makeStoreLookOld(_ url: URL) throws {
+    var newKeys: [[String]] = []
+    do {
+        let s = try Store.open(at: url, writer: "test")
+        newKeys = try (0..<s.config.shards).map { try s.plan(shard: $0).stages.map(\.key) }
+        var json = try XCTUnwrap(try JSONSerialization.jsonObject(with: s.config.canonicalJSON) as? [String: Any])
+        XCTAssertEqual(json.removeValue(forKey: "numerics") as? Int, Numerics.version)
+        try s.catalog.setMeta("config", String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self))
+    }
+    let old = try Store.open(at: url, writer: "test")
+    for shard in 0..<old.config.shards {
+        let oldKeys = try old.plan(shard: shard).stages.map(\.key)
+        let rename = Dictionary(zip(newKeys[shard], oldKeys), uniquingKeysWith: { a, _ in a })
+        for (from, to) in rename {
+            guard let c = try old.catalog.checkpoint(key: from) else { continue }
+            let dir = url.appendingPathComponent("checkpoints")
+            try FileManager.default.moveItem(at: dir.appendingPathComponent(c.file), to: dir.appendingPathComponent("\(to).ckpt"))
+            try old.catalog.removeCheckpoint(key: from)
+            try old.catalog.addCheckpoint(CheckpointInfo(key: to, shard: c.shard, stage: c.stage, file: "\(to).ckpt",
+                                                         rawBytes: c.rawBytes, storedBytes: c.storedBytes, checksum: c.checksum))
+        }
+        let st = try old.catalog.shardStates()[shard]
+        try old.catalog.setShard(ShardState(index: shard, quarantined: st.quarantined, digest: st.digest,
+                                            stagesTrained: st.stagesTrained, currentKey: oldKeys.last))
+    }
+}

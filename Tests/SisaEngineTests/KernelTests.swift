@@ -65,7 +65,8 @@ final class KernelTests: XCTestCase {
     func testGemmIsOneFusedMultiplyAddChainPerElementOnEveryPath() throws {
         // Odd shapes, shapes that fill whole tiles, and k across the 256-wide k-blocks.
         let shapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 129), (33, 7, 300), (129, 129, 33), (8, 32, 256),
-                                         (9, 33, 257), (64, 257, 128), (1, 129, 600), (130, 17, 513), (6, 16, 1), (5, 3, 0)]
+                                         (9, 33, 257), (64, 257, 128), (1, 129, 600), (130, 17, 513), (6, 16, 1), (5, 3, 0),
+                                         (5, 1100, 300)]  // n over two 512-wide column blocks
         var sensitive = false
         for (si, (m, n, k)) in shapes.enumerated() {
             for transA in [false, true] {
@@ -150,7 +151,9 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    func testRowKernelsMatchThePortablePathOnOddLengths() {
+    func testRowKernelsMatchThePortablePathOnOddLengths() throws {
+        // With the portable path alone there is nothing to compare it with: say so.
+        guard paths.count > 1 else { throw XCTSkip("only the portable kernel path runs on this CPU") }
         for n in [1, 7, 15, 16, 17, 33, 129, 257] {
             let rows = 3
             let x = randomFloats(rows * n, seed: UInt64(n), scale: 4)
