@@ -15,7 +15,8 @@ struct Sisa: ParsableCommand {
         never saw the record would have trained.
         """,
         subcommands: [Init.self, Ingest.self, Train.self, Status.self, Records.self, Query.self, Score.self,
-                      Eval.self, Delete.self, Verify.self, Export.self, Compare.self, Plot.self, Bench.self]
+                      Eval.self, Delete.self, Verify.self, Export.self, Compare.self, Plot.self, Audit.self,
+                      Canaries.self, ExposureCommand.self, Bench.self]
     )
 
     /// A bad SISA_KERNELS is reported before any command runs, not when a

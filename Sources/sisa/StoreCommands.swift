@@ -168,17 +168,28 @@ struct Query: ParsableCommand {
 struct Score: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "NLL and perplexity of texts under the ensemble (mixture of the shards) or one shard.",
-        discussion: "FILE holds one text per line.")
+        discussion: "FILE holds one text per line, or JSON lines with a \"text\" field (--format jsonl, the default for .jsonl files), so multi-line records can be scored.")
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "Text to score.") var text: String?
-    @Argument(help: "File of texts, one per line.") var file: String?
+    @Argument(help: "File of texts: one per line, or JSON lines.") var file: String?
+    @Option(help: "auto (jsonl for .jsonl/.ndjson files, else lines), lines or jsonl.") var format: String = "auto"
     @Option(help: "Score with this shard alone.") var shard: Int?
     @Flag(help: "Print JSON (meanNLL, perplexity, items).") var json = false
 
     func run() throws {
         var texts: [[UInt8]] = []
         if let text { texts.append(Array(text.utf8)) }
-        if let file { texts += try RecordParser.parse(path: file, format: .lines).map(\.text) }
+        if let file {
+            let ext = (file as NSString).pathExtension.lowercased()
+            let f: InputFormat
+            switch format {
+            case "lines": f = .lines
+            case "jsonl": f = .jsonl
+            case "auto": f = ext == "jsonl" || ext == "ndjson" ? .jsonl : .lines
+            default: throw ValidationError("--format must be auto, lines or jsonl")
+            }
+            texts += try RecordParser.parse(path: file, format: f).map(\.text)
+        }
         guard !texts.isEmpty else { throw ValidationError("give --text T or a FILE of texts") }
         let store = try storeOptions.open()
         let ens = try Ensemble(store: store, shard: shard)

@@ -250,4 +250,47 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(digests, refDigests, "the resumed rebuild equals a store trained under this version")
         try run(["verify"], store: store)
     }
+
+    func testMeasurementCommandsAndTheirJSON() throws {
+        let tmp = TempDir()
+        let store = try makeStore(tmp, "m", records: 60)
+        let canaries = tmp.url.appendingPathComponent("c.jsonl").path
+        try run(["canaries", "--count", "2", "--repeats", "3", "--seed", "4", "--out", canaries], store: nil)
+        XCTAssertEqual(try String(contentsOfFile: canaries, encoding: .utf8).split(separator: "\n").count, 6)
+        try run(["ingest", canaries], store: store)
+        try run(["train"], store: store)
+        XCTAssertNotEqual(try run(["canaries", "--count", "0", "--out", canaries], store: nil, expectSuccess: false).status, 0)
+
+        // exposure: one entry per distinct canary.
+        let exposure = try JSONSerialization.jsonObject(with: Data(try run(["exposure", "--group", "canary", "--candidates", "50", "--json"], store: store).out.utf8)) as? [String: Any]
+        let list = try XCTUnwrap(exposure?["canaries"] as? [[String: Any]])
+        XCTAssertEqual(list.count, 2)
+        XCTAssertTrue(list.allSatisfy { ($0["exposure"] as? Double)?.isFinite == true && ($0["secret"] as? String)?.count == 8 })
+        let one = try run(["exposure", "--file", canaries, "--shard", "0", "--candidates", "50", "--json"], store: store).out
+        let oneJSON = try JSONSerialization.jsonObject(with: Data(one.utf8)) as? [String: Any]
+        XCTAssertEqual(oneJSON?["shards"] as? [Int], [0])
+
+        // score reads JSON lines: a multi-line record is one item.
+        let multi = tmp.jsonl("multi.jsonl", [(id: "x", text: "first line\nsecond line")])
+        let scored = try JSONSerialization.jsonObject(with: Data(try run(["score", multi, "--json"], store: store).out.utf8)) as? [String: Any]
+        let items = try XCTUnwrap(scored?["items"] as? [[String: Any]])
+        XCTAssertEqual(items.count, 1)
+        XCTAssertEqual(items[0]["tokens"] as? Int, "first line\nsecond line".utf8.count + 1)
+
+        // compare: intervals, calibrated attack and verdict in the JSON.
+        let report = tmp.url.appendingPathComponent("r.json").path
+        try run(["compare", "--forget-group", "default", "--count", "3", "--steps", "2", "--eval-every", "1", "--json", report], store: store)
+        let r = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
+        XCTAssertTrue(["measurable", "not-measurable"].contains(r["verdict"] as? String ?? ""))
+        XCTAssertNotNil(r["verdictReason"] as? String)
+        let curve = try XCTUnwrap((r["approximate"] as? [String: Any])?["curve"] as? [[String: Any]])
+        for m in [r["original"], r["exact"]].compactMap({ $0 as? [String: Any] }) + curve {
+            for key in ["forgetCalibratedAUC", "forgetCalibratedAUCCI", "forgetMIAAUCCI", "forgetNLLCI", "meanLikelihoodGapCI", "holdoutPPLCI"] {
+                XCTAssertNotNil(m[key], "\(key) missing")
+            }
+            XCTAssertEqual((m["forgetNLLCI"] as? [Double])?.count, 2)
+        }
+        let audit = try JSONSerialization.jsonObject(with: Data(try run(["audit", "--group", "default", "--json"], store: store).out.utf8)) as? [String: Any]
+        XCTAssertTrue(["detectable", "not-detectable"].contains(audit?["verdict"] as? String ?? ""))
+    }
 }

@@ -9,7 +9,8 @@ import SisaEngine
 /// `candidates` random secrets: rank = 1 + (|R| - 1) * fraction of candidates
 /// at least as likely as the true secret (ties count half). When no candidate
 /// is, the fraction comes from a skew-normal fit to the candidates' NLLs
-/// (the paper's extrapolation), evaluated at the true secret's NLL.
+/// (the paper's extrapolation), evaluated at the true secret's NLL, and never
+/// above 1/(candidates + 1), what the sample itself bounds it by.
 public enum Exposure {
     public struct Estimate: Codable, Sendable {
         public var exposure: Double
@@ -28,7 +29,7 @@ public enum Exposure {
         var fraction = atLeast / Double(candidateNLL.count)
         var method = "sampling"
         if atLeast == 0 {
-            fraction = SkewNormal.fit(candidateNLL).cdf(nll)
+            fraction = min(SkewNormal.fit(candidateNLL).cdf(nll), 1 / Double(candidateNLL.count + 1))
             method = "skew-normal fit"
         }
         let rank = 1 + (space - 1) * fraction

@@ -10,31 +10,13 @@ public struct CompareOptions: Sendable {
     public var evalEvery: Int = 10
     /// Retained training records sampled for utility (and graddiff's descent).
     public var retainSample: Int = 64
+    /// Disjoint forget sets drawn from the seed (with --forget-group), one comparison each.
+    public var trials: Int = 1
+    /// Random secrets each canary is ranked against (exposure).
+    public var canaryCandidates: Int = 1000
+    public var extraction = Extraction.Options()
 
     public init() {}
-}
-
-/// Ensemble-level measures of one model state (original, exact, or an
-/// approximate one after some steps).
-public struct ModelMetrics: Codable, Sendable {
-    public var step: Int?
-    /// Token-weighted mean NLL of the forget records under the ensemble (nats/token).
-    public var forgetNLL: Double
-    /// Holdout perplexity of the ensemble over every group's holdout records, and per group.
-    public var holdoutPPL: Double
-    public var holdoutPPLByGroup: [String: Double]
-    /// Mean NLL on a sample of retained training records.
-    public var retainNLL: Double
-    /// LOSS membership-inference AUC, forget records vs holdout records of the same group.
-    public var forgetMIAAUC: Double
-    /// (AUC - AUC_exact) / AUC_exact.
-    public var privacyLeak: Double?
-    public var meanExposure: Double
-    /// Mean over forget records of NLL_exact - NLL (0 = as if never seen).
-    public var meanLikelihoodGap: Double?
-    /// Training seconds and FLOPs spent to reach this state (evaluation excluded).
-    public var seconds: Double
-    public var flops: Double
 }
 
 public struct ForgetRecordReport: Codable, Sendable {
@@ -45,9 +27,9 @@ public struct ForgetRecordReport: Codable, Sendable {
     public var nllOriginal: Double
     public var nllExact: Double
     public var nllApproximate: Double
-    public var exposureOriginal: Double
-    public var exposureExact: Double
-    public var exposureApproximate: Double
+    public var exposureOriginal: Double?
+    public var exposureExact: Double?
+    public var exposureApproximate: Double?
 }
 
 public struct ApproximateReport: Codable, Sendable {
@@ -55,9 +37,43 @@ public struct ApproximateReport: Codable, Sendable {
     public let learningRate: Float
     public let steps: Int
     public let evalEvery: Int
-    /// First evaluated step at which the forget NLL reaches the exact model's (nil if never).
+    /// First evaluated step at which the forget NLL reaches the exact model's:
+    /// nil if never, or if the verdict is "not-measurable" (then there is no
+    /// memorisation to remove and the number would mean nothing).
     public var stepsToReference: Int?
+    /// Holdout perplexity at `stepsToReference` minus the exact model's: the utility cost of getting there.
+    public var utilityCostAtReference: Double?
     public var curve: [ModelMetrics]
+
+    enum CodingKeys: String, CodingKey {
+        case method, learningRate, steps, evalEvery, stepsToReference, utilityCostAtReference, curve
+    }
+
+    /// stepsToReference is written as null, not left out, when there is none.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(method, forKey: .method)
+        try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(evalEvery, forKey: .evalEvery)
+        try c.encode(stepsToReference, forKey: .stepsToReference)
+        try c.encode(utilityCostAtReference, forKey: .utilityCostAtReference)
+        try c.encode(curve, forKey: .curve)
+    }
+}
+
+/// Mean canary exposure (bits) over the forget set's canaries.
+public struct CanaryExposureReport: Codable, Sendable {
+    public var canaries: Int
+    /// log2 of the secret space (10^digits).
+    public var secretSpaceBits: Double
+    public var candidates: Int
+    public var original: Double
+    public var exact: Double
+    /// At the last curve point.
+    public var approximate: Double
+    /// The owning shard's model alone (the shard of the canary's first forget record), before unlearning.
+    public var originalOwnShard: Double
 }
 
 public struct ComparisonReport: Codable, Sendable {
@@ -67,16 +83,60 @@ public struct ComparisonReport: Codable, Sendable {
     /// Parameter digests of the exactly retrained shards: equal to those a
     /// store that never ingested the forget set would train.
     public let exactDigests: [String: String]
-    public let original: ModelMetrics
-    public let exact: ModelMetrics
-    public let approximate: ApproximateReport
-    public let records: [ForgetRecordReport]
+    /// "measurable" or "not-measurable": whether the original ensemble's
+    /// forget records are distinguishable at all (see `Verdict`).
+    public var verdict: String
+    public var verdictReason: String
+    public var original: ModelMetrics
+    public var exact: ModelMetrics
+    public var approximate: ApproximateReport
+    public var canaryExposure: CanaryExposureReport?
+    public var records: [ForgetRecordReport]
+    /// With --trials N: every trial's report (this report's own figures are the first trial's).
+    public var trials: [ComparisonReport]?
+    /// Over the trials where it is meaningful and reached: mean, and a bootstrap interval over trials.
+    public var stepsToReferenceMean: Double?
+    public var stepsToReferenceCI: Interval?
+    public var utilityCostAtReferenceMean: Double?
+    public var utilityCostAtReferenceCI: Interval?
+    public var trialsMeasurable: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case forgetIDs, groups, affectedShards, exactDigests, verdict, verdictReason, original, exact, approximate,
+             canaryExposure, records, trials, stepsToReferenceMean, stepsToReferenceCI, utilityCostAtReferenceMean,
+             utilityCostAtReferenceCI, trialsMeasurable
+    }
+
+    /// As synthesised, except that the across-trial figures are written as
+    /// null rather than left out when a run with trials has none to give.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(forgetIDs, forKey: .forgetIDs)
+        try c.encode(groups, forKey: .groups)
+        try c.encode(affectedShards, forKey: .affectedShards)
+        try c.encode(exactDigests, forKey: .exactDigests)
+        try c.encode(verdict, forKey: .verdict)
+        try c.encode(verdictReason, forKey: .verdictReason)
+        try c.encode(original, forKey: .original)
+        try c.encode(exact, forKey: .exact)
+        try c.encode(approximate, forKey: .approximate)
+        try c.encodeIfPresent(canaryExposure, forKey: .canaryExposure)
+        try c.encode(records, forKey: .records)
+        if let trials {
+            try c.encode(trials, forKey: .trials)
+            try c.encode(stepsToReferenceMean, forKey: .stepsToReferenceMean)
+            try c.encode(stepsToReferenceCI, forKey: .stepsToReferenceCI)
+            try c.encode(utilityCostAtReferenceMean, forKey: .utilityCostAtReferenceMean)
+            try c.encode(utilityCostAtReferenceCI, forKey: .utilityCostAtReferenceCI)
+            try c.encode(trialsMeasurable, forKey: .trialsMeasurable)
+        }
+    }
 }
 
 extension Store {
     /// Picks the forget set: explicit ids, or `count` training records of a
     /// group drawn by a seeded hash order.
-    public func forgetSet(_ o: CompareOptions) throws -> [RecordInfo] {
+    public func forgetSet(_ o: CompareOptions, trial: Int = 0) throws -> [RecordInfo] {
         if !o.forgetIDs.isEmpty {
             var out: [RecordInfo] = []
             var unknown: [String] = []
@@ -93,19 +153,39 @@ extension Store {
         guard let g = o.forgetGroup else { throw CoordinatorError.invalidInput("give --forget ID... or --forget-group G --count N") }
         let pool = try catalog.records(group: g).filter { !$0.holdout }
         guard !pool.isEmpty else { throw CoordinatorError.invalidInput("group \(g) has no training records") }
-        guard o.count >= 1, o.count <= pool.count else {
-            throw CoordinatorError.invalidInput("--count must be between 1 and \(pool.count) (training records in group \(g))")
+        guard o.count >= 1, o.count * max(1, o.trials) <= pool.count else {
+            throw CoordinatorError.invalidInput(o.trials > 1
+                ? "--count x --trials must be at most \(pool.count) (training records in group \(g)): the trials' forget sets are disjoint"
+                : "--count must be between 1 and \(pool.count) (training records in group \(g))")
         }
+        // Trial t takes the t-th block of count records in the seeded hash order: disjoint sets.
         return Array(pool.sorted { Placement.hash64(o.seed, $0.id, "forget") < Placement.hash64(o.seed, $1.id, "forget") }
-            .prefix(o.count))
+            .dropFirst(trial * o.count).prefix(o.count))
     }
 
     /// Exact vs approximate unlearning of a forget set, as a what-if: the
     /// store's records, checkpoints and models are left exactly as they were.
+    /// With `trials > 1`, repeated on disjoint forget sets.
     public func compare(_ o: CompareOptions, pool: WorkerPool = .shared,
                         log: ((String) -> Void)? = nil) throws -> ComparisonReport {
         try requireCurrentNumerics(adopt: false)
-        let forget = try forgetSet(o)
+        guard o.trials >= 1 else { throw CoordinatorError.invalidInput("--trials must be at least 1") }
+        guard o.trials == 1 || o.forgetIDs.isEmpty else {
+            throw CoordinatorError.invalidInput("--trials needs --forget-group (the trials draw disjoint forget sets from it)")
+        }
+        guard o.canaryCandidates >= 10 else { throw CoordinatorError.invalidInput("--canary-candidates must be at least 10") }
+        _ = try forgetSet(o)  // all argument errors before any work
+        var reports: [ComparisonReport] = []
+        for t in 0..<o.trials {
+            if o.trials > 1 { log?("trial \(t + 1) of \(o.trials)") }
+            reports.append(try compareOnce(o, forget: try forgetSet(o, trial: t), trial: t, pool: pool, log: log))
+        }
+        guard o.trials > 1 else { return reports[0] }
+        return ComparisonTrials.summarise(reports, seed: o.seed)
+    }
+
+    func compareOnce(_ o: CompareOptions, forget: [RecordInfo], trial: Int, pool: WorkerPool,
+                     log: ((String) -> Void)?) throws -> ComparisonReport {
         let forgetIDs = Set(forget.map(\.id))
         let ensemble = try Ensemble(store: self, pool: pool)
         let answering = ensemble.models.map(\.shard)
@@ -113,72 +193,44 @@ extension Store {
         for s in affected where !answering.contains(s) {
             throw CoordinatorError.invalidInput("shard \(s) holds forget records but cannot answer (quarantined or untrained)")
         }
-        // Evaluation population: forget records, holdout records, a retained sample.
         let forgetTexts = try forget.map { r -> [UInt8] in
             guard let t = try catalog.text(id: r.id) else { throw CoordinatorError.corrupt("record \(r.id) has no text") }
             return t
         }
-        // Every group's holdout: utility per group, and the forget groups' for MIA and exposure.
-        let holdout = try catalog.texts(holdout: true)
-        guard holdout.contains(where: { forget.map(\.group).contains($0.group) }) else {
-            throw CoordinatorError.invalidInput("no holdout records in the forget records' group(s): ingest with --holdout FRACTION")
+        // Evaluation population: forget records, every group's holdout
+        // (utility per group; the forget groups' for the attacks and exposure),
+        // and a sample of retained records.
+        let holdout = try catalog.texts(holdout: true).filter { answering.contains($0.shard) }
+        let forgetGroups = Set(forget.map(\.group))
+        if !holdout.contains(where: { forgetGroups.contains($0.group) }) {
+            log?("note: no holdout records in group(s) \(forgetGroups.sorted().joined(separator: ", ")): no membership attack or exposure against holdout; the verdict uses the gap to the exact model")
+        }
+        guard !holdout.isEmpty else {
+            throw CoordinatorError.invalidInput("the store has no holdout records: ingest some with --holdout FRACTION (utility is measured on them)")
         }
         var retainByShard: [Int: [[UInt8]]] = [:]
-        var retainEval: [[UInt8]] = []
+        var retain: [(text: [UInt8], shard: Int)] = []
         for s in affected {
             let recs = try catalog.trainingRecords(shard: s).filter { !forgetIDs.contains($0.id) }
                 .sorted { Placement.hash64(o.seed, $0.id, "retain") < Placement.hash64(o.seed, $1.id, "retain") }
                 .prefix(o.retainSample)
             retainByShard[s] = recs.map(\.text)
-            retainEval += recs.prefix(max(1, o.retainSample / affected.count)).map(\.text)
+            retain += recs.prefix(max(1, o.retainSample / affected.count)).map { ($0.text, s) }
         }
-        let evalTexts = forgetTexts + holdout.map(\.text) + retainEval
-        let F = 0..<forget.count
-        let H = forget.count..<(forget.count + holdout.count)
-        let R = H.upperBound..<evalTexts.count
-        let holdoutGroups = holdout.map(\.group)
+        let texts = forgetTexts + holdout.map(\.text) + retain.map(\.text)
+        let nF = forget.count, nH = holdout.count
+        let set = EvaluationSet(texts: texts, forget: 0..<nF, holdout: nF..<(nF + nH), retain: (nF + nH)..<texts.count,
+                                groups: forget.map(\.group) + holdout.map(\.group) + retain.map { _ in "" },
+                                shards: forget.map(\.shard) + holdout.map(\.shard) + retain.map(\.shard))
 
-        func metrics(_ perShard: [Int: [RecordScore]], seconds: Double, flops: Double, step: Int? = nil,
-                     exact: (ModelMetrics, [Double])? = nil) -> (ModelMetrics, [Double], [Double]) {
-            let mix = Ensemble.mixture(answering.map { perShard[$0]! })
-            let fNLL = F.map { mix[$0].nll }
-            let hNLL = H.map { mix[$0].nll }
-            var byGroup: [String: Double] = [:]
-            for g in Set(holdoutGroups) {
-                byGroup[g] = exp(meanNLL(H.filter { holdoutGroups[$0 - H.lowerBound] == g }.map { mix[$0] }))
-            }
-            // AUC over (forget, holdout) pairs of the same group, pooled.
-            var wins = 0.0, pairs = 0.0
-            var exposures: [Double] = []
-            for (i, r) in forget.enumerated() {
-                let pop = zip(hNLL, holdoutGroups).filter { $0.1 == r.group }.map(\.0)
-                let auc = UnlearningMetrics.lossAUC(members: [fNLL[i]], nonMembers: pop)
-                wins += auc * Double(pop.count)
-                pairs += Double(pop.count)
-                exposures.append(UnlearningMetrics.exposure(nll: fNLL[i], population: pop))
-            }
-            let auc = wins / pairs
-            var m = ModelMetrics(step: step, forgetNLL: meanNLL(F.map { mix[$0] }), holdoutPPL: exp(meanNLL(H.map { mix[$0] })),
-                                 holdoutPPLByGroup: byGroup, retainNLL: meanNLL(R.map { mix[$0] }), forgetMIAAUC: auc,
-                                 privacyLeak: nil, meanExposure: exposures.reduce(0, +) / Double(exposures.count),
-                                 meanLikelihoodGap: nil, seconds: seconds, flops: flops)
-            if let (em, eNLL) = exact {
-                m.privacyLeak = UnlearningMetrics.privacyLeak(auc: auc, exactAUC: em.forgetMIAAUC)
-                m.meanLikelihoodGap = zip(fNLL, eNLL).map { UnlearningMetrics.likelihoodGap(nll: $0, exactNLL: $1) }
-                    .reduce(0, +) / Double(fNLL.count)
-            }
-            return (m, fNLL, exposures)
-        }
-
-        // Original ensemble; unaffected shards' scores are reused throughout.
-        log?("scoring \(evalTexts.count) texts under \(answering.count) shards")
-        var original: [Int: [RecordScore]] = [:]
-        for (s, m) in ensemble.models { original[s] = m.score(evalTexts, perToken: true) }
-        let (origMetrics, origNLL, origExp) = metrics(original, seconds: 0, flops: 0)
+        log?("scoring \(texts.count) texts under \(answering.count) shards")
+        var original: ShardScores = [:]
+        for (s, m) in ensemble.models { original[s] = m.score(texts, perToken: true) }
 
         // Exact: retrain affected shards without the forget set, in memory only,
         // from the stored checkpoint before the earliest affected stage.
-        var exactScores = original
+        var exact: ShardScores = [:]
+        var exactModels: [Int: GPT] = [:]
         var exactSeconds = 0.0, exactFlops = 0.0
         var exactDigests: [String: String] = [:]
         let stageCount = try self.stageCount()
@@ -189,15 +241,27 @@ extension Store {
             let (report, trainer) = try trainShard(p, previousDigest: nil, pool: pool, persist: false, progress: nil)
             exactSeconds += report.seconds
             exactFlops += Double(report.steps * config.batch * config.model.context) * config.model.trainingFLOPsPerToken
-            exactScores[s] = trainer.model.score(evalTexts, perToken: true)
+            exact[s] = trainer.model.score(texts, perToken: true)
+            exactModels[s] = trainer.model
             exactDigests[String(s)] = trainer.model.digest
         }
-        var (exactMetrics, exactNLL, exactExp) = metrics(exactScores, seconds: exactSeconds, flops: exactFlops)
-        exactMetrics.privacyLeak = 0
-        exactMetrics.meanLikelihoodGap = 0
-        var originalMetrics = origMetrics
-        originalMetrics.privacyLeak = UnlearningMetrics.privacyLeak(auc: origMetrics.forgetMIAAUC, exactAUC: exactMetrics.forgetMIAAUC)
-        originalMetrics.meanLikelihoodGap = zip(origNLL, exactNLL).map { $1 - $0 }.reduce(0, +) / Double(origNLL.count)
+        let exactState = original.merging(exact) { _, e in e }
+        let meter = ComparisonMeter(set: set, answering: answering, original: original, exact: exact,
+                                    seed: o.seed &+ UInt64(trial) &* 1000)
+        let exactNLL = meter.forgetNLLs(exactState)
+        func ensembleOf(_ replaced: [Int: GPT]) -> Ensemble {
+            Ensemble(models: ensemble.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) })
+        }
+        log?("measuring the original and the exact ensembles (extraction: greedy continuations)")
+        var originalMetrics = meter.metrics(original, isExact: false, exactForgetNLL: exactNLL, seconds: 0, flops: 0)
+        var exactMetrics = meter.metrics(exactState, isExact: true, exactForgetNLL: exactNLL, seconds: exactSeconds, flops: exactFlops)
+        originalMetrics.extraction = Extraction.measure(ensemble, records: forgetTexts, options: o.extraction, seed: o.seed)
+        exactMetrics.extraction = Extraction.measure(ensembleOf(exactModels), records: forgetTexts, options: o.extraction, seed: o.seed)
+        if let a = originalMetrics.forgetMIAAUC, let e = exactMetrics.forgetMIAAUC {
+            originalMetrics.privacyLeak = UnlearningMetrics.privacyLeak(auc: a, exactAUC: e)
+            exactMetrics.privacyLeak = 0
+        }
+        let verdict = Verdict.judge(original: originalMetrics)
 
         // Approximate: the chosen method on copies of the affected shards.
         let unlearners = try affected.map { s in
@@ -208,32 +272,50 @@ extension Store {
         var approx = ApproximateReport(method: o.unlearning.method, learningRate: o.unlearning.learningRate,
                                        steps: o.unlearning.steps, evalEvery: max(1, o.evalEvery), stepsToReference: nil, curve: [])
         var seconds = 0.0
-        var lastNLL = origNLL, lastExp = origExp
+        var last = original
         for step in 0...o.unlearning.steps {
             if step % approx.evalEvery == 0 || step == o.unlearning.steps {
                 var scores = original
-                for u in unlearners { scores[u.shard] = u.model.score(evalTexts, perToken: true) }
-                let (m, fNLL, ex) = metrics(scores, seconds: seconds, flops: unlearners.reduce(0) { $0 + $1.flops },
-                                            step: step, exact: (exactMetrics, exactNLL))
+                for u in unlearners { scores[u.shard] = u.model.score(texts, perToken: true) }
+                var m = meter.metrics(scores, isExact: false, exactForgetNLL: exactNLL, seconds: seconds,
+                                      flops: unlearners.reduce(0) { $0 + $1.flops }, step: step)
+                if let a = m.forgetMIAAUC, let e = exactMetrics.forgetMIAAUC { m.privacyLeak = UnlearningMetrics.privacyLeak(auc: a, exactAUC: e) }
+                if step == o.unlearning.steps {
+                    m.extraction = Extraction.measure(ensembleOf(Dictionary(uniqueKeysWithValues: unlearners.map { ($0.shard, $0.model) })),
+                                                      records: forgetTexts, options: o.extraction, seed: o.seed)
+                }
                 approx.curve.append(m)
-                lastNLL = fNLL
-                lastExp = ex
-                if approx.stepsToReference == nil && m.forgetNLL >= exactMetrics.forgetNLL { approx.stepsToReference = step }
-                log?(String(format: "%@ step %d: forget NLL %.4f, holdout PPL %.3f, MIA AUC %.3f", o.unlearning.method.rawValue,
-                            step, m.forgetNLL, m.holdoutPPL, m.forgetMIAAUC))
+                last = scores
+                if verdict.measurable && approx.stepsToReference == nil && m.forgetNLL >= exactMetrics.forgetNLL {
+                    approx.stepsToReference = step
+                    approx.utilityCostAtReference = m.holdoutPPL - exactMetrics.holdoutPPL
+                }
+                log?(String(format: "%@ step %d: forget NLL %.4f, holdout PPL %.3f, calibrated AUC %@", o.unlearning.method.rawValue,
+                            step, m.forgetNLL, m.holdoutPPL, (m.forgetCalibratedAUC.map { String(format: "%.3f", $0) } ?? "-") as NSString))
             }
             if step == o.unlearning.steps { break }
             let t0 = Date()
             for u in unlearners { u.step(step) }
             seconds += Date().timeIntervalSince(t0)
         }
+
+        // Canaries among the forget records: exposure against random secrets.
+        let canaryExposure = try CanaryExposure.measure(
+            forget: zip(forget, forgetTexts).map { ($0.0.shard, $0.1) }, answering: answering,
+            original: Dictionary(uniqueKeysWithValues: ensemble.models.map { ($0.shard, $0.model) }),
+            exact: exactModels, approximate: Dictionary(uniqueKeysWithValues: unlearners.map { ($0.shard, $0.model) }),
+            candidates: o.canaryCandidates, seed: o.seed, log: log)
+
+        let origNLL = meter.forgetNLLs(original), lastNLL = meter.forgetNLLs(last)
+        let origExp = meter.exposures(original), exactExp = meter.exposures(exactState), lastExp = meter.exposures(last)
         let records = forget.enumerated().map { i, r in
             ForgetRecordReport(id: r.id, group: r.group, shard: r.shard, tokens: forgetTexts[i].count + 1,
                                nllOriginal: origNLL[i], nllExact: exactNLL[i], nllApproximate: lastNLL[i],
                                exposureOriginal: origExp[i], exposureExact: exactExp[i], exposureApproximate: lastExp[i])
         }
-        return ComparisonReport(forgetIDs: forget.map(\.id), groups: Array(Set(forget.map(\.group))).sorted(),
-                                affectedShards: affected, exactDigests: exactDigests, original: originalMetrics, exact: exactMetrics,
-                                approximate: approx, records: records)
+        return ComparisonReport(forgetIDs: forget.map(\.id), groups: forgetGroups.sorted(), affectedShards: affected,
+                                exactDigests: exactDigests, verdict: verdict.measurable ? "measurable" : "not-measurable",
+                                verdictReason: verdict.reason, original: originalMetrics, exact: exactMetrics,
+                                approximate: approx, canaryExposure: canaryExposure, records: records)
     }
 }

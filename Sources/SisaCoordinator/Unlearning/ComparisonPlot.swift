@@ -17,9 +17,9 @@ public enum ComparisonPlot {
         """
         let heading = title ?? "Exact vs approximate unlearning (\(runs.map { "\($0.label): \($0.report.approximate.method.rawValue)" }.joined(separator: ", ")))"
         out += "<text x=\"\(width / 2)\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">\(escape(heading))</text>\n"
-        out += panel(runs, x0: 70, y0: 50, w: 380, h: 290, ylabel: "forget-set NLL (nats/token)", value: { $0.forgetNLL },
+        out += panel(runs, x0: 70, y0: 50, w: 380, h: 290, ylabel: "forget-set NLL (nats/token)", value: { $0.forgetNLL }, band: { $0.forgetNLLCI },
                      original: { $0.original.forgetNLL }, exact: { $0.exact.forgetNLL })
-        out += panel(runs, x0: 570, y0: 50, w: 380, h: 290, ylabel: "holdout perplexity, all groups (log scale)", value: { $0.holdoutPPL },
+        out += panel(runs, x0: 570, y0: 50, w: 380, h: 290, ylabel: "holdout perplexity, all groups (log scale)", value: { $0.holdoutPPL }, band: { $0.holdoutPPLCI },
                      original: { $0.original.holdoutPPL }, exact: { $0.exact.holdoutPPL }, logScale: true)
         // Legend.
         var ly = 385.0
@@ -35,18 +35,23 @@ public enum ComparisonPlot {
         out += "<text x=\"100\" y=\"\(ly + 26)\">exact (retrained without the forget set)</text>"
         out += "<line x1=\"370\" y1=\"\(ly + 22)\" x2=\"394\" y2=\"\(ly + 22)\" stroke=\"#444\" stroke-dasharray=\"2,3\" stroke-width=\"1.5\"/>"
         out += "<text x=\"400\" y=\"\(ly + 26)\">original (before unlearning)</text>\n"
+        out += "<rect x=\"640\" y=\"\(ly + 16)\" width=\"24\" height=\"12\" fill=\"#444\" fill-opacity=\"0.15\"/>"
+        out += "<text x=\"670\" y=\"\(ly + 26)\">95% bootstrap interval over records</text>\n"
         out += "</svg>\n"
         return out
     }
 
     private static func panel(_ runs: [(label: String, report: ComparisonReport)], x0: Double, y0: Double, w: Double, h: Double,
-                              ylabel: String, value: (ModelMetrics) -> Double,
+                              ylabel: String, value: (ModelMetrics) -> Double, band: (ModelMetrics) -> Interval?,
                               original: (ComparisonReport) -> Double, exact: (ComparisonReport) -> Double,
                               logScale: Bool = false) -> String {
         let xs = runs.flatMap { $0.report.approximate.curve.compactMap { $0.step } }
         // On a log scale positions are computed on log10 of the values.
         let tf: (Double) -> Double = logScale ? { log10(max($0, 1e-12)) } : { $0 }
-        let ys = runs.flatMap { r in r.report.approximate.curve.map(value) + [original(r.report), exact(r.report)] }
+        let ys = runs.flatMap { r in
+            r.report.approximate.curve.flatMap { [value($0)] + (band($0).map { [$0.low, $0.high] } ?? []) }
+                + [original(r.report), exact(r.report)]
+        }
             .filter(\.isFinite).map(tf)
         let xmax = Double(max(1, xs.max() ?? 1))
         var (ymin, ymax) = (ys.min() ?? 0, ys.max() ?? 1)
@@ -73,6 +78,13 @@ public enum ComparisonPlot {
             let o = original(run.report), e = exact(run.report)
             s += "<line x1=\"\(x0)\" y1=\"\(py(o))\" x2=\"\(x0 + w)\" y2=\"\(py(o))\" stroke=\"\(c)\" stroke-dasharray=\"2,3\" stroke-width=\"1.5\"/>"
             s += "<line x1=\"\(x0)\" y1=\"\(py(e))\" x2=\"\(x0 + w)\" y2=\"\(py(e))\" stroke=\"\(c)\" stroke-dasharray=\"7,4\" stroke-width=\"1.5\"/>\n"
+            // The 95% bootstrap band around the curve.
+            let banded = run.report.approximate.curve.compactMap { m in band(m).map { (Double(m.step ?? 0), $0) } }
+            if banded.count == run.report.approximate.curve.count, !banded.isEmpty {
+                let upper = banded.map { "\(fmt(px($0.0), 1)),\(fmt(py($0.1.high), 1))" }
+                let lower = banded.reversed().map { "\(fmt(px($0.0), 1)),\(fmt(py($0.1.low), 1))" }
+                s += "<polygon points=\"\((upper + lower).joined(separator: " "))\" fill=\"\(c)\" fill-opacity=\"0.15\" stroke=\"none\"/>\n"
+            }
             let pts = run.report.approximate.curve.map { "\(fmt(px(Double($0.step ?? 0)), 1)),\(fmt(py(value($0)), 1))" }
             s += "<polyline points=\"\(pts.joined(separator: " "))\" fill=\"none\" stroke=\"\(c)\" stroke-width=\"2.5\"/>\n"
             for m in run.report.approximate.curve {
