@@ -17,7 +17,8 @@ struct Audit: ParsableCommand {
         other shards' models, which never saw it (difficulty calibration, Watson et al. 2022). Holdout \
         records of the same group(s), scored the same way, are the non-members. The verdict is \
         "detectable" when the AUC's 95% interval (percentile bootstrap, 1,000 resamples, records and \
-        holdout resampled separately) lies above 0.5. After `sisa delete`, a deleted record's text is gone \
+        holdout resampled separately) lies above 0.5. With fewer than 5 records, each is tested alone: \
+        detectable when its score is below all but 5%/n of the holdout's. After `sisa delete`, a deleted record's text is gone \
         from the store: give it back with --file (JSON lines with id and text) to audit it.
         """)
     @OptionGroup var storeOptions: StoreOptions

@@ -130,7 +130,8 @@ struct Compare: ParsableCommand {
                          c.secretSpaceBits, c.canaries, c.candidates, c.original, c.originalOwnShard, c.exact,
                          r.approximate.method.rawValue as NSString, c.approximate))
         }
-        if r.verdict == "measurable" {
+        // With trials, the table above is the first trial's, and so is its verdict.
+        if (r.trials?.first ?? r).verdict == "measurable" {
             print("stepsToReference: \(r.approximate.stepsToReference.map(String.init) ?? "never (within \(r.approximate.steps) steps)")"
                   + (r.approximate.utilityCostAtReference.map { String(format: " (holdout PPL %+.3f vs exact there)", $0) } ?? ""))
         } else {

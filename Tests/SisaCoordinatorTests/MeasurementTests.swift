@@ -238,6 +238,13 @@ final class UnlearningEvidenceTests: XCTestCase {
         o.ids = targets.map(\.id)
         let before = try store.audit(o)
         XCTAssertEqual(before.verdict, "detectable", before.verdictReason)
+        // One record alone is tested against the holdout directly: the most
+        // member-like of the group is detectable by itself.
+        var one = AuditOptions()
+        one.ids = [try XCTUnwrap(before.records.min { $0.holdoutFractionAtMost < $1.holdoutFractionAtMost }).id]
+        let single = try store.audit(one)
+        XCTAssertEqual(single.verdict, "detectable", single.verdictReason)
+        XCTAssertTrue(single.verdictReason.contains("tested alone"), single.verdictReason)
         let texts = Dictionary(uniqueKeysWithValues: records.map { ($0.id, Array($0.text.utf8)) })
         _ = try store.delete(ids: o.ids)
         XCTAssertThrowsError(try store.audit(o)) { XCTAssertTrue("\($0)".contains("--file"), "\($0)") }
@@ -245,5 +252,7 @@ final class UnlearningEvidenceTests: XCTestCase {
         let after = try store.audit(o)
         XCTAssertEqual(after.verdict, "not-detectable", after.verdictReason)
         XCTAssertTrue(after.records.allSatisfy { $0.status == "deleted" })
+        one.texts[one.ids[0]] = texts[one.ids[0]]
+        XCTAssertEqual(try store.audit(one).verdict, "not-detectable")
     }
 }

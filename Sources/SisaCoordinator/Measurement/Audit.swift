@@ -38,7 +38,10 @@ public struct AuditRecord: Codable, Sendable {
 }
 
 public struct AuditReport: Codable, Sendable {
-    /// "detectable" when the calibrated AUC's 95% interval lies above 0.5, else "not-detectable".
+    /// "detectable" when the calibrated AUC's 95% interval lies above 0.5
+    /// (with fewer than `minimumForAUC` records: when a record's score is below
+    /// all but 5%/n of the holdout's), else "not-detectable".
+    public static let minimumForAUC = 5
     public let verdict: String
     public let verdictReason: String
     public let records: [AuditRecord]
@@ -121,15 +124,24 @@ extension Store {
                                ownNLL: own(i), referenceNLL: reference(i), calibratedScore: members[i].score,
                                holdoutFractionAtMost: Double(pop.filter { $0 <= members[i].score }.count) / Double(max(1, pop.count)))
         }
-        let detectable = (cal.aucCI?.low ?? 0) > 0.5
+        // An AUC's interval needs several records to say anything about them:
+        // with one record it only measures where that record sits among the
+        // holdout. Below `minimumForAUC` records, each record is tested on its
+        // own: its score must be below all but alpha/n of the holdout's.
+        let detectable: Bool
         var reason: String
-        if let auc = cal.auc, let ci = cal.aucCI {
+        if targets.count >= AuditReport.minimumForAUC, let auc = cal.auc, let ci = cal.aucCI {
+            detectable = ci.low > 0.5
             reason = String(format: "calibrated membership AUC %.3f, 95%% interval %@, against %d holdout records", auc, ci.description, holdout.count)
-            reason += detectable ? ": the ensemble still tells these records from records it never saw"
-                                 : ": the ensemble does not tell these records from records it never saw"
         } else {
-            reason = "too few records for an interval"
+            let alpha = 0.05 / Double(targets.count)
+            let p = records.map(\.holdoutFractionAtMost).min() ?? 1
+            detectable = p <= alpha
+            reason = String(format: "fewer than %d records, so each is tested alone: the most member-like scores lower than all but %.1f%% of %d holdout records (detectable at <= %.1f%%)",
+                            AuditReport.minimumForAUC, 100 * p, holdout.count, 100 * alpha)
         }
+        reason += detectable ? ": the ensemble still tells these records from records it never saw"
+                             : ": the ensemble does not tell these records from records it never saw"
         if pooled { reason += " (no holdout records in group(s) \(groups.sorted().joined(separator: ", ")): compared with every group's holdout)" }
         return AuditReport(verdict: detectable ? "detectable" : "not-detectable", verdictReason: reason, records: records,
                            population: holdout.count, populationGroups: Set(holdout.map(\.group)).sorted(),

@@ -133,6 +133,29 @@ public struct ComparisonReport: Codable, Sendable {
     }
 }
 
+extension ComparisonReport {
+    /// Reads reports of every version; those written before verdicts existed
+    /// read as verdict "unknown".
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(forgetIDs: try c.decode([String].self, forKey: .forgetIDs), groups: try c.decode([String].self, forKey: .groups),
+                  affectedShards: try c.decode([Int].self, forKey: .affectedShards),
+                  exactDigests: try c.decode([String: String].self, forKey: .exactDigests),
+                  verdict: try c.decodeIfPresent(String.self, forKey: .verdict) ?? "unknown",
+                  verdictReason: try c.decodeIfPresent(String.self, forKey: .verdictReason) ?? "written before verdicts existed",
+                  original: try c.decode(ModelMetrics.self, forKey: .original), exact: try c.decode(ModelMetrics.self, forKey: .exact),
+                  approximate: try c.decode(ApproximateReport.self, forKey: .approximate),
+                  canaryExposure: try c.decodeIfPresent(CanaryExposureReport.self, forKey: .canaryExposure),
+                  records: try c.decode([ForgetRecordReport].self, forKey: .records),
+                  trials: try c.decodeIfPresent([ComparisonReport].self, forKey: .trials),
+                  stepsToReferenceMean: try c.decodeIfPresent(Double.self, forKey: .stepsToReferenceMean),
+                  stepsToReferenceCI: try c.decodeIfPresent(Interval.self, forKey: .stepsToReferenceCI),
+                  utilityCostAtReferenceMean: try c.decodeIfPresent(Double.self, forKey: .utilityCostAtReferenceMean),
+                  utilityCostAtReferenceCI: try c.decodeIfPresent(Interval.self, forKey: .utilityCostAtReferenceCI),
+                  trialsMeasurable: try c.decodeIfPresent(Int.self, forKey: .trialsMeasurable))
+    }
+}
+
 extension Store {
     /// Picks the forget set: explicit ids, or `count` training records of a
     /// group drawn by a seeded hash order.
