@@ -185,6 +185,13 @@ final class UnlearningEvidenceTests: XCTestCase {
         let r = try store.compare(o)
         XCTAssertEqual(r.verdict, "measurable", r.verdictReason)
         XCTAssertNil(r.original.forgetMIAAUC, "canaries have no holdout: judged on the gap")
+        // The keys are still there, as null.
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(r)) as? [String: Any])
+        let original = try XCTUnwrap(json["original"] as? [String: Any])
+        XCTAssertTrue(original["forgetCalibratedAUC"] is NSNull)
+        XCTAssertTrue(original["forgetMIAAUCCI"] is NSNull)
+        XCTAssertEqual((original["meanLikelihoodGapCI"] as? [Double])?.count, 2)
+        XCTAssertNotNil((json["canaryExposure"] as? [String: Any])?["approximate"] as? Double)
         XCTAssertGreaterThan(try XCTUnwrap(r.original.meanLikelihoodGapCI).low, 0)
         XCTAssertNotNil(r.approximate.stepsToReference)
         let c = try XCTUnwrap(r.canaryExposure)

@@ -48,6 +48,45 @@ public struct ModelMetrics: Codable, Sendable {
     /// Training seconds and FLOPs spent to reach this state (evaluation excluded).
     public var seconds: Double
     public var flops: Double
+
+    enum CodingKeys: String, CodingKey {
+        case step, forgetNLL, forgetNLLCI, holdoutPPL, holdoutPPLCI, holdoutPPLByGroup, retainNLL, retainNLLCI,
+             forgetMIAAUC, forgetMIAAUCCI, forgetMIATPR, forgetMIATPRCI, forgetCalibratedAUC, forgetCalibratedAUCCI,
+             forgetCalibratedTPR, forgetCalibratedTPRCI, lowFPR, privacyLeak, meanExposure, meanExposureCI,
+             meanLikelihoodGap, meanLikelihoodGapCI, extraction, seconds, flops
+    }
+
+    /// Every figure is written, as null when it cannot be computed (for
+    /// example the attacks for a group without holdout records), so readers
+    /// find the same keys in every report.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(step, forKey: .step)
+        try c.encode(forgetNLL, forKey: .forgetNLL)
+        try c.encode(forgetNLLCI, forKey: .forgetNLLCI)
+        try c.encode(holdoutPPL, forKey: .holdoutPPL)
+        try c.encode(holdoutPPLCI, forKey: .holdoutPPLCI)
+        try c.encode(holdoutPPLByGroup, forKey: .holdoutPPLByGroup)
+        try c.encode(retainNLL, forKey: .retainNLL)
+        try c.encode(retainNLLCI, forKey: .retainNLLCI)
+        try c.encode(forgetMIAAUC, forKey: .forgetMIAAUC)
+        try c.encode(forgetMIAAUCCI, forKey: .forgetMIAAUCCI)
+        try c.encode(forgetMIATPR, forKey: .forgetMIATPR)
+        try c.encode(forgetMIATPRCI, forKey: .forgetMIATPRCI)
+        try c.encode(forgetCalibratedAUC, forKey: .forgetCalibratedAUC)
+        try c.encode(forgetCalibratedAUCCI, forKey: .forgetCalibratedAUCCI)
+        try c.encode(forgetCalibratedTPR, forKey: .forgetCalibratedTPR)
+        try c.encode(forgetCalibratedTPRCI, forKey: .forgetCalibratedTPRCI)
+        try c.encode(lowFPR, forKey: .lowFPR)
+        try c.encode(privacyLeak, forKey: .privacyLeak)
+        try c.encode(meanExposure, forKey: .meanExposure)
+        try c.encode(meanExposureCI, forKey: .meanExposureCI)
+        try c.encode(meanLikelihoodGap, forKey: .meanLikelihoodGap)
+        try c.encode(meanLikelihoodGapCI, forKey: .meanLikelihoodGapCI)
+        try c.encodeIfPresent(extraction, forKey: .extraction)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(flops, forKey: .flops)
+    }
 }
 
 /// The records a comparison scores, and what it knows about each.
