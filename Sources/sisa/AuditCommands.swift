@@ -75,6 +75,10 @@ struct Canaries: ParsableCommand {
         guard count >= 1, repeats >= 1, (4...18).contains(digits), !group.isEmpty else {
             throw ValidationError("--count >= 1, --repeats >= 1, --digits between 4 and 18, non-empty --group")
         }
+        // Secrets are distinct: leave the generator room to find them.
+        guard Double(count) <= pow(10, Double(digits)) / 10 else {
+            throw ValidationError("--count \(count) is too many distinct \(digits)-digit secrets (at most 10^\(digits - 1))")
+        }
         let canaries = Canary.generate(count: count, digits: digits, seed: seed)
         let text = try Canary.jsonLines(canaries, repeats: repeats, group: group, seed: seed)
         let tmp = out + ".tmp-\(getpid())"

@@ -14,7 +14,7 @@ struct Compare: ParsableCommand {
         Measures, for the original ensemble, the exact one and each evaluated step: forget-set NLL; its gap \
         to the exact model; exposure against holdout records of the same group; the LOSS membership attack \
         (ensemble NLL) and a reference-calibrated one (NLL under the record's own shard minus the mean NLL \
-        under models that never saw it: the other shards, and the exactly retrained shard), each as AUC \
+        under models that never saw it: the other shards, and the exactly retrained shards), each as AUC \
         (forget vs holdout of the same group) and TPR at a low FPR (1%, or 1/n for n < 100 holdout records); \
         holdout perplexity; NLL on retained records; seconds and FLOPs. Original, exact and the last step \
         also get verbatim extraction (greedy continuation of each record's first --prompt-bytes: exact-match \
@@ -24,8 +24,9 @@ struct Compare: ParsableCommand {
         resamples; forget and holdout records resampled separately for the attacks; paired over the same \
         forget records for the gap to the exact model).
 
-        Verdict: "not-measurable" when the original's calibrated AUC interval contains 0.5 or its gap \
-        interval does not lie above 0 (a group without holdout is judged on the gap). Then \
+        Verdict: "not-measurable" for a single forget record, or when the original's calibrated AUC \
+        interval does not lie above 0.5 or its gap interval does not lie above 0 (a group without \
+        holdout is judged on the gap; with --trials, every trial must be measurable). Then \
         stepsToReference, the first evaluated step whose forget NLL reaches the exact model's, is not \
         reported. --trials N repeats everything on N disjoint forget sets and reports the mean and \
         interval (over trials) of stepsToReference and of the holdout-perplexity cost at that step.

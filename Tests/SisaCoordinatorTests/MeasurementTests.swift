@@ -223,6 +223,9 @@ final class UnlearningEvidenceTests: XCTestCase {
         XCTAssertEqual(r.trialsMeasurable, trials.filter { $0.verdict == "measurable" }.count)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(r)) as? [String: Any])
         XCTAssertTrue(json.keys.contains("stepsToReferenceCI"))
+        // A value exactly when some measurable trial reached the exact level.
+        XCTAssertEqual(json["stepsToReferenceCI"] is NSNull, r.stepsToReferenceMean == nil)
+        if r.verdict == "not-measurable" { XCTAssertNil(r.approximate.stepsToReference, "not reported under that verdict") }
         XCTAssertEqual((json["trials"] as? [Any])?.count, 3)
         o.trials = 20
         XCTAssertThrowsError(try store.compare(o)) { XCTAssertTrue("\($0)".contains("disjoint"), "\($0)") }
@@ -261,5 +264,56 @@ final class UnlearningEvidenceTests: XCTestCase {
         XCTAssertTrue(after.records.allSatisfy { $0.status == "deleted" })
         one.texts[one.ids[0]] = texts[one.ids[0]]
         XCTAssertEqual(try store.audit(one).verdict, "not-detectable")
+    }
+}
+
+final class VerdictAndTailTests: XCTestCase {
+    private func metrics(_ extra: [String: Any]) throws -> ModelMetrics {
+        var d: [String: Any] = ["forgetNLL": 2.0, "holdoutPPL": 8.0, "holdoutPPLByGroup": [String: Double](), "retainNLL": 2.0,
+                                "seconds": 0, "flops": 0]
+        d.merge(extra) { $1 }
+        return try JSONDecoder().decode(ModelMetrics.self, from: JSONSerialization.data(withJSONObject: d))
+    }
+
+    func testVerdictRules() throws {
+        let gap: [String: Any] = ["meanLikelihoodGap": 0.1, "meanLikelihoodGapCI": [0.05, 0.15]]
+        func auc(_ lo: Double, _ hi: Double) -> [String: Any] { ["forgetCalibratedAUC": (lo + hi) / 2, "forgetCalibratedAUCCI": [lo, hi]] }
+        XCTAssertTrue(Verdict.judge(original: try metrics(gap.merging(auc(0.6, 0.9)) { $1 }), forgetRecords: 8).measurable)
+        XCTAssertFalse(Verdict.judge(original: try metrics(gap.merging(auc(0.45, 0.7)) { $1 }), forgetRecords: 8).measurable, "contains 0.5")
+        XCTAssertFalse(Verdict.judge(original: try metrics(gap.merging(auc(0.3, 0.45)) { $1 }), forgetRecords: 8).measurable, "below 0.5")
+        XCTAssertFalse(Verdict.judge(original: try metrics(gap.merging(auc(0.6, 0.9)) { $1 }), forgetRecords: 1).measurable, "one record")
+        let flatGap: [String: Any] = ["meanLikelihoodGap": 0.01, "meanLikelihoodGapCI": [-0.01, 0.03]]
+        XCTAssertFalse(Verdict.judge(original: try metrics(flatGap.merging(auc(0.6, 0.9)) { $1 }), forgetRecords: 8).measurable, "gap touches 0")
+        // No holdout (canaries): the gap alone decides.
+        XCTAssertTrue(Verdict.judge(original: try metrics(gap), forgetRecords: 6).measurable)
+        XCTAssertFalse(Verdict.judge(original: try metrics([:]), forgetRecords: 6).measurable)
+    }
+
+    func testSkewNormalTail() {
+        // Owen's T at a = 1: T(h, 1) = Φ(h)(1 - Φ(h)) / 2.
+        for h in [-2.0, -0.5, 0, 0.7, 1.9] {
+            let p = SkewNormal.phi(h)
+            XCTAssertEqual(SkewNormal.owensT(h, 1), p * (1 - p) / 2, accuracy: 1e-9)
+        }
+        // Shape 0 is the normal distribution.
+        let normal = SkewNormal(location: 1, scale: 2, shape: 0)
+        XCTAssertEqual(normal.cdf(1), 0.5, accuracy: 1e-12)
+        XCTAssertEqual(normal.cdf(1 - 2 * 1.959963984540054), 0.025, accuracy: 1e-9)
+        // A skewed CDF against numerical integration of the density 2 φ(z) Φ(a z) / scale.
+        let skewed = SkewNormal(location: 0, scale: 1.5, shape: 4)
+        for x in [-1.0, 0, 0.5, 2] {
+            let n = 20000, lo = -12.0
+            let h = (x - lo) / Double(n)
+            var s = 0.0
+            for i in 0...n {
+                let z = (lo + Double(i) * h) / 1.5
+                let f = 2 * exp(-z * z / 2) / (2 * Double.pi).squareRoot() * SkewNormal.phi(4 * z) / 1.5
+                s += f * (i == 0 || i == n ? 1 : (i % 2 == 1 ? 4 : 2))
+            }
+            XCTAssertEqual(skewed.cdf(x), s * h / 3, accuracy: 1e-6, "x \(x)")
+        }
+        // The fit recovers a skewed sample's direction: right-skewed data, positive shape.
+        let sample = (1...400).map { i -> Double in let u = Double(i) / 401; return -log(1 - u) }  // exponential quantiles
+        XCTAssertGreaterThan(SkewNormal.fit(sample).shape, 1)
     }
 }

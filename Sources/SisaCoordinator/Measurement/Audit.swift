@@ -32,8 +32,8 @@ public struct AuditRecord: Codable, Sendable {
     public let referenceNLL: Double
     /// ownNLL - referenceNLL: lower looks more like a member.
     public let calibratedScore: Double
-    /// Fraction of the holdout population whose calibrated score is at most
-    /// this record's: a p-value for "not a member" (small = member-like).
+    /// (k + 1) / (N + 1), k of the N holdout records scoring at most this
+    /// record's score: a permutation p-value for "never seen" (small = member-like).
     public let holdoutFractionAtMost: Double
 }
 
@@ -76,6 +76,9 @@ extension Store {
             targets.append((r, text))
         }
         guard unknown.isEmpty else { throw CoordinatorError.unknownIDs(unknown) }
+        // A record named twice (by --group and --ids) counts once.
+        var seenIDs = Set<String>()
+        targets = targets.filter { seenIDs.insert($0.info.id).inserted }
         guard !targets.isEmpty else { throw CoordinatorError.invalidInput("nothing to audit: give --ids, --group or --file") }
         if let holdout = targets.first(where: { $0.info.holdout }) {
             throw CoordinatorError.invalidInput("record \(holdout.info.id) is a holdout record: it was never trained on")
@@ -92,7 +95,8 @@ extension Store {
         let groups = Set(targets.map(\.info.group))
         var holdout = try catalog.texts(holdout: true).filter { answering.contains($0.shard) }
         let sameGroup = holdout.filter { groups.contains($0.group) }
-        let pooled = sameGroup.isEmpty
+        // Groups are matched only if every audited group has holdout records.
+        let pooled = !groups.allSatisfy { g in sameGroup.contains { $0.group == g } }
         if !pooled { holdout = sameGroup }
         guard !holdout.isEmpty else {
             throw CoordinatorError.invalidInput("the store has no holdout records to compare with: ingest some with --holdout FRACTION")
@@ -122,7 +126,7 @@ extension Store {
             let pop = nonMembers.filter { $0.group == members[i].group }.map(\.score)
             return AuditRecord(id: t.info.id, group: t.info.group, shard: t.info.shard, status: t.info.status,
                                ownNLL: own(i), referenceNLL: reference(i), calibratedScore: members[i].score,
-                               holdoutFractionAtMost: Double(pop.filter { $0 <= members[i].score }.count) / Double(max(1, pop.count)))
+                               holdoutFractionAtMost: Double(pop.filter { $0 <= members[i].score }.count + 1) / Double(pop.count + 1))
         }
         // An AUC's interval needs several records to say anything about them:
         // with one record it only measures where that record sits among the
@@ -142,7 +146,7 @@ extension Store {
         }
         reason += detectable ? ": the ensemble still tells these records from records it never saw"
                              : ": the ensemble does not tell these records from records it never saw"
-        if pooled { reason += " (no holdout records in group(s) \(groups.sorted().joined(separator: ", ")): compared with every group's holdout)" }
+        if pooled { reason += " (not every group of \(groups.sorted().joined(separator: ", ")) has holdout records: compared with every group's holdout)" }
         return AuditReport(verdict: detectable ? "detectable" : "not-detectable", verdictReason: reason, records: records,
                            population: holdout.count, populationGroups: Set(holdout.map(\.group)).sorted(),
                            calibratedAUC: cal.auc, calibratedAUCCI: cal.aucCI, calibratedTPR: cal.tpr, calibratedTPRCI: cal.tprCI,

@@ -54,12 +54,18 @@ public enum Exposure {
 }
 
 /// A skew-normal distribution fitted by the method of moments.
-struct SkewNormal {
-    let location: Double
-    let scale: Double
-    let shape: Double
+public struct SkewNormal: Sendable {
+    public let location: Double
+    public let scale: Double
+    public let shape: Double
 
-    static func fit(_ xs: [Double]) -> SkewNormal {
+    public init(location: Double, scale: Double, shape: Double) {
+        self.location = location
+        self.scale = scale
+        self.shape = shape
+    }
+
+    public static func fit(_ xs: [Double]) -> SkewNormal {
         let n = Double(xs.count)
         let mean = xs.reduce(0, +) / n
         let m2 = xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / n
@@ -77,15 +83,15 @@ struct SkewNormal {
     }
 
     /// CDF = Φ(z) - 2 T(z, shape), with Owen's T function by Simpson's rule.
-    func cdf(_ x: Double) -> Double {
+    public func cdf(_ x: Double) -> Double {
         let z = (x - location) / scale
         return max(0, min(1, SkewNormal.phi(z) - 2 * SkewNormal.owensT(z, shape)))
     }
 
-    static func phi(_ z: Double) -> Double { 0.5 * erfc(-z / 2.0.squareRoot()) }
+    public static func phi(_ z: Double) -> Double { 0.5 * erfc(-z / 2.0.squareRoot()) }
 
     /// T(h, a) = 1/(2π) ∫_0^a exp(-h²(1+x²)/2) / (1+x²) dx.
-    static func owensT(_ h: Double, _ a: Double) -> Double {
+    public static func owensT(_ h: Double, _ a: Double) -> Double {
         let n = 2000
         let step = a / Double(n)
         var sum = 0.0

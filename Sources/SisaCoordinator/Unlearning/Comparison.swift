@@ -284,7 +284,7 @@ extension Store {
             originalMetrics.privacyLeak = UnlearningMetrics.privacyLeak(auc: a, exactAUC: e)
             exactMetrics.privacyLeak = 0
         }
-        let verdict = Verdict.judge(original: originalMetrics)
+        let verdict = Verdict.judge(original: originalMetrics, forgetRecords: forget.count)
 
         // Approximate: the chosen method on copies of the affected shards.
         let unlearners = try affected.map { s in

@@ -27,8 +27,8 @@ public struct ModelMetrics: Codable, Sendable {
     public var forgetMIATPRCI: Interval?
     /// Reference-calibrated attack: a record's NLL under its own shard's model
     /// minus its mean NLL under models that never saw it (the other shards'
-    /// original models, and the exactly retrained model of its shard where it
-    /// exists). Forget vs holdout records of the same group.
+    /// original models, and the exactly retrained models of the affected
+    /// shards). Forget vs holdout records of the same group.
     public var forgetCalibratedAUC: Double?
     public var forgetCalibratedAUCCI: Interval?
     public var forgetCalibratedTPR: Double?
@@ -122,11 +122,17 @@ struct ComparisonMeter {
 
     /// Calibrated score of text i under `state`; nil if its shard cannot
     /// answer or no reference model exists.
+    ///
+    /// The references are the same kind of models for every record, member or
+    /// not: the original models of the other shards, and the exactly
+    /// retrained model of every affected shard (none of them saw a forget
+    /// record or a holdout record). Only the model being scored is left out,
+    /// which in the exact state is the record's own retrained shard.
     func calibratedScore(_ i: Int, state: ShardScores, isExact: Bool) -> Double? {
         let s = set.shards[i]
         guard let own = state[s]?[i].nll else { return nil }
         var refs = answering.filter { $0 != s }.map { original[$0]![i].nll }
-        if !isExact, let e = exact[s] { refs.append(e[i].nll) }
+        for (k, e) in exact.sorted(by: { $0.key < $1.key }) where !(isExact && k == s) { refs.append(e[i].nll) }
         return MembershipInference.calibrated(own: own, references: refs)
     }
 
