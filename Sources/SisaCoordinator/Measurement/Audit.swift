@@ -141,8 +141,8 @@ extension Store {
             let alpha = 0.05 / Double(targets.count)
             let p = records.map(\.holdoutFractionAtMost).min() ?? 1
             detectable = p <= alpha
-            reason = String(format: "fewer than %d records, so each is tested alone: the most member-like scores lower than all but %.1f%% of %d holdout records (detectable at <= %.1f%%)",
-                            AuditReport.minimumForAUC, 100 * p, holdout.count, 100 * alpha)
+            reason = String(format: "fewer than %d records, so each is tested alone against %d holdout records: smallest p-value %.2f%% (detectable at <= %.2f%%)",
+                            AuditReport.minimumForAUC, holdout.count, 100 * p, 100 * alpha)
         }
         reason += detectable ? ": the ensemble still tells these records from records it never saw"
                              : ": the ensemble does not tell these records from records it never saw"
