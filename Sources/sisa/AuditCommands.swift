@@ -81,9 +81,7 @@ struct Canaries: ParsableCommand {
         }
         let canaries = Canary.generate(count: count, digits: digits, seed: seed)
         let text = try Canary.jsonLines(canaries, repeats: repeats, group: group, seed: seed)
-        let tmp = out + ".tmp-\(getpid())"
-        try Data(text.utf8).write(to: URL(fileURLWithPath: tmp))
-        guard rename(tmp, out) == 0 else { throw ValidationError("cannot write \(out): \(String(cString: strerror(errno)))") }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
         print("wrote \(count * repeats) records (\(count) canaries x \(repeats)) in group \(group) to \(out)")
     }
 }
@@ -113,11 +111,7 @@ struct ExposureCommand: ParsableCommand {
         guard (group == nil) != (file == nil) else { throw ValidationError("give --group G or --file FILE.jsonl") }
         let store = try storeOptions.open()
         var texts: [[UInt8]] = []
-        if let group {
-            for r in try store.catalog.records(group: group) where !r.holdout {
-                if let t = try store.catalog.text(id: r.id) { texts.append(t) }
-            }
-        }
+        if let group { texts = try store.catalog.texts(holdout: false, group: group).map(\.text) }
         if let file { texts = try readRecordFile(file).map(\.text) }
         let found = CanaryExposure.find(texts.map { (0, $0) }).map(\.canary)
         guard !found.isEmpty else {

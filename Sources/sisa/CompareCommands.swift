@@ -143,14 +143,6 @@ struct Compare: ParsableCommand {
     }
 }
 
-/// Reports as JSON files: sorted keys, non-finite numbers as strings.
-func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
-    let e = JSONEncoder()
-    e.outputFormatting = [.sortedKeys, .prettyPrinted]
-    e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-    try e.encode(value).write(to: URL(fileURLWithPath: path))
-}
-
 struct Plot: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Overlay several `sisa compare --json` reports in one SVG.")

@@ -70,11 +70,22 @@ struct StoreOptions: ParsableArguments {
     }
 }
 
-/// Prints JSON (sorted keys) to stdout.
-func printJSON<T: Encodable>(_ value: T) throws {
+/// The JSON every command writes: sorted keys, pretty, non-finite numbers as strings.
+func reportEncoder() -> JSONEncoder {
     let e = JSONEncoder()
     e.outputFormatting = [.sortedKeys, .prettyPrinted]
-    print(String(decoding: try e.encode(value), as: UTF8.self))
+    e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return e
+}
+
+/// Prints JSON to stdout.
+func printJSON<T: Encodable>(_ value: T) throws {
+    print(String(decoding: try reportEncoder().encode(value), as: UTF8.self))
+}
+
+/// Writes JSON to a file.
+func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+    try reportEncoder().encode(value).write(to: URL(fileURLWithPath: path))
 }
 
 func printJSONObject(_ obj: Any) throws {

@@ -65,7 +65,9 @@ extension Store {
         if let g = o.group {
             let recs = try catalog.records(group: g).filter { !$0.holdout }
             guard !recs.isEmpty else { throw CoordinatorError.invalidInput("group \(g) has no live training records") }
-            for r in recs { targets.append((r, try o.texts[r.id] ?? catalog.text(id: r.id) ?? [])) }
+            // One query for the group's texts, not one per record.
+            let stored = Dictionary(uniqueKeysWithValues: try catalog.texts(holdout: false, group: g).map { ($0.id, $0.text) })
+            for r in recs { targets.append((r, o.texts[r.id] ?? stored[r.id] ?? [])) }
         }
         var unknown: [String] = []
         for id in o.ids {

@@ -56,8 +56,10 @@ public struct CanaryExposure {
         func state(_ replaced: [Int: GPT]) -> [[RecordScore]] {
             answering.map { s in replaced[s].map { ce.score($0) } ?? orig[s]! }
         }
-        // The owning shard alone, per canary.
-        let own = found.indices.map { i in ce.estimates([orig[found[i].shard] ?? orig[answering[0]]!])[i].exposure }
+        // The owning shard alone, per canary: one set of estimates per owning shard.
+        var byShard: [Int: [Exposure.Estimate]] = [:]
+        for s in Set(found.map(\.shard)) { byShard[s] = ce.estimates([orig[s] ?? orig[answering[0]]!]) }
+        let own = found.indices.map { byShard[found[$0].shard]![$0].exposure }
         return CanaryExposureReport(canaries: found.count, secretSpaceBits: found[0].canary.secretSpaceBits, candidates: candidates,
                                     original: mean(ce.estimates(answering.map { orig[$0]! })),
                                     exact: mean(ce.estimates(state(exact))),

@@ -6,14 +6,7 @@ public enum UnlearningMetrics {
     /// by NLL (lower NLL = more likely a member). P(member < non-member) plus
     /// half the ties; 0.5 means indistinguishable.
     public static func lossAUC(members: [Double], nonMembers: [Double]) -> Double {
-        guard !members.isEmpty, !nonMembers.isEmpty else { return .nan }
-        var wins = 0.0
-        for m in members {
-            for n in nonMembers {
-                if m < n { wins += 1 } else if m == n { wins += 0.5 }
-            }
-        }
-        return wins / Double(members.count * nonMembers.count)
+        MembershipInference.auc(members: members.map { .init($0, group: "") }, nonMembers: nonMembers.map { .init($0, group: "") })
     }
 
     /// Exposure of a record against a population of held-out records of its
