@@ -11,6 +11,10 @@ public struct StagePlan: Sendable {
     /// The token stream: <end> r1 <end> r2 <end> ...
     public let stream: [Int32]
     public let steps: Int
+    /// Offset in `stream` of each record's leading <end>, in training order.
+    public let recordStarts: [Int]
+    /// DP-SGD: the probability that a step samples a given record (0 without DP).
+    public let samplingRate: Double
     /// Chained hash of the configuration, the shard and every stage's ordered
     /// ids and step count so far: equal keys mean equal training states.
     public let key: String
@@ -19,6 +23,9 @@ public struct StagePlan: Sendable {
 public struct ShardPlan: Sendable {
     public let shard: Int
     public let stages: [StagePlan]
+    /// DP-SGD: the noise multiplier this shard trains with (fixed, or fitted
+    /// to its plan for a target epsilon); nil without DP.
+    public let noise: Double?
     public var totalSteps: Int { stages.reduce(0) { $0 + $1.steps } }
 }
 
@@ -26,32 +33,55 @@ public struct ShardPlan: Sendable {
 /// ceil(a * tokens(slices 0...r) / (batch * context)) steps with
 /// a = 2 * epochs / (R + 1), or 0 steps when slice r holds nothing new.
 /// Everything here is a function of the configuration and the stage's own
-/// data: later stages never influence earlier ones.
+/// data: later stages never influence earlier ones. (Under DP with a target
+/// epsilon the noise is fitted to the whole plan and enters every key, so
+/// a change anywhere retrains the shard from its start.)
 public enum Schedule {
     public static func plan(shard: Int, config: StoreConfig, stageCount: Int,
-                            records: [(id: String, slice: Int, text: [UInt8])]) -> ShardPlan {
+                            records: [(id: String, slice: Int, text: [UInt8])]) throws -> ShardPlan {
         let order = records.map { ($0, Placement.hash64(config.seed, $0.id, "order")) }
             .sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0.id < $1.0.id }
             .map { $0.0 }
         var parent = Digest.sha256Hex(Array("sisa-stage|shard=\(shard)|".utf8) + [UInt8](config.canonicalJSON))
         var stages: [StagePlan] = []
         let tokensPerStep = Double(config.batch * config.model.context)
+        // Streams, record offsets and steps first: under DP the noise depends on all stages.
+        var layouts: [(ids: [String], records: [(id: String, slice: Int, text: [UInt8])], stream: [Int32], starts: [Int], steps: Int, q: Double)] = []
         for r in 0..<stageCount {
             let inStage = order.filter { $0.slice <= r }
             let hasNew = order.contains { $0.slice == r }
             var stream: [Int32] = [ModelConfig.endOfText]
+            var starts: [Int] = []
             for rec in inStage {
+                starts.append(stream.count - 1)
                 for b in rec.text { stream.append(Int32(b)) }
                 stream.append(ModelConfig.endOfText)
             }
-            let steps = hasNew ? max(1, Int((config.stageTokenMultiplier * Double(stream.count) / tokensPerStep).rounded(.up))) : 0
+            let steps: Int, q: Double
+            if !hasNew {
+                (steps, q) = (0, 0)
+            } else if config.dp != nil {
+                (steps, q) = (PrivateSchedule.steps(records: inStage.count, config: config),
+                              PrivateSchedule.samplingRate(records: inStage.count, batch: config.batch))
+            } else {
+                (steps, q) = (max(1, Int((config.stageTokenMultiplier * Double(stream.count) / tokensPerStep).rounded(.up))), 0)
+            }
+            layouts.append((inStage.map(\.id), inStage, stream, starts, steps, q))
+        }
+        var noise: Double?
+        if let dp = config.dp {
+            noise = try dp.noise ?? PrivateSchedule.fitNoise(stages: layouts.map { ($0.q, $0.steps) },
+                                                             target: dp.targetEpsilon!, delta: dp.delta)
+        }
+        for (r, l) in layouts.enumerated() {
             let key: String
-            if steps == 0 {
+            if l.steps == 0 {
                 key = parent
             } else {
                 var h = SHA256()
-                h.update(data: Data("\(parent)|stage=\(r)|steps=\(steps)|".utf8))
-                for rec in inStage {
+                h.update(data: Data("\(parent)|stage=\(r)|steps=\(l.steps)|".utf8))
+                if let noise { h.update(data: Data("noise=\(noise)|".utf8)) }
+                for rec in l.records {
                     h.update(data: Data(rec.id.utf8))
                     h.update(data: [0])
                     h.update(data: Data(Digest.sha256Hex(rec.text).utf8))
@@ -59,10 +89,11 @@ public enum Schedule {
                 }
                 key = Digest.hex(h.finalize())
             }
-            stages.append(StagePlan(stage: r, ids: inStage.map(\.id), stream: stream, steps: steps, key: key))
+            stages.append(StagePlan(stage: r, ids: l.ids, stream: l.stream, steps: l.steps, recordStarts: l.starts,
+                                    samplingRate: l.q, key: key))
             parent = key
         }
-        return ShardPlan(shard: shard, stages: stages)
+        return ShardPlan(shard: shard, stages: stages, noise: noise)
     }
 
     /// The batches of a stage: `steps` batches of `batch` random windows of

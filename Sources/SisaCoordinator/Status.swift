@@ -7,6 +7,11 @@ public struct ShardStatus: Codable, Sendable {
     public let stagesTrained: Int
     public let quarantined: Bool
     public let digest: String?
+    /// DP stores: the shard's epsilon at the store's delta (worst case, a
+    /// record of slice 0, over the current plan); absent without DP.
+    public let epsilon: Double?
+    /// DP stores: the noise multiplier the shard trains with.
+    public let noise: Double?
 }
 
 public struct StoreStatus: Codable, Sendable {
@@ -46,7 +51,9 @@ extension Store {
             for s in p.stages { if known.contains(s.key) { trained += 1 } else { break } }
             shards.append(ShardStatus(index: st.index, records: live.filter { $0.shard == st.index && !$0.holdout }.count,
                                       stages: p.stages.count, stagesTrained: trained, quarantined: st.quarantined,
-                                      digest: st.digest))
+                                      digest: st.digest,
+                                      epsilon: config.dp.map { PrivateSchedule.epsilon(stages: p.privateStages, noise: p.noise ?? 0, delta: $0.delta) },
+                                      noise: p.noise))
         }
         let raw = ckpts.reduce(0) { $0 + $1.rawBytes }, stored = ckpts.reduce(0) { $0 + $1.storedBytes }
         return StoreStatus(store: url.path, records: live.count, trainingRecords: live.filter { !$0.holdout }.count,

@@ -65,7 +65,7 @@ public final class Store {
     }
 
     public func plan(shard: Int) throws -> ShardPlan {
-        Schedule.plan(shard: shard, config: config, stageCount: try stageCount(),
+        try Schedule.plan(shard: shard, config: config, stageCount: try stageCount(),
                       records: try catalog.trainingRecords(shard: shard))
     }
 

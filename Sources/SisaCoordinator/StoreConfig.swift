@@ -17,10 +17,14 @@ public struct StoreConfig: Codable, Equatable, Sendable {
     /// checkpoints of another version (`sisa train --rebuild` moves a store
     /// to this build's version). Stores from before it was recorded read as 1.
     public var numerics: Int
+    /// DP-SGD training (nil: ordinary training). Absent from the canonical
+    /// JSON of stores without it, so their checkpoint keys are unchanged.
+    public var dp: DPConfig?
 
     public init(shards: Int, slices: Int, model: ModelConfig, optimizer: OptimizerConfig = StoreConfig.defaultOptimizer,
-                batch: Int = 16, epochs: Double = 2, seed: UInt64 = 0) {
+                batch: Int = 16, epochs: Double = 2, seed: UInt64 = 0, dp: DPConfig? = nil) {
         self.numerics = Numerics.version
+        self.dp = dp
         self.shards = shards
         self.slices = slices
         self.model = model
@@ -30,7 +34,7 @@ public struct StoreConfig: Codable, Equatable, Sendable {
         self.seed = seed
     }
 
-    enum CodingKeys: String, CodingKey { case shards, slices, model, optimizer, batch, epochs, seed, numerics }
+    enum CodingKeys: String, CodingKey { case shards, slices, model, optimizer, batch, epochs, seed, numerics, dp }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -42,6 +46,7 @@ public struct StoreConfig: Codable, Equatable, Sendable {
         epochs = try c.decode(Double.self, forKey: .epochs)
         seed = try c.decode(UInt64.self, forKey: .seed)
         numerics = try c.decodeIfPresent(Int.self, forKey: .numerics) ?? 1
+        dp = try c.decodeIfPresent(DPConfig.self, forKey: .dp)
     }
 
     /// Warm-up then constant: a stage's learning rates never depend on how
@@ -72,6 +77,7 @@ public struct StoreConfig: Codable, Equatable, Sendable {
             throw CoordinatorError.invalidInput("the SISA store needs a constant schedule after warm-up")
         }
         do { try model.validate() } catch { throw CoordinatorError.invalidInput("\(error)") }
+        try dp?.validate()
     }
 
     /// Canonical bytes (sorted keys) for hashing into checkpoint keys.

@@ -167,17 +167,29 @@ extension Store {
         var done = 0
         var stagesTrained = 0
         let tokensPerStep = Double(config.batch * config.model.context)
+        var tokens = 0.0
         let clock0 = Date()
         for stage in remaining {
             var rng = Schedule.stageRNG(stage)
             for step in 0..<stage.steps {
-                let result = t.step(Schedule.batch(for: stage, step: step, config: config, rng: &rng))
+                let loss: Double
+                if let dp = config.dp {
+                    // Records by Poisson sampling, then the step's noise seed: both from the stage's generator.
+                    let records = PrivateSchedule.sample(stage, rng: &rng)
+                    let seed = rng.next()
+                    loss = t.privateStep(records: records, clip: dp.clip, noise: plan.noise!,
+                                         expectedRecords: stage.samplingRate * Double(stage.ids.count), noiseSeed: seed).loss
+                    tokens += Double(records.reduce(0) { $0 + $1.count - 1 })
+                } else {
+                    loss = t.step(Schedule.batch(for: stage, step: step, config: config, rng: &rng)).loss
+                    tokens += tokensPerStep
+                }
                 done += 1
                 if let progress, done % 10 == 0 || done == total {
                     let dt = Date().timeIntervalSince(clock0)
-                    let tps = Double(done) * tokensPerStep / max(dt, 1e-9)
+                    let tps = tokens / max(dt, 1e-9)
                     progress(TrainProgress(shard: plan.shard, stage: stage.stage, stages: plan.stages.count, step: step + 1,
-                                           steps: stage.steps, doneSteps: done, totalSteps: total, loss: result.loss,
+                                           steps: stage.steps, doneSteps: done, totalSteps: total, loss: loss,
                                            tokensPerSecond: tps, etaSeconds: Double(total - done) * dt / Double(done)))
                 }
             }

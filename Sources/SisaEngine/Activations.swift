@@ -1,7 +1,11 @@
 /// Forward activations kept for the backward pass, and backward scratch,
-/// sized once for a batch shape (B, T).
+/// sized for up to `capacity` rows of T positions. A batch of fewer rows
+/// uses a prefix of every buffer (record-sampled DP batches vary in size).
 final class Activations {
-    let B: Int, T: Int
+    let capacity: Int
+    let T: Int
+    /// Rows of the current batch (<= capacity).
+    var B: Int
     let tokens: UnsafeMutablePointer<Int32>
     let targets: UnsafeMutablePointer<Int32>
 
@@ -34,6 +38,7 @@ final class Activations {
     let lnPartials: FloatBuffer   // per-part LayerNorm dw/db sums
 
     init(config c: ModelConfig, B: Int, T: Int, threads: Int) {
+        self.capacity = B
         self.B = B
         self.T = T
         let BT = B * T, C = c.dim

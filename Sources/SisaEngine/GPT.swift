@@ -51,7 +51,10 @@ public final class GPT {
     public var digest: String { Digest.sha256Hex(params.bytes) }
 
     private func activations(B: Int, T: Int) -> Activations {
-        if let a = acts, a.B == B, a.T == T { return a }
+        if let a = acts, a.capacity >= B, a.T == T {
+            a.B = B
+            return a
+        }
         let a = Activations(config: config, B: B, T: T, threads: pool.threads)
         acts = a
         return a
@@ -62,8 +65,10 @@ public final class GPT {
     /// Runs the model on `batch`. With `gradients`, the logits are replaced by
     /// dlogits for `backward()`; otherwise they stay available.
     /// Returns the mean NLL over the batch's targets (0 if it has none).
+    /// `gradScale` replaces the gradient's 1/targets factor (DP-SGD weights
+    /// each record by its own target count through `batch.weights`).
     @discardableResult
-    public func forward(_ batch: Batch, gradients: Bool = false) -> Double {
+    public func forward(_ batch: Batch, gradients: Bool = false, gradScale: Float? = nil) -> Double {
         let B = batch.B, T = batch.T
         precondition(T >= 1 && T <= config.context, "sequence length \(T) exceeds context \(config.context)")
         let a = activations(B: B, T: T)
@@ -131,7 +136,7 @@ public final class GPT {
         }
         let count = batch.targetCount
         timed("softmax-xent fwd") {
-            let scale: Float? = gradients ? 1 / Float(max(count, 1)) : nil
+            let scale: Float? = gradients ? (gradScale ?? 1 / Float(max(count, 1))) : nil
             precondition(batch.weights.map { $0.count == BT } ?? true, "batch weights must hold B*T values")
             (batch.weights ?? []).withUnsafeBufferPointer { wp in
                 CrossEntropy.forwardBackward(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets,
@@ -168,18 +173,28 @@ public final class GPT {
     // MARK: backward
 
     /// Fills `grads` with d(mean loss)/d(params) for the last `forward(_, gradients: true)`.
-    public func backward() {
+    ///
+    /// `weightGradients: false` propagates gradients through the activations
+    /// only and leaves `grads` undefined (the first of DP-SGD's two passes);
+    /// `recordNorms` then collects each record's squared gradient norm from
+    /// every layer's input activations and output gradients.
+    public func backward(weightGradients: Bool = true, recordNorms: RecordGradientNorms? = nil) {
         guard let a = acts else { preconditionFailure("backward() before forward()") }
         let B = a.B, T = a.T, BT = B * T
         let C = config.dim, H = config.heads, V = config.vocab
         let P = params.pointer, G = grads.pointer
+        let norms = recordNorms
+        // Weight-gradient destinations; nil skips those products (pass 1 of DP-SGD).
+        func wgrad(_ offset: Int) -> UnsafeMutablePointer<Float>? { weightGradients ? G + offset : nil }
         // Head: dlogits (in a.logits) -> d lnf (in dC), dwte (overwritten).
         timed("head bwd") {
-            Head.backward(dx: a.dC.pointer, dwte: G + layout.wte, dlogits: a.logits.pointer, x: a.lnf.pointer,
+            Head.backward(dx: a.dC.pointer, dwte: wgrad(layout.wte), dlogits: a.logits.pointer, x: a.lnf.pointer,
                           wte: P + layout.wte, M: BT, C: C, V: V, kernels: kernels, pool: pool)
         }
         a.dres.zero()
         timed("layernorm bwd") {
+            norms?.layerNorm(dout: a.dC.pointer, x: a.residual[config.layers].pointer, mean: a.lnfMean.pointer,
+                             rstd: a.lnfRstd.pointer, C: C)
             LayerNorm.backward(dx: a.dres.pointer, dw: G + layout.lnfw, db: G + layout.lnfb, dout: a.dC.pointer,
                                x: a.residual[config.layers].pointer, mean: a.lnfMean.pointer, rstd: a.lnfRstd.pointer,
                                w: P + layout.lnfw, M: BT, C: C, partials: a.lnPartials.pointer, kernels: kernels, pool: pool)
@@ -188,24 +203,28 @@ public final class GPT {
             let w = layout.blocks[l], L = a.layers[l]
             // MLP. a.dres = d(block output).
             timed("matmul bwd") {
-                Linear.backward(dinp: a.d4C.pointer, dw: G + w.fc2w, db: G + w.fc2b, dout: a.dres.pointer,
+                norms?.linear(inp: L.fchGelu.pointer, dout: a.dres.pointer, K: 4 * C, N: C)
+                Linear.backward(dinp: a.d4C.pointer, dw: wgrad(w.fc2w), db: wgrad(w.fc2b), dout: a.dres.pointer,
                                 inp: L.fchGelu.pointer, w: P + w.fc2w, M: BT, K: 4 * C, N: C, kernels: kernels, pool: pool)
             }
             timed("gelu bwd") {
                 GELU.backward(dx: a.d4C.pointer, dout: a.d4C.pointer, x: L.fch.pointer, N: BT * 4 * C, kernels: kernels, pool: pool)
             }
             timed("matmul bwd") {
-                Linear.backward(dinp: a.dC.pointer, dw: G + w.fcw, db: G + w.fcb, dout: a.d4C.pointer,
+                norms?.linear(inp: L.ln2.pointer, dout: a.d4C.pointer, K: C, N: 4 * C)
+                Linear.backward(dinp: a.dC.pointer, dw: wgrad(w.fcw), db: wgrad(w.fcb), dout: a.d4C.pointer,
                                 inp: L.ln2.pointer, w: P + w.fcw, M: BT, K: C, N: 4 * C, kernels: kernels, pool: pool)
             }
             timed("layernorm bwd") {
+                norms?.layerNorm(dout: a.dC.pointer, x: L.res2.pointer, mean: L.ln2Mean.pointer, rstd: L.ln2Rstd.pointer, C: C)
                 LayerNorm.backward(dx: a.dres.pointer, dw: G + w.ln2w, db: G + w.ln2b, dout: a.dC.pointer,
                                    x: L.res2.pointer, mean: L.ln2Mean.pointer, rstd: L.ln2Rstd.pointer,
                                    w: P + w.ln2w, M: BT, C: C, partials: a.lnPartials.pointer, kernels: kernels, pool: pool)
             }
             // Attention. a.dres = d(res2).
             timed("matmul bwd") {
-                Linear.backward(dinp: a.dC.pointer, dw: G + w.projw, db: G + w.projb, dout: a.dres.pointer,
+                norms?.linear(inp: L.atty.pointer, dout: a.dres.pointer, K: C, N: C)
+                Linear.backward(dinp: a.dC.pointer, dw: wgrad(w.projw), db: wgrad(w.projb), dout: a.dres.pointer,
                                 inp: L.atty.pointer, w: P + w.projw, M: BT, K: C, N: C, kernels: kernels, pool: pool)
             }
             timed("attention bwd") {
@@ -213,18 +232,41 @@ public final class GPT {
                                    B: B, T: T, C: C, H: H, scratch: a.attScratch.pointer, kernels: kernels, pool: pool)
             }
             timed("matmul bwd") {
-                Linear.backward(dinp: a.dC.pointer, dw: G + w.qkvw, db: G + w.qkvb, dout: a.dqkv.pointer,
+                norms?.linear(inp: L.ln1.pointer, dout: a.dqkv.pointer, K: C, N: 3 * C)
+                Linear.backward(dinp: a.dC.pointer, dw: wgrad(w.qkvw), db: wgrad(w.qkvb), dout: a.dqkv.pointer,
                                 inp: L.ln1.pointer, w: P + w.qkvw, M: BT, K: C, N: 3 * C, kernels: kernels, pool: pool)
             }
             timed("layernorm bwd") {
+                norms?.layerNorm(dout: a.dC.pointer, x: a.residual[l].pointer, mean: L.ln1Mean.pointer, rstd: L.ln1Rstd.pointer, C: C)
                 LayerNorm.backward(dx: a.dres.pointer, dw: G + w.ln1w, db: G + w.ln1b, dout: a.dC.pointer,
                                    x: a.residual[l].pointer, mean: L.ln1Mean.pointer, rstd: L.ln1Rstd.pointer,
                                    w: P + w.ln1w, M: BT, C: C, partials: a.lnPartials.pointer, kernels: kernels, pool: pool)
             }
         }
-        timed("embedding bwd") {
-            Embedding.backward(dwte: G + layout.wte, dwpe: G + layout.wpe, dx: a.dres.pointer, tokens: a.tokens,
-                               B: B, T: T, C: C, context: config.context, pool: pool)
+        // The tied embedding: the head's share and the lookup's share form one tensor per record.
+        norms?.embeddings(dlogits: a.logits.pointer, x: a.lnf.pointer, dx: a.dres.pointer, tokens: a.tokens,
+                          T: T, C: C, V: V)
+        if weightGradients {
+            timed("embedding bwd") {
+                Embedding.backward(dwte: G + layout.wte, dwpe: G + layout.wpe, dx: a.dres.pointer, tokens: a.tokens,
+                                   B: B, T: T, C: C, context: config.context, pool: pool)
+            }
+        }
+    }
+
+    /// Multiplies the loss gradient (dlogits, kept from the last training
+    /// forward) of each record's positions by its factor: the next
+    /// `backward()` then yields the weighted sum of per-record gradients.
+    /// Rows of a transformer never mix, so scaling a record's dlogits scales
+    /// its whole gradient.
+    public func scaleLossGradients(spans: [Range<Int>], factors: [Float]) {
+        guard let a = acts else { preconditionFailure("scaleLossGradients() before forward()") }
+        precondition(spans.count == factors.count)
+        let V = config.vocab
+        for (span, f) in zip(spans, factors) where f != 1 {
+            precondition(span.upperBound <= a.B * a.T)
+            let p = a.logits.pointer + span.lowerBound * V
+            for i in 0..<(span.count * V) { p[i] *= f }
         }
     }
 }

@@ -17,15 +17,34 @@ struct Init: ParsableCommand {
     @Option(help: "Warm-up steps.") var warmup: Int?
     @Option(help: "Epochs over each shard, spread over its stages by the SISA schedule.") var epochs: Double = 2
     @Option(help: "Seed for placement, initialisation and batches.") var seed: UInt64 = 0
+    @Option(help: ArgumentHelp("DP-SGD: noise multiplier sigma (noise std = sigma x clip on the sum of clipped record gradients).",
+                               valueName: "sigma")) var dpNoise: Double?
+    @Option(help: ArgumentHelp("DP-SGD: instead of --dp-noise, the epsilon every shard must reach at the end of its schedule; the smallest sufficient noise is fitted per shard (then a deletion retrains its whole shard, since the fit changes).",
+                               valueName: "epsilon")) var dpEpsilon: Double?
+    @Option(help: ArgumentHelp("DP-SGD: clipping norm of each record's whole gradient.", valueName: "C")) var dpClip: Double?
+    @Option(help: ArgumentHelp("DP-SGD: delta of the (epsilon, delta) guarantee (default 1e-5).", valueName: "delta")) var dpDelta: Double?
 
     func run() throws {
         var opt = StoreConfig.defaultOptimizer
         if let lr { opt.learningRate = lr }
         if let warmup { opt.warmupSteps = warmup }
+        var dp: DPConfig?
+        if dpNoise != nil || dpEpsilon != nil || dpClip != nil || dpDelta != nil {
+            guard let dpClip else { throw ValidationError("DP-SGD needs --dp-clip (the per-record clipping norm)") }
+            guard (dpNoise == nil) != (dpEpsilon == nil) else {
+                throw ValidationError("DP-SGD needs exactly one of --dp-noise and --dp-epsilon")
+            }
+            dp = DPConfig(clip: dpClip, noise: dpNoise, targetEpsilon: dpEpsilon, delta: dpDelta ?? DPConfig.defaultDelta)
+        }
         let config = StoreConfig(shards: shards, slices: slices, model: try model.resolve(), optimizer: opt,
-                                 batch: batch, epochs: epochs, seed: seed)
+                                 batch: batch, epochs: epochs, seed: seed, dp: dp)
         let store = try Store.create(at: storeOptions.url, config: config)
         print("created store \(store.url.path): \(shards) shards x \(slices) slices, model \(config.model) (\(config.model.parameterCount) parameters), batch \(batch), \(epochs) epochs, seed \(seed)")
+        if let dp {
+            print("DP-SGD: records sampled at rate batch/records per step, each record's gradient clipped to \(dp.clip), "
+                  + (dp.noise.map { "noise multiplier \($0)" } ?? "noise fitted per shard to epsilon \(dp.targetEpsilon!)")
+                  + ", delta \(dp.delta); `sisa status` shows each shard's epsilon")
+        }
     }
 }
 
@@ -118,8 +137,13 @@ struct Status: ParsableCommand {
         print("records: \(s.records) live (\(s.trainingRecords) training, \(s.holdoutRecords) holdout), \(s.deletedRecords) deleted; groups: "
               + s.groups.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         print("pending deletions: \(s.pendingDeletions)")
+        if let dp = c.dp {
+            print("DP-SGD: clip \(dp.clip), " + (dp.noise.map { "noise \($0)" } ?? "noise fitted to epsilon \(dp.targetEpsilon!)")
+                  + ", delta \(dp.delta)")
+        }
         for sh in s.shards {
-            print("  shard \(sh.index): \(sh.records) records, stages \(sh.stagesTrained)/\(sh.stages)\(sh.quarantined ? ", QUARANTINED" : ""), digest \(sh.digest.map { String($0.prefix(16)) } ?? "-")")
+            let privacy = sh.epsilon.map { String(format: ", epsilon %.3f (noise %.3f)", $0, sh.noise ?? 0) } ?? ""
+            print("  shard \(sh.index): \(sh.records) records, stages \(sh.stagesTrained)/\(sh.stages)\(sh.quarantined ? ", QUARANTINED" : ""), digest \(sh.digest.map { String($0.prefix(16)) } ?? "-")\(privacy)")
         }
         print(String(format: "checkpoints: %d, %.1f MB raw, %.1f MB stored (compression %.2fx)", s.checkpoints,
                      Double(s.checkpointRawBytes) / 1e6, Double(s.checkpointStoredBytes) / 1e6, s.compressionRatio))

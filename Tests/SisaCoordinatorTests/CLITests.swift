@@ -293,4 +293,33 @@ final class CLITests: XCTestCase {
         let audit = try JSONSerialization.jsonObject(with: Data(try run(["audit", "--group", "default", "--json"], store: store).out.utf8)) as? [String: Any]
         XCTAssertTrue(["detectable", "not-detectable"].contains(audit?["verdict"] as? String ?? ""))
     }
+
+    func testDPInitStatusAndPrivacyPlanning() throws {
+        let tmp = TempDir()
+        let url = tmp.url.appendingPathComponent("dp")
+        let base = ["init", "--shards", "2", "--slices", "2", "--layers", "1", "--heads", "2", "--dim", "32", "--ctx", "32",
+                    "--batch", "4", "--epochs", "1"]
+        let noClip = try run(base + ["--dp-noise", "1"], store: url, expectSuccess: false)
+        XCTAssertNotEqual(noClip.status, 0)
+        XCTAssertTrue(noClip.err.contains("--dp-clip"), noClip.err)
+        let both = try run(base + ["--dp-noise", "1", "--dp-epsilon", "3", "--dp-clip", "1"], store: url, expectSuccess: false)
+        XCTAssertTrue(both.err.contains("exactly one"), both.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: url.appendingPathComponent("catalog.sqlite").path))
+        try run(base + ["--dp-epsilon", "4", "--dp-clip", "1", "--dp-delta", "1e-4"], store: url)
+        try run(["ingest", tmp.jsonl("r.jsonl", syntheticRecords(60))], store: url)
+        try run(["train"], store: url)
+        let shards = try XCTUnwrap(try statusJSON(url)["shards"] as? [[String: Any]])
+        for sh in shards {
+            let eps = try XCTUnwrap(sh["epsilon"] as? Double)
+            XCTAssertLessThanOrEqual(eps, 4)
+            XCTAssertGreaterThan(eps, 3.5)
+        }
+        XCTAssertTrue(try run(["status"], store: url).out.contains("epsilon"))
+        // Planning: the accountant alone.
+        let plan = try run(["privacy", "--sampling-rate", "0.01", "--noise", "1.0", "--steps", "1000", "--delta", "1e-5", "--json"],
+                           store: nil).out
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(plan.utf8)) as? [String: Any])
+        XCTAssertEqual(try XCTUnwrap(obj["epsilon"] as? Double), 2.101365272, accuracy: 1e-3 * 2.1)
+    }
+
 }

@@ -90,3 +90,105 @@ final class KolmogorovSmirnovTests: XCTestCase {
         XCTAssertEqual(KolmogorovSmirnov.test([1, 2, 3], [1, 2, 3]).statistic, 0)
     }
 }
+
+/// DP-SGD stores: epsilon per shard, determinism, exact deletion under DP.
+final class PrivateTrainingTests: XCTestCase {
+    func dpConfig(_ dp: DPConfig, seed: UInt64 = 7) -> StoreConfig {
+        var c = microConfig(seed: seed)
+        c.dp = dp
+        return c
+    }
+
+    func testShardEpsilonComposesItsStagesLikeOpacus() throws {
+        // Opacus 1.6.0: RDPAccountant with history [(1.0, 0.2, 5), (1.0, 0.1, 10), (1.0, 1/15, 15)],
+        // get_epsilon(1e-5) = 5.3894105216239865; [(0.7, 0.1, 30), (0.7, 0.05, 60), (0.7, 1.0, 2)],
+        // get_epsilon(1e-6) = 18.21489181057601.
+        let e1 = PrivateSchedule.epsilon(stages: [(0.2, 5), (0.1, 10), (4.0 / 60, 15)], noise: 1.0, delta: 1e-5)
+        XCTAssertEqual(e1, 5.3894105216239865, accuracy: 1e-3 * 5.39)
+        let e2 = PrivateSchedule.epsilon(stages: [(0.1, 30), (0.05, 60), (1.0, 2)], noise: 0.7, delta: 1e-6)
+        XCTAssertEqual(e2, 18.21489181057601, accuracy: 1e-3 * 18.2)
+        // A stage that trains nothing costs nothing.
+        XCTAssertEqual(PrivateSchedule.epsilon(stages: [(0.2, 5), (0.1, 10), (4.0 / 60, 15), (0.5, 0)], noise: 1.0, delta: 1e-5), e1)
+    }
+
+    func testDPStoreIsDeterministicAndReportsEpsilon() throws {
+        let tmp = TempDir()
+        let records = syntheticRecords(80)
+        var digestsSeen: [[String?]] = []
+        for (name, jobs) in [("a", 1), ("b", 2)] {
+            let s = try Store.create(at: tmp.url.appendingPathComponent(name), config: dpConfig(DPConfig(clip: 1, noise: 1.2)))
+            _ = try s.ingest(paths: [tmp.jsonl("all.jsonl", records)])
+            _ = try s.train(jobs: jobs)
+            digestsSeen.append(try digests(s))
+            for sh in try s.status().shards {
+                let p = try s.plan(shard: sh.index)
+                // Steps are ceil(a n_r / batch) at rate batch / n_r, stage by stage.
+                for st in p.stages where st.steps > 0 {
+                    XCTAssertEqual(st.samplingRate, min(1, 4 / Double(st.ids.count)), accuracy: 1e-15)
+                    XCTAssertEqual(st.steps, Int((0.5 * Double(st.ids.count) / 4).rounded(.up)))
+                }
+                var acc = RDPAccountant()
+                for st in p.stages where st.steps > 0 { acc.step(samplingRate: st.samplingRate, noise: 1.2, steps: st.steps) }
+                let eps = try XCTUnwrap(sh.epsilon)
+                XCTAssertEqual(eps, acc.epsilon(delta: 1e-5).epsilon, accuracy: 1e-12)
+                XCTAssertGreaterThan(eps, 0)
+                XCTAssertEqual(sh.noise, 1.2)
+            }
+            let v = try s.verify(shard: 1)
+            XCTAssertTrue(v.matches, "DP retraining from scratch must give the same bits")
+        }
+        XCTAssertEqual(digestsSeen[0], digestsSeen[1])
+        // Without DP the status has no epsilon.
+        let plain = try Store.create(at: tmp.url.appendingPathComponent("plain"), config: microConfig())
+        XCTAssertNil(try plain.status().shards[0].epsilon)
+        // DP changes the model.
+        _ = try plain.ingest(paths: [tmp.jsonl("all.jsonl", records)])
+        _ = try plain.train()
+        XCTAssertNotEqual(try digests(plain), digestsSeen[0])
+    }
+
+    func testDeleteEqualsNeverIngestedUnderDP() throws {
+        for dp in [DPConfig(clip: 0.5, noise: 0.9), DPConfig(clip: 1, targetEpsilon: 6, delta: 1e-4)] {
+            let tmp = TempDir()
+            var records = syntheticRecords(70)
+            records[23].text = "DP-SECRET-PAYLOAD-2291 of record twenty-three"
+            let victim = records[23].id
+            let a = try Store.create(at: tmp.url.appendingPathComponent("a"), config: dpConfig(dp))
+            _ = try a.ingest(paths: [tmp.jsonl("all.jsonl", records)])
+            _ = try a.train()
+            let info = try XCTUnwrap(try a.catalog.record(id: victim))
+            let receipt = try a.delete(ids: [victim])
+            XCTAssertEqual(receipt.shards.map(\.shard), [info.shard])
+            if dp.noise != nil {
+                XCTAssertEqual(receipt.shards[0].fromStage, info.slice, "fixed noise keeps slice-level retraining")
+            } else {
+                XCTAssertEqual(receipt.shards[0].fromStage, 0, "a fitted noise changes with the data: the shard retrains")
+            }
+            let b = try Store.create(at: tmp.url.appendingPathComponent("b"), config: dpConfig(dp))
+            _ = try b.ingest(paths: [tmp.jsonl("rest.jsonl", records.filter { $0.id != victim })])
+            _ = try b.train()
+            XCTAssertEqual(try digests(a), try digests(b), "DP \(dp): delete must equal never-ingested")
+            XCTAssertEqual(try a.status().shards.map(\.epsilon), try b.status().shards.map(\.epsilon))
+            let needle = Data("DP-SECRET-PAYLOAD-2291".utf8)
+            for (name, bytes) in allFileBytes(a.url) { XCTAssertNil(bytes.range(of: needle), "deleted text in \(name)") }
+            if let target = dp.targetEpsilon {
+                for sh in try a.status().shards {
+                    // The fitted noise reaches the target, and 0.001 less would not.
+                    let eps = try XCTUnwrap(sh.epsilon), sigma = try XCTUnwrap(sh.noise)
+                    XCTAssertLessThanOrEqual(eps, target)
+                    let p = try a.plan(shard: sh.index)
+                    XCTAssertGreaterThan(PrivateSchedule.epsilon(stages: p.stages.map { ($0.samplingRate, $0.steps) },
+                                                                 noise: sigma - 0.001, delta: dp.delta), target)
+                }
+            }
+        }
+    }
+
+    func testInvalidDPSettingsAreRefused() throws {
+        let tmp = TempDir()
+        for dp in [DPConfig(clip: 0, noise: 1), DPConfig(clip: 1), DPConfig(clip: 1, noise: 1, targetEpsilon: 2),
+                   DPConfig(clip: 1, noise: -1), DPConfig(clip: 1, noise: 1, delta: 1)] {
+            XCTAssertThrowsError(try Store.create(at: tmp.url.appendingPathComponent(UUID().uuidString), config: dpConfig(dp)))
+        }
+    }
+}

@@ -18,17 +18,18 @@ enum Head {
         }
     }
 
-    static func backward(dx: UnsafeMutablePointer<Float>, dwte: UnsafeMutablePointer<Float>,
+    /// dwte nil: only dx (the activations-only pass of DP-SGD).
+    static func backward(dx: UnsafeMutablePointer<Float>, dwte: UnsafeMutablePointer<Float>?,
                          dlogits: UnsafePointer<Float>, x: UnsafePointer<Float>, wte: UnsafePointer<Float>,
                          M: Int, C: Int, V: Int, kernels: Kernels, pool: WorkerPool) {
         let rowParts = partCount(M, grain: rowGrain)
-        let vocabParts = partCount(V, grain: vocabGrain)
+        let vocabParts = dwte == nil ? 0 : partCount(V, grain: vocabGrain)
         pool.run(parts: rowParts + vocabParts) { part, _ in
             if part < rowParts {
                 let rows = partRange(part, of: rowParts, total: M)
                 kernels.gemm(m: rows.count, n: C, k: V, a: dlogits + rows.lowerBound * V, lda: V,
                              b: wte, ldb: C, c: dx + rows.lowerBound * C, ldc: C)
-            } else {
+            } else if let dwte {
                 let vs = partRange(part - rowParts, of: vocabParts, total: V)
                 kernels.gemm(transA: true, m: vs.count, n: C, k: M, a: dlogits + vs.lowerBound, lda: V,
                              b: x, ldb: C, c: dwte + vs.lowerBound * C, ldc: C)

@@ -24,13 +24,13 @@ enum Linear {
         }
     }
 
-    /// Writes dinp (if given), dw and db (if given); gradients are overwritten, not accumulated.
-    static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>,
+    /// Writes dinp, dw and db (each if given); gradients are overwritten, not accumulated.
+    static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
                          db: UnsafeMutablePointer<Float>?,
                          dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
                          M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool) {
         let rowParts = dinp == nil ? 0 : partCount(M, grain: rowGrain)
-        let colParts = partCount(N, grain: colGrain)
+        let colParts = dw == nil ? 0 : partCount(N, grain: colGrain)
         pool.run(parts: rowParts + colParts) { part, _ in
             if part < rowParts, let dinp {
                 // dinp rows = dout rows · w^T
@@ -38,7 +38,7 @@ enum Linear {
                 kernels.gemm(transB: true, m: rows.count, n: K, k: N,
                              a: dout + rows.lowerBound * N, lda: N, b: w, ldb: N,
                              c: dinp + rows.lowerBound * K, ldc: K)
-            } else {
+            } else if let dw {
                 let cols = partRange(part - rowParts, of: colParts, total: N)
                 // dw[:, cols] = inp^T · dout[:, cols]
                 kernels.gemm(transA: true, m: K, n: cols.count, k: M,
