@@ -20,7 +20,8 @@ public struct DeletionReceipt: Codable, Sendable {
 extension Store {
     /// Deletes records exactly. In one transaction: the records are marked
     /// deleted and their text and hash erased, the requests are logged and
-    /// the affected shards quarantined (queries leave them out). Then, unless
+    /// the affected shards quarantined (queries leave them out); with the output
+/// filter enabled, their windows' fingerprints are added. Then, unless
     /// `deferRetrain`, each affected shard is retrained once from the
     /// checkpoint before its earliest affected stage, every checkpoint trained
     /// on a deleted record is removed, and the catalog is vacuumed.
@@ -39,6 +40,10 @@ extension Store {
         if !deferRetrain { try requireCurrentNumerics() }
         let t0 = Date()
         try catalog.db.transaction {
+            // The opt-in output filter keeps fingerprints (never bytes) of what is deleted.
+            var texts: [[UInt8]] = []
+            for r in infos { if let t = try catalog.text(id: r.id) { texts.append(t) } }
+            try fingerprintForFilter(texts)
             for r in infos {
                 try catalog.db.run("UPDATE records SET status = 'deleted', text = NULL, sha256 = NULL WHERE id = ?", r.id)
                 try catalog.db.run("INSERT INTO deletions(record, shard, slice, requested_at) VALUES(?, ?, ?, ?)",

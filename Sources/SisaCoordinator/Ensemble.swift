@@ -70,17 +70,29 @@ public final class Ensemble {
     }
 
     /// Generates text after `prompt` with the aggregated next-token distribution.
-    public func generate(prompt: [UInt8], maxTokens: Int, aggregation: Aggregation, sampler: inout Sampler) -> [UInt8] {
+    /// With a `filter`, a byte that would complete a fingerprinted window is
+    /// taken out of the distribution and the sampler picks again (the
+    /// next-best byte when greedy); `blocked` counts those refusals.
+    public func generate(prompt: [UInt8], maxTokens: Int, aggregation: Aggregation, sampler: inout Sampler,
+                         filter: OutputFilter? = nil, blocked: UnsafeMutablePointer<Int>? = nil) -> [UInt8] {
         let sessions = models.map { InferenceSession(model: $0.model) }
         var probs: [[Double]] = sessions.map { Sampler.probabilities($0.feed(ModelConfig.endOfText)) }
         for b in prompt { probs = sessions.map { Sampler.probabilities($0.feed(Int32(b))) } }
         var out: [UInt8] = []
         for _ in 0..<maxTokens {
-            let dist = Ensemble.aggregate(probs, aggregation)
-            let next = aggregation == .vote && sampler.temperature <= 0
-                ? Int32(dist.indices.max { dist[$0] < dist[$1] }!)
-                : sampler.pick(dist)
-            if next == ModelConfig.endOfText { break }
+            var dist = Ensemble.aggregate(probs, aggregation)
+            var next: Int32
+            while true {
+                next = aggregation == .vote && sampler.temperature <= 0
+                    ? Int32(dist.indices.max { dist[$0] < dist[$1] }!)
+                    : sampler.pick(dist)
+                guard let filter, next != ModelConfig.endOfText, dist[Int(next)] > 0,
+                      filter.blocks(context: prompt + out, next: UInt8(next)) else { break }
+                dist[Int(next)] = 0
+                blocked?.pointee += 1
+            }
+            // Only blocked bytes had any probability left: stop rather than emit one.
+            if next == ModelConfig.endOfText || (filter != nil && dist[Int(next)] == 0) { break }
             out.append(UInt8(next))
             probs = sessions.map { Sampler.probabilities($0.feed(next)) }
         }

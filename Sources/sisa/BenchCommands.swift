@@ -5,7 +5,7 @@ import SisaEngine
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the engine: training throughput and the matrix kernel's GFLOP/s.",
-        subcommands: [BenchTrain.self, BenchGemm.self, BenchParityExport.self]
+        subcommands: [BenchTrain.self, BenchPrivate.self, BenchGemm.self, BenchParityExport.self]
     )
 }
 

@@ -38,12 +38,13 @@ struct Compare: ParsableCommand {
     @Option(help: "How many records to sample from --forget-group.") var count: Int = 8
     @Option(help: "Seed of the forget-set and retained-record samples, and of the bootstrap.") var seed: UInt64 = 0
     @Option(help: "Repeat on this many disjoint forget sets drawn from --forget-group.") var trials: Int = 1
-    @Option(help: "ga (gradient ascent), graddiff (ascent + descent on retained records) or npo.") var method: String = "ga"
+    @Option(help: "ga (gradient ascent), graddiff (ascent + descent on retained records), npo, or filter (model unchanged; an output filter blocks verbatim continuations of the forget records; --steps is ignored).") var method: String = "ga"
     @Option(help: "Unlearning steps.") var steps: Int = 60
     @Option(help: "Learning rate of the unlearning optimizer (AdamW, constant).") var lr: Float = 1e-4
     @Option(help: "Forget (and retain) sequences per step.") var batch: Int = 8
     @Option(help: "graddiff: weight of the retained-records descent term.") var retainWeight: Float = 1
     @Option(help: "npo: inverse temperature beta.") var beta: Double = 0.1
+    @Option(help: "filter: window length in bytes: a continuation may not reproduce this many bytes of a forget record.") var filterBytes: Int = OutputFilter.defaultWindowBytes
     @Option(help: "Evaluate every K steps.") var evalEvery: Int = 10
     @Option(help: "Extraction: prompt with this many bytes of each forget record (at most half the record).") var promptBytes: Int = 32
     @Option(help: "Extraction: bytes generated and compared.") var extractBytes: Int = 32
@@ -52,7 +53,10 @@ struct Compare: ParsableCommand {
     @Option(help: "Write an SVG plot (forget NLL and holdout perplexity vs steps, with 95% bands) to FILE.svg.") var plot: String?
 
     func run() throws {
-        guard let m = UnlearningMethod(rawValue: method) else { throw ValidationError("--method must be ga, graddiff or npo") }
+        guard let m = UnlearningMethod(rawValue: method) else { throw ValidationError("--method must be ga, graddiff, npo or filter") }
+        guard filterBytes >= OutputFilter.minimumWindowBytes else {
+            throw ValidationError("--filter-bytes must be at least \(OutputFilter.minimumWindowBytes)")
+        }
         guard steps >= 0, evalEvery >= 1, batch >= 1, lr > 0 else { throw ValidationError("--steps >= 0, --eval-every >= 1, --batch >= 1, --lr > 0") }
         guard trials >= 1, promptBytes >= 1, extractBytes >= 1, canaryCandidates >= 10 else {
             throw ValidationError("--trials >= 1, --prompt-bytes >= 1, --extract-bytes >= 1, --canary-candidates >= 10")
@@ -68,7 +72,8 @@ struct Compare: ParsableCommand {
         o.extraction.promptBytes = promptBytes
         o.extraction.continuationBytes = extractBytes
         o.unlearning.method = m
-        o.unlearning.steps = steps
+        o.unlearning.steps = m == .filter ? 0 : steps
+        o.unlearning.filterBytes = filterBytes
         o.unlearning.learningRate = lr
         o.unlearning.batch = batch
         o.unlearning.retainWeight = retainWeight

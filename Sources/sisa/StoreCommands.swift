@@ -177,6 +177,7 @@ struct Query: ParsableCommand {
     @Option(help: "Sampling temperature (0 = greedy).") var temperature: Double = 0.8
     @Option(help: "Sample among the k most likely bytes only.") var topK: Int?
     @Option(help: "Sampler seed.") var seed: UInt64 = 0
+    @Flag(help: "Bypass the store's output filter (`sisa filter enable`), which otherwise applies to every query.") var noFilter = false
 
     func run() throws {
         guard let agg = Aggregation(rawValue: aggregate) else { throw ValidationError("--aggregate must be mean or vote") }
@@ -184,8 +185,12 @@ struct Query: ParsableCommand {
         let ens = try Ensemble(store: store)
         for e in ens.excluded { note("note: shard \(e.shard) left out: \(e.reason)") }
         var sampler = Sampler(temperature: temperature, topK: topK, seed: seed)
-        let out = ens.generate(prompt: Array(prompt.utf8), maxTokens: maxTokens, aggregation: agg, sampler: &sampler)
+        let filter = noFilter ? nil : try store.outputFilter()
+        var blocked = 0
+        let out = ens.generate(prompt: Array(prompt.utf8), maxTokens: maxTokens, aggregation: agg, sampler: &sampler,
+                               filter: filter, blocked: &blocked)
         print(prompt + String(decoding: out, as: UTF8.self))
+        if blocked > 0 { note("note: the output filter blocked \(blocked) byte(s) that would have reproduced deleted text") }
     }
 }
 

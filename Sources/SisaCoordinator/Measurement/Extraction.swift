@@ -48,13 +48,15 @@ public enum Extraction {
     }
 
     /// Greedy continuations under an ensemble (mean of probabilities), scored
-    /// per record, with bootstrap intervals over records.
-    public static func measure(_ ensemble: Ensemble, records: [[UInt8]], options o: Options, seed: UInt64 = 0) -> Result? {
+    /// per record, with bootstrap intervals over records; through `filter` if given.
+    public static func measure(_ ensemble: Ensemble, records: [[UInt8]], options o: Options, seed: UInt64 = 0,
+                               filter: OutputFilter? = nil) -> Result? {
         var matches: [Double] = [], ratios: [Double] = []
         for text in records {
             guard let (prompt, truth) = split(text, o) else { continue }
             var sampler = Sampler(temperature: 0)
-            let gen = ensemble.generate(prompt: prompt, maxTokens: truth.count, aggregation: .mean, sampler: &sampler)
+            let gen = ensemble.generate(prompt: prompt, maxTokens: truth.count, aggregation: .mean, sampler: &sampler,
+                                        filter: filter)
             matches.append(exactMatch(generated: gen, truth: truth) ? 1 : 0)
             ratios.append(lcsRatio(generated: gen, truth: truth))
         }

@@ -8,6 +8,9 @@ public enum UnlearningMethod: String, CaseIterable, Codable, Sendable {
     case graddiff
     /// Negative preference optimisation against the model before unlearning.
     case npo
+    /// No change to the model: an output filter blocks verbatim continuations
+    /// of the forget records (a guardrail baseline, Thaker et al. 2024).
+    case filter
 }
 
 public struct UnlearningOptions: Codable, Sendable {
@@ -20,6 +23,8 @@ public struct UnlearningOptions: Codable, Sendable {
     public var retainWeight: Float = 1
     /// npo: inverse temperature beta.
     public var beta: Double = 0.1
+    /// filter: window length in bytes.
+    public var filterBytes: Int = OutputFilter.defaultWindowBytes
 
     public init() {}
 }
@@ -84,6 +89,7 @@ final class ApproximateUnlearner {
 
     /// One optimizer step of the method.
     func step(_ index: Int) {
+        guard options.method != .filter else { return }
         let f = window(forget, step: index)
         var rows = f
         var weights: [Float]
@@ -95,6 +101,8 @@ final class ApproximateUnlearner {
             let r = Array(window(retain, step: index).prefix(f.count))
             rows += r
             weights = [Float](repeating: -1, count: f.count) + [Float](repeating: options.retainWeight, count: r.count)
+        case .filter:
+            return
         case .npo:
             // dL/dθ = -2 σ(β (ℓθ - ℓref)) ∇NLL_sum: ascent weighted per record,
             // fading as the record becomes less likely than under the reference.

@@ -189,8 +189,14 @@ extension Store {
     /// Exact vs approximate unlearning of a forget set, as a what-if: the
     /// store's records, checkpoints and models are left exactly as they were.
     /// With `trials > 1`, repeated on disjoint forget sets.
-    public func compare(_ o: CompareOptions, pool: WorkerPool = .shared,
+    public func compare(_ options: CompareOptions, pool: WorkerPool = .shared,
                         log: ((String) -> Void)? = nil) throws -> ComparisonReport {
+        var o = options
+        // The filter changes no weight: its one measurement is the model as it is.
+        if o.unlearning.method == .filter { o.unlearning.steps = 0 }
+        guard o.unlearning.method != .filter || o.unlearning.filterBytes >= OutputFilter.minimumWindowBytes else {
+            throw CoordinatorError.invalidInput("--filter-bytes must be at least \(OutputFilter.minimumWindowBytes)")
+        }
         try requireCurrentNumerics(adopt: false)
         guard o.trials >= 1 else { throw CoordinatorError.invalidInput("--trials must be at least 1") }
         guard o.trials == 1 || o.forgetIDs.isEmpty else {
@@ -304,8 +310,11 @@ extension Store {
                                       flops: unlearners.reduce(0) { $0 + $1.flops }, step: step)
                 if let a = m.forgetMIAAUC, let e = exactMetrics.forgetMIAAUC { m.privacyLeak = UnlearningMetrics.privacyLeak(auc: a, exactAUC: e) }
                 if step == o.unlearning.steps {
+                    // The filter's fingerprints live in memory for this what-if only.
+                    let filter = o.unlearning.method == .filter
+                        ? OutputFilter(records: forgetTexts, windowBytes: o.unlearning.filterBytes, salt: OutputFilter.newSalt()) : nil
                     m.extraction = Extraction.measure(ensembleOf(Dictionary(uniqueKeysWithValues: unlearners.map { ($0.shard, $0.model) })),
-                                                      records: forgetTexts, options: o.extraction, seed: o.seed)
+                                                      records: forgetTexts, options: o.extraction, seed: o.seed, filter: filter)
                 }
                 approx.curve.append(m)
                 last = scores
