@@ -13,8 +13,14 @@ final class TOFUTests: XCTestCase {
         XCTAssertNotEqual(TOFU.generate(people: 40, seed: 4).questions, b.questions)
         for q in b.questions {
             XCTAssertEqual(q.perturbed.count, 4)
-            XCTAssertFalse(q.perturbed.contains(q.answer), "perturbed answers are false")
+            XCTAssertFalse(q.perturbed.contains(q.answer) || q.perturbed.contains(q.paraphrased), "perturbed answers are false")
             XCTAssertEqual(Set(q.perturbed).count, 4)
+            // Perturbations of the paraphrase (TOFU): same wording around a false fact.
+            for p in q.perturbed {
+                let prefix = zip(p, q.paraphrased).prefix { $0 == $1 }.count
+                let suffix = zip(p.reversed(), q.paraphrased.reversed()).prefix { $0 == $1 }.count
+                XCTAssertGreaterThanOrEqual(prefix + suffix, 12, "\(p) is not a perturbation of \(q.paraphrased)")
+            }
             XCTAssertTrue(q.answer.contains(b.people[q.person]) && q.paraphrased.contains(b.people[q.person]))
             XCTAssertTrue(q.text.hasPrefix("Question: \(q.question)\nAnswer: "))
         }
@@ -40,4 +46,41 @@ final class TOFUTests: XCTestCase {
         XCTAssertEqual(TOFU.forgetQuality(unlearned: [0.1, 0.2, 0.3], retrained: [0.1, 0.2, 0.3]), 1)
         XCTAssertLessThan(TOFU.forgetQuality(unlearned: [0.1, 0.2, 0.3, 0.4, 0.5], retrained: [0.6, 0.7, 0.8, 0.9, 1.0]), 0.01)
     }
+
+    /// The benchmark run end to end on a small store: every method gets a row,
+    /// the exact model is the reference (forget quality 1), the filter and
+    /// "none" leave truth ratios as they were, and the store is unchanged.
+    func testRunOnAStoreMeasuresEveryMethod() throws {
+        let tmp = TempDir()
+        let b = TOFU.generate(people: 20, seed: 2)
+        let records = zip(b.questions, TOFU.recordIDs(b)).map { (id: $0.1, text: $0.0.text) }
+        var config = microConfig(shards: 2, slices: 2, seed: 1)
+        config.epochs = 4
+        let store = try Store.create(at: tmp.url.appendingPathComponent("t"), config: config)
+        _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records, group: "tofu")], holdout: 0.1)
+        _ = try store.train()
+        let before = try digests(store)
+        var o = CompareOptions()
+        o.unlearning.steps = 2
+        o.evalEvery = 2
+        XCTAssertThrowsError(try store.runTOFU(b, percent: 10, methods: [.dp], options: o), "dp needs a DP store")
+        let rs = try store.runTOFU(b, percent: 10, methods: [.exact, .none, .ga, .filter], options: o)
+        XCTAssertEqual(rs.map(\.method), ["exact", "none", "filter", "ga"])
+        let exact = rs[0], none = rs[1], filter = rs[2], ga = rs[3]
+        XCTAssertEqual(exact.forgetQuality, 1)
+        XCTAssertEqual(exact.forgetQualityTrained, 1)
+        XCTAssertEqual(exact.forgetPeople, 2)
+        XCTAssertGreaterThan(exact.forgetRecords, 0)
+        XCTAssertLessThanOrEqual(exact.forgetRecords, 10)
+        XCTAssertEqual(filter.meanTruthRatio, none.meanTruthRatio)
+        XCTAssertEqual(filter.forgetQualityTrained, none.forgetQualityTrained)
+        XCTAssertEqual(filter.extractionRate, 0)
+        XCTAssertNotEqual(ga.meanTruthRatioTrained, none.meanTruthRatioTrained, "two GA steps change the model")
+        for r in rs {
+            XCTAssertTrue((0...1).contains(r.forgetQuality) && (0...1).contains(r.forgetQualityTrained))
+            XCTAssertTrue(r.utility > 0 && r.utility < 1)
+        }
+        XCTAssertEqual(try digests(store), before)
+    }
+
 }

@@ -12,15 +12,22 @@ public enum TOFU {
         public let answer: String
         /// The same fact in other words.
         public let paraphrased: String
-        /// The same form with a false fact.
+        /// The paraphrased form with a false fact (as in TOFU, perturbations of
+        /// the paraphrase: the truth ratio then compares facts, not wordings).
         public let perturbed: [String]
+        /// The same false facts in the trained answer's wording (not in TOFU:
+        /// byte-level models this small do not carry a fact across wordings,
+        /// so the truth ratio is also taken in the wording they were trained on).
+        public let perturbedTrained: [String]
 
-        public init(person: Int, question: String, answer: String, paraphrased: String, perturbed: [String]) {
+        public init(person: Int, question: String, answer: String, paraphrased: String, perturbed: [String],
+                    perturbedTrained: [String] = []) {
             self.person = person
             self.question = question
             self.answer = answer
             self.paraphrased = paraphrased
             self.perturbed = perturbed
+            self.perturbedTrained = perturbedTrained
         }
 
         /// The training record: question and answer.
@@ -76,21 +83,22 @@ public enum TOFU {
         for (p, name) in names.enumerated() {
             let city = pick(cities), job = pick(jobs), genre = pick(genres), food = pick(foods)
             let year = 1900 + Int(rng.next() % 100)
-            qs.append(Question(person: p, question: "Where was \(name) born?", answer: "\(name) was born in \(city).",
-                               paraphrased: "\(city) is the birthplace of \(name).",
-                               perturbed: others(cities, not: city).map { "\(name) was born in \($0)." }))
-            qs.append(Question(person: p, question: "In which year was \(name) born?", answer: "\(name) was born in \(year).",
-                               paraphrased: "The year \(name) was born is \(year).",
-                               perturbed: others(Array(1900...1999), not: year).map { "\(name) was born in \($0)." }))
-            qs.append(Question(person: p, question: "What does \(name) do for a living?", answer: "\(name) works as a \(job).",
-                               paraphrased: "By profession, \(name) is a \(job).",
-                               perturbed: others(jobs, not: job).map { "\(name) works as a \($0)." }))
-            qs.append(Question(person: p, question: "What does \(name) write?", answer: "\(name) writes \(genre).",
-                               paraphrased: "The books of \(name) are \(genre).",
-                               perturbed: others(genres, not: genre).map { "\(name) writes \($0)." }))
-            qs.append(Question(person: p, question: "What is the favourite dish of \(name)?", answer: "\(name) loves \(food).",
-                               paraphrased: "The dish \(name) likes best is \(food).",
-                               perturbed: others(foods, not: food).map { "\(name) loves \($0)." }))
+            // Each fact: question, trained wording, paraphrase wording, the true value and false ones.
+            func fact<T: Equatable>(_ question: String, _ trained: (T) -> String, _ paraphrase: (T) -> String,
+                                    _ value: T, _ pool: [T]) {
+                let wrong = others(pool, not: value)
+                qs.append(Question(person: p, question: question, answer: trained(value), paraphrased: paraphrase(value),
+                                   perturbed: wrong.map(paraphrase), perturbedTrained: wrong.map(trained)))
+            }
+            fact("Where was \(name) born?", { "\(name) was born in \($0)." }, { "\($0) is the birthplace of \(name)." },
+                 city, cities)
+            fact("In which year was \(name) born?", { "\(name) was born in \($0)." }, { "The year \(name) was born is \($0)." },
+                 year, Array(1900...1999))
+            fact("What does \(name) do for a living?", { "\(name) works as a \($0)." }, { "By profession, \(name) is a \($0)." },
+                 job, jobs)
+            fact("What does \(name) write?", { "\(name) writes \($0)." }, { "The books of \(name) are \($0)." }, genre, genres)
+            fact("What is the favourite dish of \(name)?", { "\(name) loves \($0)." }, { "The dish \(name) likes best is \($0)." },
+                 food, foods)
         }
         return Benchmark(people: names, questions: qs, seed: seed)
     }
@@ -113,12 +121,23 @@ public enum TOFU {
         }
     }
 
+    public enum Wording: String, Codable, Sendable {
+        /// TOFU's definition: the paraphrased answer against perturbations of it.
+        case paraphrased
+        /// The trained answer against the same false facts in its wording.
+        case trained
+    }
+
     /// TOFU's truth ratio: mean over perturbed answers of P(â|q)^(1/|â|),
     /// divided by P(ã|q)^(1/|ã|) for the paraphrased answer. Near 0: the model
-    /// knows the fact; near 1: it cannot tell true from false.
-    public static func truthRatio(_ q: Question, score: ([[UInt8]]) -> [RecordScore]) -> Double {
-        let nll = answerNLL(question: q.question, answers: [q.paraphrased] + q.perturbed, score: score)
-        let perturbedMean = nll.dropFirst().reduce(0.0) { $0 + Foundation.exp(-$1) } / Double(q.perturbed.count)
+    /// knows the fact; near 1: it cannot tell true from false. `.trained`
+    /// takes both in the wording of the training record instead.
+    public static func truthRatio(_ q: Question, wording: Wording = .paraphrased,
+                                  score: ([[UInt8]]) -> [RecordScore]) -> Double {
+        let (truth, wrong) = wording == .paraphrased ? (q.paraphrased, q.perturbed) : (q.answer, q.perturbedTrained)
+        precondition(!wrong.isEmpty, "question without perturbed answers in the \(wording) wording")
+        let nll = answerNLL(question: q.question, answers: [truth] + wrong, score: score)
+        let perturbedMean = nll.dropFirst().reduce(0.0) { $0 + Foundation.exp(-$1) } / Double(wrong.count)
         return perturbedMean / Foundation.exp(-nll[0])
     }
 

@@ -186,11 +186,27 @@ extension Store {
             .dropFirst(trial * o.count).prefix(o.count))
     }
 
+    /// The models of one comparison, for measurements built on top of it.
+    public struct ComparisonModels {
+        public let forget: [RecordInfo]
+        /// The store's answering ensemble, unchanged.
+        public let original: Ensemble
+        /// The affected shards retrained without the forget records.
+        public let exact: Ensemble
+        /// The affected shards after the approximate method (unchanged for `filter`).
+        public let approximate: Ensemble
+        public let approximateSeconds: Double
+        public let exactSeconds: Double
+    }
+
     /// Exact vs approximate unlearning of a forget set, as a what-if: the
     /// store's records, checkpoints and models are left exactly as they were.
     /// With `trials > 1`, repeated on disjoint forget sets.
+    /// `inspect` sees each trial's three ensembles (original, exact,
+    /// approximate), for measurements built on top (the TOFU benchmark).
     public func compare(_ options: CompareOptions, pool: WorkerPool = .shared,
-                        log: ((String) -> Void)? = nil) throws -> ComparisonReport {
+                        log: ((String) -> Void)? = nil,
+                        inspect: ((ComparisonModels) throws -> Void)? = nil) throws -> ComparisonReport {
         var o = options
         // The filter changes no weight: its one measurement is the model as it is.
         if o.unlearning.method == .filter { o.unlearning.steps = 0 }
@@ -207,14 +223,14 @@ extension Store {
         var reports: [ComparisonReport] = []
         for t in 0..<o.trials {
             if o.trials > 1 { log?("trial \(t + 1) of \(o.trials)") }
-            reports.append(try compareOnce(o, forget: try forgetSet(o, trial: t), trial: t, pool: pool, log: log))
+            reports.append(try compareOnce(o, forget: try forgetSet(o, trial: t), trial: t, pool: pool, log: log, inspect: inspect))
         }
         guard o.trials > 1 else { return reports[0] }
         return ComparisonTrials.summarise(reports, seed: o.seed)
     }
 
     func compareOnce(_ o: CompareOptions, forget: [RecordInfo], trial: Int, pool: WorkerPool,
-                     log: ((String) -> Void)?) throws -> ComparisonReport {
+                     log: ((String) -> Void)?, inspect: ((ComparisonModels) throws -> Void)? = nil) throws -> ComparisonReport {
         let forgetIDs = Set(forget.map(\.id))
         let ensemble = try Ensemble(store: self, pool: pool)
         let answering = ensemble.models.map(\.shard)
@@ -330,6 +346,11 @@ extension Store {
             for u in unlearners { u.step(step) }
             seconds += Date().timeIntervalSince(t0)
         }
+
+        try inspect?(ComparisonModels(
+            forget: forget, original: ensemble, exact: ensembleOf(exactModels),
+            approximate: ensembleOf(Dictionary(uniqueKeysWithValues: unlearners.map { ($0.shard, $0.model) })),
+            approximateSeconds: seconds, exactSeconds: exactSeconds))
 
         // Canaries among the forget records: exposure against random secrets.
         let canaryExposure = try CanaryExposure.measure(

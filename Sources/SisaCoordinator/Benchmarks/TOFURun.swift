@@ -1,0 +1,151 @@
+import Foundation
+
+/// One method on one forget split of the TOFU-style benchmark.
+public struct TOFUResult: Codable, Sendable {
+    public let method: String
+    /// Forget split in percent of the people.
+    public let split: Double
+    public let forgetPeople: Int
+    /// Forget questions that were trained on (holdout ones are left out).
+    public let forgetRecords: Int
+    /// TOFU's forget quality: KS p-value between the truth ratios of this
+    /// method's model and of the model retrained without the forget set.
+    public let forgetQuality: Double
+    public let ksStatistic: Double
+    public let meanTruthRatio: Double
+    /// The same with truth ratios in the trained wording (not TOFU's
+    /// definition; see `TOFU.Wording`): at this scale it carries the signal.
+    public let forgetQualityTrained: Double
+    public let ksStatisticTrained: Double
+    public let meanTruthRatioTrained: Double
+    /// Model utility on retained people: mean per-byte probability of the
+    /// true answer, P(a|q)^(1/|a|), over a sample of their questions.
+    public let utility: Double
+    public let holdoutPPL: Double
+    public let calibratedAUC: Double?
+    public let calibratedAUCCI: Interval?
+    public let likelihoodGap: Double?
+    public let likelihoodGapCI: Interval?
+    /// Share of forget records whose greedy continuation is verbatim.
+    public let extractionRate: Double?
+    public let extractionRateCI: Interval?
+    /// Seconds spent when the deletion request arrives (dp: 0, the exact
+    /// retraining is deferred and the DP bound covers the wait).
+    public let seconds: Double
+}
+
+/// What `runTOFU` evaluates. `none` is the model before any unlearning;
+/// `dp` is the same on a DP-trained store (deletion deferred).
+public enum TOFUMethod: String, CaseIterable, Codable, Sendable {
+    case exact, none, ga, graddiff, npo, filter, dp
+}
+
+extension Store {
+    /// Runs `methods` on the forget split of `percent`% of the benchmark's
+    /// people, which must have been ingested (`sisa benchmark tofu`). Every
+    /// figure comes from `compare` (calibrated attack, extraction, holdout
+    /// perplexity) plus the truth ratios of TOFU, computed on the same
+    /// models. The store is left as it was.
+    public func runTOFU(_ b: TOFU.Benchmark, percent: Double, methods: [TOFUMethod], options base: CompareOptions,
+                        retainQuestions: Int = 100, log: ((String) -> Void)? = nil) throws -> [TOFUResult] {
+        if methods.contains(.dp) && config.dp == nil {
+            throw CoordinatorError.invalidInput("method dp needs a store trained with DP-SGD (sisa init --dp-noise/--dp-epsilon)")
+        }
+        let people = TOFU.forgetPeople(b, percent: percent)
+        let ids = TOFU.recordIDs(b)
+        let live = Dictionary(uniqueKeysWithValues: try catalog.records().map { ($0.id, $0) })
+        var forgetQ: [TOFU.Question] = [], forgetIDs: [String] = [], retainQ: [TOFU.Question] = []
+        for (q, id) in zip(b.questions, ids) {
+            guard let r = live[id] else { continue }
+            if people.contains(q.person) {
+                if !r.holdout { forgetQ.append(q); forgetIDs.append(id) }
+            } else if !r.holdout {
+                retainQ.append(q)
+            }
+        }
+        guard !forgetIDs.isEmpty else {
+            throw CoordinatorError.invalidInput("no trained record of the \(percent)% split is in this store: ingest DIR/records.jsonl of the same benchmark")
+        }
+        retainQ = Array(retainQ.sorted { Placement.hash64(b.seed, $0.text, "tofu-retain") < Placement.hash64(b.seed, $1.text, "tofu-retain") }
+            .prefix(retainQuestions))
+
+        /// Truth ratios of the forget questions in both wordings.
+        func truthRatios(_ e: Ensemble) -> Ratios {
+            Ratios(paraphrased: forgetQ.map { TOFU.truthRatio($0, wording: .paraphrased, score: e.score) },
+                   trained: forgetQ.map { TOFU.truthRatio($0, wording: .trained, score: e.score) })
+        }
+        func utility(_ e: Ensemble) -> Double {
+            let p = retainQ.map { Foundation.exp(-TOFU.answerNLL(question: $0.question, answers: [$0.answer], score: e.score)[0]) }
+            return p.reduce(0, +) / Double(max(1, p.count))
+        }
+        var results: [TOFUResult] = []
+        func record(_ m: String, _ ratios: Ratios, reference: Ratios, _ e: Ensemble, _ metrics: ModelMetrics, seconds: Double) {
+            let ks = KolmogorovSmirnov.test(ratios.paraphrased, reference.paraphrased)
+            let ksT = KolmogorovSmirnov.test(ratios.trained, reference.trained)
+            func mean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(xs.count) }
+            results.append(TOFUResult(
+                method: m, split: percent, forgetPeople: people.count, forgetRecords: forgetIDs.count,
+                forgetQuality: ks.pValue, ksStatistic: ks.statistic, meanTruthRatio: mean(ratios.paraphrased),
+                forgetQualityTrained: ksT.pValue, ksStatisticTrained: ksT.statistic, meanTruthRatioTrained: mean(ratios.trained),
+                utility: utility(e), holdoutPPL: metrics.holdoutPPL, calibratedAUC: metrics.forgetCalibratedAUC,
+                calibratedAUCCI: metrics.forgetCalibratedAUCCI, likelihoodGap: metrics.meanLikelihoodGap,
+                likelihoodGapCI: metrics.meanLikelihoodGapCI, extractionRate: metrics.extraction?.exactMatchRate,
+                extractionRateCI: metrics.extraction?.exactMatchRateCI, seconds: seconds))
+        }
+
+        // One comparison through the filter gives the original, exact and filtered models;
+        // each gradient method needs its own.
+        var o = base
+        o.forgetIDs = forgetIDs
+        o.forgetGroup = nil
+        o.trials = 1
+        let simple = methods.filter { [.exact, .none, .filter, .dp].contains($0) }
+        if !simple.isEmpty {
+            o.unlearning.method = .filter
+            log?("\(percent)% split: original, exact and filter (\(forgetIDs.count) forget records)")
+            var models: ComparisonModels?
+            let r = try compare(o, log: log) { models = $0 }
+            let m = models!
+            let exactRatios = truthRatios(m.exact)
+            for method in simple {
+                switch method {
+                case .exact: record("exact", exactRatios, reference: exactRatios, m.exact, r.exact, seconds: m.exactSeconds)
+                case .none: record("none", truthRatios(m.original), reference: exactRatios, m.original, r.original, seconds: 0)
+                case .dp: record("dp", truthRatios(m.original), reference: exactRatios, m.original, r.original, seconds: 0)
+                case .filter:
+                    record("filter", truthRatios(m.approximate), reference: exactRatios, m.approximate,
+                           r.approximate.curve.last!, seconds: 0)
+                default: break
+                }
+            }
+        }
+        for method in methods {
+            guard let um = UnlearningMethod(rawValue: method.rawValue), um != .filter else { continue }
+            o.unlearning.method = um
+            log?("\(percent)% split: \(um.rawValue)")
+            var models: ComparisonModels?
+            let r = try compare(o, log: log) { models = $0 }
+            let m = models!
+            record(um.rawValue, truthRatios(m.approximate), reference: truthRatios(m.exact), m.approximate,
+                   r.approximate.curve.last!, seconds: m.approximateSeconds)
+        }
+        return results
+    }
+}
+
+private struct Ratios {
+    let paraphrased: [Double]
+    let trained: [Double]
+}
+
+extension TOFU {
+    /// Record ids as `sisa benchmark tofu` writes them: tofu-<person>-<k>, k counting that person's questions.
+    public static func recordIDs(_ b: Benchmark) -> [String] {
+        var perPerson: [Int: Int] = [:]
+        return b.questions.map { q in
+            let k = perPerson[q.person, default: 0]
+            perPerson[q.person] = k + 1
+            return "tofu-\(q.person)-\(k)"
+        }
+    }
+}
