@@ -65,8 +65,9 @@ public final class RecordGradientNorms {
 
     /// Weight [K, N] and bias [N] of a linear layer: x = inp [BT, K], g = dout [BT, N].
     func linear(inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, K: Int, N: Int) {
-        let longest = spans.map(\.count).max() ?? 0
-        let need = N + max(K * N, 2 * longest * longest)
+        // Ghost records are short by construction (n < KN / (K + N)), so their n² scratch stays small.
+        let ghost = spans.map(\.count).filter { RecordGradientNorms.prefersGhost(n: $0, K: K, N: N) }.max() ?? 0
+        let need = N + max(K * N, 2 * ghost * ghost)
         accumulate(scratchFloats: need) { i, buf in
             let span = spans[i], n = span.count
             let x = inp + span.lowerBound * K, g = dout + span.lowerBound * N
