@@ -259,5 +259,42 @@ public final class Catalog {
             """) { ($0.text(0), $0.int(1), $0.int(2), $0.bool(3)) }
     }
 
+    // MARK: output filter (opt-in; see Guardrails/FilterStore.swift)
+
+    /// Window length, salt (hex) and covered-record count, if the filter is on.
+    public func filterSettings() throws -> (windowBytes: Int, saltHex: String, records: Int)? {
+        guard let n = try meta("filter_bytes").flatMap(Int.init), let salt = try meta("filter_salt") else { return nil }
+        return (n, salt, Int(try meta("filter_records") ?? "0") ?? 0)
+    }
+
+    public func filterFingerprints() throws -> [UInt64] {
+        try db.query("SELECT hash FROM filter_fingerprints") { UInt64(bitPattern: Int64($0.int(0))) }
+    }
+
+    public func filterFingerprintCount() throws -> Int {
+        try db.scalarInt("SELECT count(*) FROM filter_fingerprints") ?? 0
+    }
+
+    /// Call inside a transaction.
+    func enableFilter(windowBytes: Int, saltHex: String) throws {
+        try db.execute("CREATE TABLE IF NOT EXISTS filter_fingerprints (hash INTEGER PRIMARY KEY) WITHOUT ROWID")
+        try setMeta("filter_bytes", String(windowBytes))
+        try setMeta("filter_salt", saltHex)
+        try setMeta("filter_records", "0")
+    }
+
+    /// Call inside a transaction.
+    func disableFilter() throws {
+        try db.execute("DROP TABLE IF EXISTS filter_fingerprints")
+        for k in ["filter_bytes", "filter_salt", "filter_records"] { try db.run("DELETE FROM meta WHERE key = ?", k) }
+    }
+
+    /// Call inside the deletion's transaction.
+    func addFilterFingerprints(_ hashes: Set<UInt64>, records: Int) throws {
+        for h in hashes.sorted() { try db.run("INSERT OR IGNORE INTO filter_fingerprints(hash) VALUES(?)", Int64(bitPattern: h)) }
+        let count = Int(try meta("filter_records") ?? "0") ?? 0
+        try setMeta("filter_records", String(count + records))
+    }
+
     static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
 }

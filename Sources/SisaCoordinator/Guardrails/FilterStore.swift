@@ -15,19 +15,16 @@ public struct FilterStatus: Codable, Sendable {
 extension Store {
     /// The filter, if enabled.
     public func outputFilter() throws -> OutputFilter? {
-        guard let n = try catalog.meta("filter_bytes").flatMap(Int.init), let saltHex = try catalog.meta("filter_salt") else {
-            return nil
-        }
-        let hashes = try catalog.db.query("SELECT hash FROM filter_fingerprints") { UInt64(bitPattern: Int64($0.int(0))) }
-        return OutputFilter(windowBytes: n, salt: hexBytes(saltHex), fingerprints: Set(hashes))
+        guard let f = try catalog.filterSettings() else { return nil }
+        return OutputFilter(windowBytes: f.windowBytes, salt: hexBytes(f.saltHex), fingerprints: Set(try catalog.filterFingerprints()))
     }
 
     public func filterStatus() throws -> FilterStatus {
-        let n = try catalog.meta("filter_bytes").flatMap(Int.init)
-        guard n != nil else { return FilterStatus(enabled: false, windowBytes: nil, fingerprints: 0, records: 0) }
-        return FilterStatus(enabled: true, windowBytes: n,
-                            fingerprints: try catalog.db.scalarInt("SELECT count(*) FROM filter_fingerprints") ?? 0,
-                            records: Int(try catalog.meta("filter_records") ?? "0") ?? 0)
+        guard let f = try catalog.filterSettings() else {
+            return FilterStatus(enabled: false, windowBytes: nil, fingerprints: 0, records: 0)
+        }
+        return FilterStatus(enabled: true, windowBytes: f.windowBytes, fingerprints: try catalog.filterFingerprintCount(),
+                            records: f.records)
     }
 
     /// Turns the filter on with a fresh salt. Already on with the same window: nothing changes.
@@ -35,39 +32,28 @@ extension Store {
         guard windowBytes >= OutputFilter.minimumWindowBytes, windowBytes <= 4096 else {
             throw CoordinatorError.invalidInput("--bytes must be between \(OutputFilter.minimumWindowBytes) and 4096 (shorter windows block common phrases)")
         }
-        if let current = try catalog.meta("filter_bytes").flatMap(Int.init) {
+        if let current = try catalog.filterSettings()?.windowBytes {
             guard current == windowBytes else {
                 throw CoordinatorError.invalidInput("the filter is already enabled with \(current)-byte windows; its fingerprints cannot be recomputed (the texts are gone): `sisa filter disable` first")
             }
             return
         }
-        try catalog.db.transaction {
-            try catalog.db.execute("CREATE TABLE IF NOT EXISTS filter_fingerprints (hash INTEGER PRIMARY KEY) WITHOUT ROWID")
-            try catalog.setMeta("filter_bytes", String(windowBytes))
-            try catalog.setMeta("filter_salt", OutputFilter.newSalt().map { String(format: "%02x", $0) }.joined())
-            try catalog.setMeta("filter_records", "0")
-        }
+        let salt = OutputFilter.newSalt().map { String(format: "%02x", $0) }.joined()
+        try catalog.db.transaction { try catalog.enableFilter(windowBytes: windowBytes, saltHex: salt) }
     }
 
     /// Turns the filter off and erases its fingerprints and salt from the files.
     public func disableFilter() throws {
-        try catalog.db.transaction {
-            try catalog.db.execute("DROP TABLE IF EXISTS filter_fingerprints")
-            for k in ["filter_bytes", "filter_salt", "filter_records"] { try catalog.db.run("DELETE FROM meta WHERE key = ?", k) }
-        }
+        try catalog.db.transaction { try catalog.disableFilter() }
         try purge()
     }
 
     /// Inside the deletion's transaction: fingerprints of the records about to lose their text.
     func fingerprintForFilter(_ texts: [[UInt8]]) throws {
-        guard let n = try catalog.meta("filter_bytes").flatMap(Int.init), let saltHex = try catalog.meta("filter_salt") else { return }
-        let salt = hexBytes(saltHex)
-        for t in texts {
-            for h in OutputFilter.fingerprints(of: t, windowBytes: n, salt: salt) {
-                try catalog.db.run("INSERT OR IGNORE INTO filter_fingerprints(hash) VALUES(?)", Int64(bitPattern: h))
-            }
-        }
-        let count = Int(try catalog.meta("filter_records") ?? "0") ?? 0
-        try catalog.setMeta("filter_records", String(count + texts.count))
+        guard let f = try catalog.filterSettings() else { return }
+        let salt = hexBytes(f.saltHex)
+        var all = Set<UInt64>()
+        for t in texts { all.formUnion(OutputFilter.fingerprints(of: t, windowBytes: f.windowBytes, salt: salt)) }
+        try catalog.addFilterFingerprints(all, records: texts.count)
     }
 }
