@@ -38,7 +38,7 @@ public struct ShardPlan: Sendable {
 /// a change anywhere retrains the shard from its start.)
 public enum Schedule {
     public static func plan(shard: Int, config: StoreConfig, stageCount: Int,
-                            records: [(id: String, slice: Int, text: [UInt8])]) throws -> ShardPlan {
+                            records: [(id: String, slice: Int, text: [UInt8])]) -> ShardPlan {
         let order = records.map { ($0, Placement.hash64(config.seed, $0.id, "order")) }
             .sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0.id < $1.0.id }
             .map { $0.0 }
@@ -70,7 +70,7 @@ public enum Schedule {
         }
         var noise: Double?
         if let dp = config.dp {
-            noise = try dp.noise ?? PrivateSchedule.fitNoise(stages: layouts.map { ($0.q, $0.steps) },
+            noise = dp.noise ?? PrivateSchedule.fitNoise(stages: layouts.map { ($0.q, $0.steps) },
                                                              target: dp.targetEpsilon!, delta: dp.delta)
         }
         for (r, l) in layouts.enumerated() {

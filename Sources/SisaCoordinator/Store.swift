@@ -65,7 +65,7 @@ public final class Store {
     }
 
     public func plan(shard: Int) throws -> ShardPlan {
-        try Schedule.plan(shard: shard, config: config, stageCount: try stageCount(),
+        Schedule.plan(shard: shard, config: config, stageCount: try stageCount(),
                       records: try catalog.trainingRecords(shard: shard))
     }
 
@@ -101,6 +101,9 @@ public final class Store {
             if let first = seen[id] {
                 if skipDuplicates { skipped += 1; continue }
                 throw CoordinatorError.invalidInput("\(r.origin): duplicate id \(id) (first at \(first)); use --skip-duplicates to skip repeats")
+            }
+            if config.dp != nil, r.text.count > DPConfig.maxRecordBytes(context: config.model.context) {
+                throw CoordinatorError.invalidInput("\(r.origin): record \(id) has \(r.text.count) bytes; a DP-SGD store takes records of at most \(DPConfig.maxRecordBytes(context: config.model.context)) bytes (\(RecordBatch.maxRowsPerPass) context windows: all of a record's windows are clipped together, in memory); split it into several records")
             }
             if try catalog.recordExists(id) {
                 if skipDuplicates { skipped += 1; continue }

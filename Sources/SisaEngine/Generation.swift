@@ -124,7 +124,8 @@ public struct Sampler {
             order.sort { probs[$0] != probs[$1] ? probs[$0] > probs[$1] : $0 < $1 }
             order = Array(order.prefix(k))
         }
-        let w = order.map { Numerics.exp(Numerics.log(max(probs[$0], 1e-300)) / temperature) }
+        // A byte of probability 0 (refused by an output filter) is never drawn.
+        let w = order.map { probs[$0] > 0 ? Numerics.exp(Numerics.log(max(probs[$0], 1e-300)) / temperature) : 0 }
         let z = w.reduce(0, +)
         var u = rng.nextDouble() * z
         for (i, idx) in order.enumerated() {

@@ -57,6 +57,7 @@ struct BenchPrivate: ParsableCommand {
         let meanRows = samples.dropFirst(3).map { RecordBatch(records: $0, T: T).batch.B }.reduce(0, +) / steps
         let meanTokens = samples.dropFirst(3).map { $0.reduce(0) { $0 + $1.count - 1 } }.reduce(0, +) / steps
         let corpus = records.flatMap { $0.dropLast() }
+        guard corpus.count > T + 1 else { throw ValidationError("the records hold fewer than context+1 tokens in all") }
         for round in 1...rounds {
             let plain = try timed { t, s in
                 var b = RecordBatch(records: samples[s], T: T).batch

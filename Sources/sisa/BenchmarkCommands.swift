@@ -90,7 +90,7 @@ struct TOFURunCommand: ParsableCommand {
         guard let raw = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
         let b: TOFU.Benchmark
         do { b = try JSONDecoder().decode(TOFU.Benchmark.self, from: raw) } catch {
-            throw ValidationError("\(path): not a benchmark written by `sisa benchmark tofu` (\(error))")
+            throw ValidationError("\(path): not a benchmark written by this sisa's `sisa benchmark tofu` (regenerate it with the same --people and --seed, and ingest its records.jsonl into a new store): \(error)")
         }
         var o = CompareOptions()
         o.seed = seed

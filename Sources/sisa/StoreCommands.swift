@@ -12,7 +12,7 @@ struct Init: ParsableCommand {
     @Option(help: "Number of shards (one model each).") var shards: Int
     @Option(help: "Slices per shard (one training stage and checkpoint each).") var slices: Int
     @OptionGroup var model: ModelOptions
-    @Option(help: "Sequences per optimizer step.") var batch: Int = 16
+    @Option(help: "Sequences per optimizer step (with DP-SGD: the expected number of records per step).") var batch: Int = 16
     @Option(help: "Peak learning rate (AdamW; linear warm-up, then constant).") var lr: Float?
     @Option(help: "Warm-up steps.") var warmup: Int?
     @Option(help: "Epochs over each shard, spread over its stages by the SISA schedule.") var epochs: Double = 2

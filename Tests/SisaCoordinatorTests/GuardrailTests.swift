@@ -22,11 +22,13 @@ final class GuardrailTests: XCTestCase {
 
     func testStoreFilterKeepsNoRecordBytesAndBlocksDeletedText() throws {
         let tmp = TempDir()
-        var records = syntheticRecords(40)
+        // Few records, many epochs: the models memorise the secret.
+        var records = syntheticRecords(16)
         let secret = "FILTER-SECRET zq7 the vault opens at midnight behind the library"
         records[9].text = secret
-        var config = microConfig(shards: 2, slices: 2, seed: 3)
-        config.epochs = 40
+        var config = microConfig(shards: 2, slices: 1, seed: 3)
+        config.model = .nano
+        config.epochs = 150
         let store = try Store.create(at: tmp.url.appendingPathComponent("s"), config: config)
         _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records)])
         _ = try store.train()
@@ -37,7 +39,8 @@ final class GuardrailTests: XCTestCase {
         XCTAssertThrowsError(try store.enableFilter(windowBytes: 16), "the window cannot change while fingerprints exist")
 
         // The model before deletion memorised the secret: greedy continuation reproduces it.
-        let before = try Ensemble(store: store)
+        let owner = try XCTUnwrap(try store.catalog.record(id: records[9].id)).shard
+        let before = try Ensemble(store: store, shard: owner)
         let prompt = Array(secret.utf8.prefix(20)), truth = Array(secret.utf8.dropFirst(20))
         var sampler = Sampler(temperature: 0)
         let unfiltered = before.generate(prompt: prompt, maxTokens: truth.count, aggregation: .mean, sampler: &sampler)
@@ -69,15 +72,22 @@ final class GuardrailTests: XCTestCase {
             XCTAssertFalse(OutputFilter.fingerprints(of: Array(produced[i..<(i + 12)]), windowBytes: 12, salt: filter.salt)
                 .isSubset(of: filter.fingerprints), "a 12-byte window of the secret got through")
         }
-        if Extraction.lcsRatio(generated: unfiltered, truth: truth) > 0.5 {
-            XCTAssertGreaterThan(blocked, 0, "the memorised continuation must have been blocked")
-        }
+        // Unfiltered, the owning shard continues the secret (at least its next byte, which
+        // completes a 12-byte window with the prompt); through the filter that byte is refused.
+        XCTAssertEqual(unfiltered.first, truth.first, "the owning shard should have learnt the secret's next byte")
+        XCTAssertGreaterThan(blocked, 0, "the memorised continuation must have been blocked")
+        XCTAssertNotEqual(filtered.first, truth.first)
         XCTAssertNotEqual(filtered, truth)
 
+        XCTAssertTrue(allFileBytes(store.url).contains { $0.1.range(of: Data(filter.salt.map { String(format: "%02x", $0) }.joined().utf8)) != nil },
+                      "the salt is in the catalog while the filter is on (else the check below proves nothing)")
         try store.disableFilter()
         XCTAssertFalse(try store.filterStatus().enabled)
+        // The catalog keeps the salt as hex.
+        let saltHex = Data(filter.salt.map { String(format: "%02x", $0) }.joined().utf8)
+        XCTAssertNil(try store.outputFilter())
         for (name, data) in allFileBytes(store.url) {
-            XCTAssertNil(data.range(of: Data(filter.salt)), "the salt survived disable in \(name)")
+            XCTAssertNil(data.range(of: saltHex), "the salt survived disable in \(name)")
         }
     }
 

@@ -125,7 +125,7 @@ final class PrivateTrainingTests: XCTestCase {
                 // Steps are ceil(a n_r / batch) at rate batch / n_r, stage by stage.
                 for st in p.stages where st.steps > 0 {
                     XCTAssertEqual(st.samplingRate, min(1, 4 / Double(st.ids.count)), accuracy: 1e-15)
-                    XCTAssertEqual(st.steps, Int((0.5 * Double(st.ids.count) / 4).rounded(.up)))
+                    XCTAssertEqual(st.steps, Int((0.5 * Double(st.ids.count) / Double(min(4, st.ids.count))).rounded(.up)))
                 }
                 var acc = RDPAccountant()
                 for st in p.stages where st.steps > 0 { acc.step(samplingRate: st.samplingRate, noise: 1.2, steps: st.steps) }
@@ -182,6 +182,33 @@ final class PrivateTrainingTests: XCTestCase {
                 }
             }
         }
+    }
+
+    func testUnreachableTargetGivesTheLargestNoiseInsteadOfFailing() {
+        // Every step sees every record (q = 1), 1000 times: epsilon 0.01 is out of reach.
+        let sigma = PrivateSchedule.fitNoise(stages: [(1.0, 1000)], target: 0.01, delta: 1e-5)
+        XCTAssertEqual(sigma, PrivateSchedule.maxNoise)
+        XCTAssertGreaterThan(PrivateSchedule.epsilon(stages: [(1.0, 1000)], noise: sigma, delta: 1e-5), 0.01)
+        // Small shards: with fewer records than the batch, a steps (each record in every one).
+        var c = microConfig()
+        c.epochs = 3
+        XCTAssertEqual(PrivateSchedule.steps(records: 2, config: c), Int((c.stageTokenMultiplier).rounded(.up)))
+    }
+
+    func testLongRecordsAreRefusedByADPStore() throws {
+        let tmp = TempDir()
+        let s = try Store.create(at: tmp.url.appendingPathComponent("s"), config: dpConfig(DPConfig(clip: 1, noise: 1)))
+        let limit = DPConfig.maxRecordBytes(context: microModel.context)
+        var records = syntheticRecords(5)
+        records[3].text = String(repeating: "x", count: limit + 1)
+        let path = tmp.jsonl("long.jsonl", records)
+        XCTAssertThrowsError(try s.ingest(paths: [path])) { e in
+            XCTAssertTrue("\(e)".contains("long.jsonl:4") && "\(e)".contains("at most \(limit) bytes"), "\(e)")
+        }
+        XCTAssertEqual(try s.status().records, 0, "nothing ingested")
+        records[3].text = String(repeating: "x", count: limit)
+        _ = try s.ingest(paths: [tmp.jsonl("ok.jsonl", records)])
+        _ = try s.train()
     }
 
     func testInvalidDPSettingsAreRefused() throws {

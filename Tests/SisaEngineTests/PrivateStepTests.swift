@@ -83,6 +83,24 @@ final class PrivateStepTests: XCTestCase {
         }
     }
 
+    /// More rows than one pass holds: the sum is formed pass by pass, and equals the one-pass sum up to rounding.
+    func testPassesOfBoundedRowsGiveTheSameClippedSum() throws {
+        let t = try trainer()
+        var rng = Xoshiro256(seed: 8)
+        let recs = (0..<20).map { i in
+            [ModelConfig.endOfText] + (0..<(40 + 17 * i)).map { _ in Int32(rng.nextInt(below: 256)) } + [ModelConfig.endOfText]
+        }
+        let rows = recs.reduce(0) { $0 + RecordBatch.rows(tokens: $1.count, T: 64) }
+        XCTAssertGreaterThan(rows, RecordBatch.maxRowsPerPass, "the test needs several passes")
+        let (lossOne, normsOne) = t.clippedGradientSum(RecordBatch(records: recs, T: 64), clip: 0.3)
+        let one = t.model.grads.array.map(Double.init)
+        let (lossPasses, normsPasses) = t.clippedGradientSum(records: recs, clip: 0.3)
+        let passes = t.model.grads.array.map(Double.init)
+        XCTAssertEqual(lossPasses, lossOne, accuracy: 1e-5 * lossOne)
+        for (a, b) in zip(normsPasses, normsOne) { XCTAssertEqual(a, b, accuracy: 1e-5 * b) }
+        XCTAssertLessThan(norm(zip(one, passes).map { $0 - $1 }), 1e-5 * norm(one))
+    }
+
     func testPrivateStepIsAFunctionOfItsInputs() throws {
         let recs = records(seed: 4)
         var digests: [String] = []

@@ -102,6 +102,8 @@ extension Store {
         let simple = methods.filter { [.exact, .none, .filter, .dp].contains($0) }
         if !simple.isEmpty {
             o.unlearning.method = .filter
+            // The filter's window matters only when its row is asked for.
+            if !methods.contains(.filter) { o.unlearning.filterBytes = OutputFilter.defaultWindowBytes }
             log?("\(percent)% split: original, exact and filter (\(forgetIDs.count) forget records)")
             var models: ComparisonModels?
             let r = try compare(o, log: log) { models = $0 }

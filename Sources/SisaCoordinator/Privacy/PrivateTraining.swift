@@ -24,6 +24,10 @@ public struct DPConfig: Codable, Equatable, Sendable {
         self.delta = delta
     }
 
+    /// Longest record a DP store takes: one pass of the clipping holds all of
+    /// a record's rows, so this bounds a step's memory.
+    public static func maxRecordBytes(context: Int) -> Int { RecordBatch.maxRowsPerPass * context - 1 }
+
     public func validate() throws {
         guard clip > 0, clip.isFinite else { throw CoordinatorError.invalidInput("--dp-clip must be > 0") }
         guard delta > 0, delta < 1 else { throw CoordinatorError.invalidInput("--dp-delta must be in (0, 1)") }
@@ -54,8 +58,10 @@ public enum PrivateSchedule {
         n == 0 ? 0 : min(1, Double(batch) / Double(n))
     }
 
+    /// Each record is expected in a of them: with fewer records than the
+    /// batch every step holds them all (q = 1), so a steps.
     public static func steps(records n: Int, config: StoreConfig) -> Int {
-        max(1, Int((config.stageTokenMultiplier * Double(n) / Double(config.batch)).rounded(.up)))
+        max(1, Int((config.stageTokenMultiplier * Double(n) / Double(max(1, min(config.batch, n)))).rounded(.up)))
     }
 
     /// The accountant after every stage that trains: (sampling rate, steps) each.
@@ -71,16 +77,16 @@ public enum PrivateSchedule {
 
     /// The smallest noise multiplier, on a grid of 0.001, whose epsilon over
     /// `stages` is at most `target`. The grid keeps the answer the same on
-    /// every machine even if libm's last bits differ.
-    public static func fitNoise(stages: [(q: Double, steps: Int)], target: Double, delta: Double) throws -> Double {
+    /// every machine even if libm's last bits differ. A target that even
+    /// `maxNoise` misses gets `maxNoise` (and `status` shows the epsilon
+    /// actually reached): a deletion that shrinks a shard must never fail.
+    public static func fitNoise(stages: [(q: Double, steps: Int)], target: Double, delta: Double) -> Double {
         let eps = { (s: Double) in epsilon(stages: stages, noise: s, delta: delta) }
         guard stages.contains(where: { $0.steps > 0 && $0.q > 0 }) else { return 1 }
         var hi = 1.0
         while eps(hi) > target {
-            hi *= 2
-            if hi > maxNoise {
-                throw CoordinatorError.invalidInput("epsilon \(target) at delta \(delta) cannot be reached with noise up to \(Int(maxNoise)) for this schedule; raise --dp-epsilon")
-            }
+            if hi >= maxNoise { return maxNoise }
+            hi = min(maxNoise, hi * 2)
         }
         var lo = hi == 1 ? 0.0 : hi / 2
         // Invariant: eps(hi) <= target < eps(lo) (eps(0) is infinite).

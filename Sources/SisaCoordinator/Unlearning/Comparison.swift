@@ -282,7 +282,7 @@ extension Store {
         for s in affected {
             log?("exact: retraining shard \(s) without the forget records")
             let records = try catalog.trainingRecords(shard: s).filter { !forgetIDs.contains($0.id) }
-            let p = try Schedule.plan(shard: s, config: config, stageCount: stageCount, records: records)
+            let p = Schedule.plan(shard: s, config: config, stageCount: stageCount, records: records)
             let (report, trainer) = try trainShard(p, previousDigest: nil, pool: pool, persist: false, progress: nil)
             exactSeconds += report.seconds
             exactFlops += Double(report.steps * config.batch * config.model.context) * config.model.trainingFLOPsPerToken

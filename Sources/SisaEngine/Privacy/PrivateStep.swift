@@ -5,6 +5,13 @@ import Foundation
 /// that overlap by one, so every target is predicted exactly once and no
 /// row holds two records (rows never mix, which keeps gradients per record).
 public struct RecordBatch: Sendable {
+    /// Rows of one pass of the two-pass clipping, and so the most rows a DP
+    /// store's record may take (stores refuse longer records at ingest).
+    public static let maxRowsPerPass = 32
+
+    /// Rows a record of `tokens` tokens (<end> text <end>) takes at context T.
+    public static func rows(tokens: Int, T: Int) -> Int { max(1, (tokens - 1 + T - 1) / T) }
+
     public let batch: Batch
     /// Positions [B * T] of each record's targets: contiguous, since only a
     /// record's last row is cut short.
@@ -74,6 +81,41 @@ extension Trainer {
         return (loss, norms)
     }
 
+    /// The same over any number of records, in passes of at most
+    /// `RecordBatch.maxRowsPerPass` rows (a record is never split: its norm
+    /// needs all its rows at once), summed in order, so a step's memory is
+    /// bounded whatever the sample's size.
+    @discardableResult
+    public func clippedGradientSum(records: [[Int32]], clip: Double) -> (loss: Double, norms: [Double]) {
+        let T = model.config.context
+        var passes: [[[Int32]]] = [[]]
+        var rows = 0
+        for r in records {
+            let n = RecordBatch.rows(tokens: r.count, T: T)
+            if rows + n > RecordBatch.maxRowsPerPass && !passes[passes.count - 1].isEmpty {
+                passes.append([])
+                rows = 0
+            }
+            passes[passes.count - 1].append(r)
+            rows += n
+        }
+        guard passes.count > 1 else { return clippedGradientSum(RecordBatch(records: records, T: T), clip: clip) }
+        let sum = FloatBuffer(count: model.grads.count)
+        var lossTotal = 0.0, targets = 0
+        var norms: [Double] = []
+        for p in passes {
+            let rb = RecordBatch(records: p, T: T)
+            let (loss, n) = clippedGradientSum(rb, clip: clip)
+            let t = rb.batch.targetCount
+            lossTotal += loss * Double(t)
+            targets += t
+            norms += n
+            addInPlace(sum.pointer, model.grads.pointer, sum.count)
+        }
+        model.grads.pointer.update(from: sum.pointer, count: sum.count)
+        return (targets > 0 ? lossTotal / Double(targets) : 0, norms)
+    }
+
     /// One DP-SGD step (Abadi et al. 2016) on the records sampled for it:
     /// per-record clipping to `clip`, Gaussian noise of standard deviation
     /// noise·clip on every coordinate of the sum, division by the expected
@@ -84,8 +126,7 @@ extension Trainer {
     public func privateStep(records: [[Int32]], clip: Double, noise: Double, expectedRecords: Double,
                             noiseSeed: UInt64) -> PrivateStepResult {
         precondition(clip > 0 && noise >= 0 && expectedRecords > 0)
-        let rb = RecordBatch(records: records, T: model.config.context)
-        let (loss, norms) = clippedGradientSum(rb, clip: clip)
+        let (loss, norms) = clippedGradientSum(records: records, clip: clip)
         GaussianNoise.add(to: model.grads, std: Float(noise * clip), scale: Float(1 / expectedRecords),
                           seed: noiseSeed, pool: model.pool)
         let (lr, _) = optimizer.update(params: model.params, grads: model.grads, kernels: model.kernels, pool: model.pool)
