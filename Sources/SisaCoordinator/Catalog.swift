@@ -10,7 +10,23 @@ public struct RecordInfo: Equatable, Sendable {
     public let slice: Int
     public let holdout: Bool
     public let ingest: Int
-    public let status: String   // "live" or "deleted"
+    public let status: RecordStatus
+}
+
+/// A record's state in the catalog (column records.status).
+public enum RecordStatus: String, Codable, Sendable {
+    /// Ingested and not deleted: trained on (or held out), text kept.
+    case live
+    /// Deleted: text and hash erased, the row kept as a tombstone for receipts.
+    case deleted
+}
+
+/// A deletion request's state (column deletions.status).
+public enum DeletionStatus: String, Codable, Sendable {
+    /// Durable, shard quarantined, retraining not yet done.
+    case pending
+    /// Retrained (or nothing to retrain); the receipt is recorded.
+    case done
 }
 
 public struct CheckpointInfo: Equatable, Sendable {
@@ -52,8 +68,30 @@ public struct ShardState: Equatable, Sendable {
 /// The store's SQLite catalog: configuration, records, ingest calls, the
 /// deletion log, checkpoints and per-shard state. WAL mode, secure_delete on
 /// (freed pages are zeroed), schema versioned with `PRAGMA user_version`.
+/// The store's SQLite database, and the only owner of its SQL.
+///
+/// Concurrency, and how SQLite's locking serves it:
+/// - Writers (ingest, train, delete, filter) are one process at a time: the
+///   store lock (flock on `lock`) is taken before the catalog is written.
+///   Each write is one IMMEDIATE transaction (`transaction`): the write lock
+///   is taken at BEGIN, so two writers never deadlock upgrading a read lock,
+///   and the busy timeout makes a second one wait instead of failing.
+/// - Readers (status, query, score, compare, verify, another thread of the
+///   writer) need no lock. In WAL mode a reader sees the last committed
+///   snapshot and neither blocks the writer nor waits for it, so a query
+///   never sees half a deletion.
+/// - One connection per Catalog, opened serialized (SQLITE_OPEN_FULLMUTEX):
+///   several threads may call its verbs. A multi-statement transaction must
+///   not interleave with another thread's writes on the same connection, so
+///   a process with concurrent tasks funnels writes through one task.
+/// - Erasure (`vacuumAndTruncateLog`) needs the write-ahead log free of old
+///   snapshots: a reader that holds one delays it, and it reports that
+///   rather than claim the log is clean.
 public final class Catalog {
-    public let db: SQLiteDatabase
+    /// Every statement on the store's database is one of this class's verbs;
+    /// nothing else holds the handle.
+    let db: SQLiteDatabase
+    public var path: String { db.path }
     static let schemaVersion = 1
 
     public init(path: String) throws {
@@ -153,6 +191,9 @@ public final class Catalog {
     /// ingest calls append slices.
     public func trainingStarted() throws -> Bool { try meta("training_started") == "1" }
 
+    /// Ingest calls logged so far.
+    public func ingestCount() throws -> Int { try db.scalarInt("SELECT COUNT(*) FROM ingests") ?? 0 }
+
     // MARK: records
 
     public func recordExists(_ id: String) throws -> Bool {
@@ -162,12 +203,12 @@ public final class Catalog {
     static let recordColumns = "id, sha256, grp, shard, slice, holdout, ingest, status"
     static func record(_ r: Row) -> RecordInfo {
         RecordInfo(id: r.text(0), sha256: r.optionalText(1), group: r.text(2), shard: r.int(3), slice: r.int(4),
-                   holdout: r.bool(5), ingest: r.int(6), status: r.text(7))
+                   holdout: r.bool(5), ingest: r.int(6), status: RecordStatus(rawValue: r.text(7)) ?? .deleted)
     }
 
     public func records(group: String? = nil, includeDeleted: Bool = false) throws -> [RecordInfo] {
         var sql = "SELECT \(Catalog.recordColumns) FROM records WHERE 1=1"
-        if !includeDeleted { sql += " AND status = 'live'" }
+        if !includeDeleted { sql += " AND status = '\(RecordStatus.live.rawValue)'" }
         if let group {
             sql += " AND grp = ?"
             return try db.query(sql + " ORDER BY seq", group, map: Catalog.record)
@@ -257,6 +298,63 @@ public final class Catalog {
             SELECT d.record, d.shard, d.slice, COALESCE(r.holdout, 0) FROM deletions d
             LEFT JOIN records r ON r.id = d.record WHERE d.status = 'pending' ORDER BY d.seq
             """) { ($0.text(0), $0.int(1), $0.int(2), $0.bool(3)) }
+    }
+
+    // MARK: writes (each call runs inside the caller's `transaction`)
+
+    /// One IMMEDIATE transaction: all of `body`'s writes or none.
+    public func transaction<R>(_ body: () throws -> R) throws -> R { try db.transaction(body) }
+
+    /// Logs an ingest call; returns its id.
+    func addIngest(sources: String, format: String, group: String, holdout: Double, appendedSlice: Int?,
+                   records: Int) throws -> Int {
+        try db.run("""
+            INSERT INTO ingests(at, sources, format, grp, holdout, appended_slice, records) VALUES(?, ?, ?, ?, ?, ?, ?)
+            """, Catalog.now(), sources, format, group, holdout, appendedSlice, records)
+        return try db.scalarInt("SELECT last_insert_rowid()")!
+    }
+
+    func addRecord(id: String, text: [UInt8], group: String, ingest: Int, shard: Int, slice: Int, holdout: Bool) throws {
+        try db.run("""
+            INSERT INTO records(id, sha256, grp, ingest, shard, slice, holdout, bytes, text, status)
+            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, id, Digest.sha256Hex(text), group, ingest, shard, slice, holdout, text.count, text, RecordStatus.live.rawValue)
+    }
+
+    /// Erases a record's text and hash, logs the request as pending and, for
+    /// a training record, quarantines its shard (queries leave it out).
+    func recordDeletion(_ r: RecordInfo) throws {
+        try db.run("UPDATE records SET status = ?, text = NULL, sha256 = NULL WHERE id = ?", RecordStatus.deleted.rawValue, r.id)
+        try db.run("INSERT INTO deletions(record, shard, slice, requested_at, status) VALUES(?, ?, ?, ?, ?)",
+                   r.id, r.shard, r.slice, Catalog.now(), DeletionStatus.pending.rawValue)
+        if !r.holdout { try db.run("UPDATE shards SET quarantined = 1 WHERE idx = ?", r.shard) }
+    }
+
+    /// Closes every pending deletion, with the receipt (JSON) when there was retraining.
+    func completePendingDeletions(receipt: String?) throws {
+        try db.run("UPDATE deletions SET status = ?, completed_at = ?, receipt = COALESCE(?, receipt) WHERE status = ?",
+                   DeletionStatus.done.rawValue, Catalog.now(), receipt, DeletionStatus.pending.rawValue)
+    }
+
+    /// Lifts every quarantine (deletions before any training: nothing to retrain).
+    func releaseQuarantines() throws {
+        try db.run("UPDATE shards SET quarantined = 0")
+    }
+
+    // MARK: erasure
+
+    /// Rewrites the database file without freed pages (secure_delete has
+    /// already zeroed freed cells), then truncates the write-ahead log so no
+    /// old page copy survives there. Returns false if a reader holding an old
+    /// snapshot kept the log from being truncated after retries.
+    func vacuumAndTruncateLog(attempts: Int = 50) throws -> Bool {
+        try db.execute("VACUUM")
+        for attempt in 0..<attempts {
+            let r = try db.query("PRAGMA wal_checkpoint(TRUNCATE)") { ($0.int(0), $0.int(1), $0.int(2)) }.first
+            if let (busy, log, done) = r, busy == 0, log == done { return true }
+            if attempt < attempts - 1 { usleep(100_000) }
+        }
+        return false
     }
 
     // MARK: output filter (opt-in; see Guardrails/FilterStore.swift)

@@ -32,26 +32,19 @@ extension Store {
         var infos: [RecordInfo] = []
         var unknown: [String] = []
         for id in unique {
-            if let r = try catalog.record(id: id), r.status == "live" { infos.append(r) } else { unknown.append(id) }
+            if let r = try catalog.record(id: id), r.status == .live { infos.append(r) } else { unknown.append(id) }
         }
         guard unknown.isEmpty else { throw CoordinatorError.unknownIDs(unknown) }
         // Retraining continues from checkpoints: refuse before changing anything
         // if they are of another numerics version (a deferred deletion retrains nothing).
         if !deferRetrain { try requireCurrentNumerics() }
         let t0 = Date()
-        try catalog.db.transaction {
+        try catalog.transaction {
             // The opt-in output filter keeps fingerprints (never bytes) of what is deleted.
             var texts: [[UInt8]] = []
             for r in infos { if let t = try catalog.text(id: r.id) { texts.append(t) } }
             try fingerprintForFilter(texts)
-            for r in infos {
-                try catalog.db.run("UPDATE records SET status = 'deleted', text = NULL, sha256 = NULL WHERE id = ?", r.id)
-                try catalog.db.run("INSERT INTO deletions(record, shard, slice, requested_at) VALUES(?, ?, ?, ?)",
-                                   r.id, r.shard, r.slice, Catalog.now())
-                if !r.holdout {
-                    try catalog.db.run("UPDATE shards SET quarantined = 1 WHERE idx = ?", r.shard)
-                }
-            }
+            for r in infos { try catalog.recordDeletion(r) }
         }
         // The text is gone from the live catalog; vacuum now so its bytes leave the
         // files too, whatever happens to the retraining below.
@@ -64,8 +57,10 @@ extension Store {
             // Nothing was ever trained: nothing to retrain. Training now would
             // freeze the slice layout and break equality with a store that
             // never saw the records.
-            try catalog.db.run("UPDATE deletions SET status = 'done', completed_at = ? WHERE status = 'pending'", Catalog.now())
-            try catalog.db.run("UPDATE shards SET quarantined = 0")
+            try catalog.transaction {
+                try catalog.completePendingDeletions(receipt: nil)
+                try catalog.releaseQuarantines()
+            }
             return DeletionReceipt(records: unique, shards: [], seconds: Date().timeIntervalSince(t0),
                                    checkpointsRemoved: 0, pending: false)
         }

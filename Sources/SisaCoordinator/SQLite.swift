@@ -6,7 +6,20 @@ import Foundation
 public struct SQLiteError: Error, CustomStringConvertible {
     public let code: Int32
     public let message: String
-    public var description: String { "SQLite error \(code): \(message)" }
+    /// The statement that failed (whitespace collapsed, cut at 120 characters), if any.
+    public var statement: String? = nil
+    public var description: String {
+        "SQLite error \(code): \(message)" + (statement.map { " (in `\($0)`)" } ?? "")
+    }
+
+    init(code: Int32, message: String, sql: String? = nil) {
+        self.code = code
+        self.message = message
+        statement = sql.map { s in
+            let flat = s.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            return flat.count > 120 ? String(flat.prefix(117)) + "..." : flat
+        }
+    }
 }
 
 private let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
@@ -71,8 +84,8 @@ public final class SQLiteDatabase {
 
     deinit { sqlite3_close_v2(handle) }
 
-    private func error(_ rc: Int32) -> SQLiteError {
-        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)))
+    private func error(_ rc: Int32, _ sql: String? = nil) -> SQLiteError {
+        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
     }
 
     /// Runs one or more statements without parameters.
@@ -82,14 +95,14 @@ public final class SQLiteDatabase {
         if rc != SQLITE_OK {
             let msg = err.map { String(cString: $0) } ?? "error"
             sqlite3_free(err)
-            throw SQLiteError(code: rc, message: msg)
+            throw SQLiteError(code: rc, message: msg, sql: sql)
         }
     }
 
     private func prepare(_ sql: String, _ args: [SQLBindable?]) throws -> OpaquePointer {
         var stmt: OpaquePointer?
         let rc = sqlite3_prepare_v2(handle, sql, -1, &stmt, nil)
-        guard rc == SQLITE_OK, let stmt else { throw error(rc) }
+        guard rc == SQLITE_OK, let stmt else { throw error(rc, sql) }
         for (i, a) in args.enumerated() {
             let idx = Int32(i + 1)
             let r: Int32
@@ -100,7 +113,7 @@ public final class SQLiteDatabase {
             case .text(let v): r = sqlite3_bind_text(stmt, idx, v, -1, SQLITE_TRANSIENT)
             case .blob(let v): r = v.withUnsafeBytes { sqlite3_bind_blob(stmt, idx, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT) }
             }
-            if r != SQLITE_OK { sqlite3_finalize(stmt); throw error(r) }
+            if r != SQLITE_OK { sqlite3_finalize(stmt); throw error(r, sql) }
         }
         return stmt
     }
@@ -118,7 +131,7 @@ public final class SQLiteDatabase {
         while true {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
-            if rc != SQLITE_ROW { throw error(rc) }
+            if rc != SQLITE_ROW { throw error(rc, sql) }
         }
         return Int(sqlite3_changes(handle))
     }
@@ -135,7 +148,7 @@ public final class SQLiteDatabase {
         while true {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
-            if rc != SQLITE_ROW { throw error(rc) }
+            if rc != SQLITE_ROW { throw error(rc, sql) }
             out.append(try map(Row(stmt: stmt)))
         }
         return out
@@ -147,7 +160,7 @@ public final class SQLiteDatabase {
         let rc = sqlite3_step(stmt)
         if rc == SQLITE_ROW { return sqlite3_column_type(stmt, 0) == SQLITE_NULL ? nil : Int(sqlite3_column_int64(stmt, 0)) }
         if rc == SQLITE_DONE { return nil }
-        throw error(rc)
+        throw error(rc, sql)
     }
 
     /// Runs `body` in one IMMEDIATE transaction: all of it or none of it.

@@ -37,7 +37,7 @@ public struct StoreStatus: Codable, Sendable {
 extension Store {
     public func status() throws -> StoreStatus {
         let all = try catalog.records(includeDeleted: true)
-        let live = all.filter { $0.status == "live" }
+        let live = all.filter { $0.status == .live }
         var groups: [String: Int] = [:]
         for r in live { groups[r.group, default: 0] += 1 }
         let states = try catalog.shardStates()

@@ -23,7 +23,7 @@ public final class Store {
         // A catalog without a configuration is an `init` that died half-way: finish it.
         if try catalog.meta("config") != nil { throw CoordinatorError.storeExists(url.path) }
         let json = String(decoding: config.canonicalJSON, as: UTF8.self)
-        try catalog.db.transaction {
+        try catalog.transaction {
             try catalog.setMeta("config", json)
             try catalog.setMeta("created_at", Catalog.now())
             for s in 0..<config.shards {
@@ -115,22 +115,18 @@ public final class Store {
         guard !accepted.isEmpty else {
             throw CoordinatorError.invalidInput("every record is already in the store (nothing to ingest)")
         }
-        return try catalog.db.transaction {
+        return try catalog.transaction {
             let started = try catalog.trainingStarted()
             let appended: Int? = started ? max(config.slices, (try catalog.maxAppendedSlice() ?? -1) + 1) : nil
-            try catalog.db.run("""
-                INSERT INTO ingests(at, sources, format, grp, holdout, appended_slice, records) VALUES(?, ?, ?, ?, ?, ?, ?)
-                """, Catalog.now(), paths.joined(separator: "\n"), format.rawValue, group ?? "", holdout, appended, accepted.count)
-            let ingestID = try catalog.db.scalarInt("SELECT last_insert_rowid()")!
+            let ingestID = try catalog.addIngest(sources: paths.joined(separator: "\n"), format: format.rawValue, group: group ?? "",
+                                                 holdout: holdout, appendedSlice: appended, records: accepted.count)
             var perShard = [Int](repeating: 0, count: config.shards)
             var held = 0
             for (r, id) in accepted {
                 let p = Placement.place(id: id, seed: config.seed, shards: config.shards, slices: config.slices,
                                         appendedSlice: appended, holdoutFraction: holdout)
-                try catalog.db.run("""
-                    INSERT INTO records(id, sha256, grp, ingest, shard, slice, holdout, bytes, text) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, id, Digest.sha256Hex(r.text), r.group ?? group ?? "default", ingestID, p.shard, p.slice, p.holdout,
-                    r.text.count, r.text)
+                try catalog.addRecord(id: id, text: r.text, group: r.group ?? group ?? "default", ingest: ingestID,
+                                      shard: p.shard, slice: p.slice, holdout: p.holdout)
                 if p.holdout { held += 1 } else { perShard[p.shard] += 1 }
             }
             return IngestReport(ingest: ingestID, added: accepted.count, skipped: skipped, holdout: held,

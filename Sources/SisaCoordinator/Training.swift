@@ -105,7 +105,7 @@ extension Store {
         let shardReports = reports.compactMap { $0 }
         // Record the new models, close pending deletions, drop stale checkpoints.
         let pending = try catalog.pendingDeletions()
-        try catalog.db.transaction {
+        try catalog.transaction {
             if adopting { try catalog.setMeta("config", String(decoding: config.canonicalJSON, as: UTF8.self)) }
             for r in shardReports {
                 let p = plans[r.shard]
@@ -126,8 +126,7 @@ extension Store {
             let receipt = DeletionReceipt(records: pending.map(\.record), shards: shardReports,
                                           seconds: Date().timeIntervalSince(t0), checkpointsRemoved: removed, pending: false)
             let json = String(decoding: try receipt.jsonData(), as: UTF8.self)
-            try catalog.db.run("UPDATE deletions SET status = 'done', completed_at = ?, receipt = ? WHERE status = 'pending'",
-                               Catalog.now(), json)
+            try catalog.completePendingDeletions(receipt: json)
             completed = pending.map(\.record)
             try purge()
         }
@@ -225,14 +224,9 @@ extension Store {
     /// already zeroes freed cells; VACUUM rewrites the database and the WAL is
     /// checkpointed and truncated so no old page copy survives there.
     func purge() throws {
-        try catalog.db.execute("VACUUM")
-        // A reader holding an old snapshot can block the truncation: retry, then say so.
-        for attempt in 0..<50 {
-            let r = try catalog.db.query("PRAGMA wal_checkpoint(TRUNCATE)") { ($0.int(0), $0.int(1), $0.int(2)) }.first
-            if let (busy, log, done) = r, busy == 0, log == done { return }
-            if attempt < 49 { usleep(100_000) }
+        guard try catalog.vacuumAndTruncateLog() else {
+            throw CoordinatorError.io("\(catalog.path): another process is reading the store, so the write-ahead log could not be truncated; deleted text may remain in catalog.sqlite-wal until the next `sisa train` or `sisa delete`")
         }
-        throw CoordinatorError.io("\(catalog.db.path): another process is reading the store, so the write-ahead log could not be truncated; deleted text may remain in catalog.sqlite-wal until the next `sisa train` or `sisa delete`")
     }
 
     /// The current model of a shard, loaded from its last checkpoint. A

@@ -49,7 +49,7 @@ struct Audit: ParsableCommand {
         print("id".padding(toLength: 24, withPad: " ", startingAt: 0) + "shard  status   ownNLL  refNLL  calibrated  holdout<=")
         for x in r.records {
             print(x.id.prefix(23).padding(toLength: 24, withPad: " ", startingAt: 0)
-                  + String(format: "%5d  %-7@ %7.4f %7.4f  %+10.4f  %8.3f", x.shard, x.status as NSString, x.ownNLL, x.referenceNLL,
+                  + String(format: "%5d  %-7@ %7.4f %7.4f  %+10.4f  %8.3f", x.shard, x.status.rawValue as NSString, x.ownNLL, x.referenceNLL,
                            x.calibratedScore, x.holdoutFractionAtMost))
         }
     }

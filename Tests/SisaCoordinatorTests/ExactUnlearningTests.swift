@@ -46,7 +46,7 @@ final class ExactUnlearningTests: XCTestCase {
         for (name, bytes) in allFileBytes(a.url) {
             XCTAssertNil(bytes.range(of: needle), "deleted text still present in \(name)")
         }
-        XCTAssertEqual(try a.catalog.record(id: victim)?.status, "deleted")
+        XCTAssertEqual(try a.catalog.record(id: victim)?.status, .deleted)
         XCTAssertNil(try a.catalog.text(id: victim))
         XCTAssertEqual(try a.status().pendingDeletions, 0)
     }
@@ -124,7 +124,7 @@ final class ExactUnlearningTests: XCTestCase {
         XCTAssertEqual(after.pendingDeletions, 0)
         XCTAssertEqual(after.shards.map(\.digest), before.shards.map(\.digest))
         XCTAssertFalse(after.shards.contains { $0.quarantined })
-        XCTAssertEqual(try a.catalog.record(id: "rec-1")?.status, "live")
+        XCTAssertEqual(try a.catalog.record(id: "rec-1")?.status, .live)
     }
 
     func testJobsAndThreadsDoNotChangeTheBits() throws {

@@ -261,7 +261,7 @@ final class UnlearningEvidenceTests: XCTestCase {
         for id in o.ids { o.texts[id] = texts[id] }
         let after = try store.audit(o)
         XCTAssertEqual(after.verdict, "not-detectable", after.verdictReason)
-        XCTAssertTrue(after.records.allSatisfy { $0.status == "deleted" })
+        XCTAssertTrue(after.records.allSatisfy { $0.status == .deleted })
         one.texts[one.ids[0]] = texts[one.ids[0]]
         XCTAssertEqual(try store.audit(one).verdict, "not-detectable")
     }

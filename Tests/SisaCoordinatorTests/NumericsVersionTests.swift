@@ -60,7 +60,7 @@ final class NumericsVersionTests: XCTestCase {
         options.forgetIDs = [records[3].id]
         assertRefused("compare") { _ = try store.compare(options) }
 
-        XCTAssertEqual(try store.catalog.record(id: records[3].id)?.status, "live", "a refused delete changes nothing")
+        XCTAssertEqual(try store.catalog.record(id: records[3].id)?.status, .live, "a refused delete changes nothing")
         XCTAssertEqual(try digests(store), digestsBefore)
         XCTAssertEqual(allFileBytes(url.appendingPathComponent("checkpoints")).map(\.0).sorted(), filesBefore)
         XCTAssertEqual(try Store.open(at: url).config.numerics, 1)

@@ -22,7 +22,7 @@ final class IngestTests: XCTestCase {
         let good = tmp.jsonl("good.jsonl", syntheticRecords(5))
         _ = try s.ingest(paths: [good])
         let snapshot = try s.catalog.records(includeDeleted: true)
-        let ingests = try s.catalog.db.scalarInt("SELECT COUNT(*) FROM ingests")
+        let ingests = try s.catalog.ingestCount()
 
         let cases: [(String, [UInt8], InputFormat, String)] = [
             ("bad.jsonl", Array("{\"text\": \"ok\"}\n{\"text\": broken\n".utf8), .jsonl, "bad.jsonl:2: malformed JSON"),
@@ -39,7 +39,7 @@ final class IngestTests: XCTestCase {
                 XCTAssertTrue("\(e)".contains(expected), "\(name): got \(e)")
             }
             XCTAssertEqual(try s.catalog.records(includeDeleted: true), snapshot, "\(name) changed the catalog")
-            XCTAssertEqual(try s.catalog.db.scalarInt("SELECT COUNT(*) FROM ingests"), ingests)
+            XCTAssertEqual(try s.catalog.ingestCount(), ingests)
         }
         // A bad file after a good one in the same call: nothing from either is kept.
         let fresh = tmp.jsonl("fresh.jsonl", syntheticRecords(3, prefix: "fresh"))
@@ -194,8 +194,10 @@ final class CheckpointTests: XCTestCase {
         // A catalog row that claims an absurd size is refused before anything is allocated.
         try valid.write(to: path)
         XCTAssertNoThrow(try reader.model(shard: 0))
+        // Damage the row from outside, as a broken disk or another program would.
+        let outside = try SQLiteDatabase(path: reader.catalog.path)
         for raw in [Int64.max, 1 << 40, -1] {
-            try reader.catalog.db.run("UPDATE checkpoints SET raw_bytes = ? WHERE key = ?", raw, current)
+            try outside.run("UPDATE checkpoints SET raw_bytes = ? WHERE key = ?", raw, current)
             XCTAssertThrowsError(try reader.model(shard: 0), "raw_bytes \(raw)")
         }
         // So is an impossible configuration.
@@ -245,5 +247,25 @@ final class EnsembleTests: XCTestCase {
         let out = ens.generate(prompt: Array("rec".utf8), maxTokens: 8, aggregation: .vote, sampler: &sampler)
         var again = Sampler(temperature: 0)
         XCTAssertEqual(out, ens.generate(prompt: Array("rec".utf8), maxTokens: 8, aggregation: .vote, sampler: &again))
+    }
+}
+
+/// SQL errors say which statement failed.
+final class SQLiteErrorTests: XCTestCase {
+    func testErrorsNameTheirStatement() throws {
+        let tmp = TempDir()
+        let db = try SQLiteDatabase(path: tmp.path("x.sqlite"))
+        try db.execute("CREATE TABLE t (id TEXT PRIMARY KEY)")
+        try db.run("INSERT INTO t(id) VALUES(?)", "a")
+        XCTAssertThrowsError(try db.run("INSERT INTO t(id)\n   VALUES(?)", "a")) { e in
+            let s = "\(e)"
+            XCTAssertTrue(s.contains("UNIQUE constraint failed") && s.contains("in `INSERT INTO t(id) VALUES(?)`"), s)
+        }
+        XCTAssertThrowsError(try db.query("SELECT nope FROM t") { $0.int(0) }) { e in
+            XCTAssertTrue("\(e)".contains("SELECT nope FROM t"), "\(e)")
+        }
+        XCTAssertThrowsError(try db.execute("DROP TABLE missing")) { e in
+            XCTAssertTrue("\(e)".contains("DROP TABLE missing"), "\(e)")
+        }
     }
 }

@@ -39,12 +39,12 @@ extension Store {
             return
         }
         let salt = OutputFilter.newSalt().map { String(format: "%02x", $0) }.joined()
-        try catalog.db.transaction { try catalog.enableFilter(windowBytes: windowBytes, saltHex: salt) }
+        try catalog.transaction { try catalog.enableFilter(windowBytes: windowBytes, saltHex: salt) }
     }
 
     /// Turns the filter off and erases its fingerprints and salt from the files.
     public func disableFilter() throws {
-        try catalog.db.transaction { try catalog.disableFilter() }
+        try catalog.transaction { try catalog.disableFilter() }
         try purge()
     }
 

@@ -26,7 +26,7 @@ public struct AuditRecord: Codable, Sendable {
     public let id: String
     public let group: String
     public let shard: Int
-    public let status: String
+    public let status: RecordStatus
     /// Mean NLL per token under the record's own shard, and the mean of the other shards'.
     public let ownNLL: Double
     public let referenceNLL: Double

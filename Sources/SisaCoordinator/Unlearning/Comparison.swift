@@ -164,7 +164,7 @@ extension Store {
             var out: [RecordInfo] = []
             var unknown: [String] = []
             for id in o.forgetIDs {
-                guard let r = try catalog.record(id: id), r.status == "live" else { unknown.append(id); continue }
+                guard let r = try catalog.record(id: id), r.status == .live else { unknown.append(id); continue }
                 guard !r.holdout else {
                     throw CoordinatorError.invalidInput("record \(id) is a holdout record: it was never trained on, so there is nothing to forget")
                 }
