@@ -4,7 +4,9 @@ import SisaEngine
 public enum Aggregation: String, CaseIterable, Sendable {
     /// Average the shards' next-token probabilities.
     case mean
-    /// Plurality of the shards' top tokens; ties broken by the mean probability.
+    /// Each shard votes for its most likely token; the next token is drawn
+    /// from the vote shares (temperature and seed applied), or, greedy, is
+    /// the plurality with ties broken by the mean probability.
     case vote
 }
 
@@ -46,27 +48,32 @@ public final class Ensemble {
         excluded = []
     }
 
-    /// Aggregates the shards' next-token probability vectors.
+    /// Aggregates the shards' next-token probability vectors: their mean, or
+    /// the vote shares (the fraction of shards whose most likely token each is).
     public static func aggregate(_ probs: [[Double]], _ how: Aggregation) -> [Double] {
         let V = probs[0].count
-        var mean = [Double](repeating: 0, count: V)
-        for p in probs { for v in 0..<V { mean[v] += p[v] / Double(probs.count) } }
-        guard how == .vote else { return mean }
-        var votes = [Double](repeating: 0, count: V)
-        for p in probs {
-            let top = p.indices.max { p[$0] != p[$1] ? p[$0] < p[$1] : $0 > $1 }!
-            votes[top] += 1
+        guard how == .vote else {
+            var mean = [Double](repeating: 0, count: V)
+            for p in probs { for v in 0..<V { mean[v] += p[v] / Double(probs.count) } }
+            return mean
         }
-        // A distribution concentrated on the winners, ordered by votes then mean
-        // probability: greedy sampling picks the plurality, ties to the mean.
-        let maxVotes = votes.max()!
-        let winners = (0..<V).filter { votes[$0] == maxVotes }
-        var out = [Double](repeating: 0, count: V)
-        let best = winners.max { mean[$0] != mean[$1] ? mean[$0] < mean[$1] : $0 > $1 }!
-        if winners.count == 1 { out[best] = 1; return out }
-        let z = winners.reduce(0) { $0 + mean[$1] }
-        for w in winners { out[w] = z > 0 ? mean[w] / z : 1 / Double(winners.count) }
-        return out
+        var shares = [Double](repeating: 0, count: V)
+        for p in probs {
+            // Each shard's top token; its own ties go to the lower id.
+            let top = p.indices.max { p[$0] != p[$1] ? p[$0] < p[$1] : $0 > $1 }!
+            shares[top] += 1 / Double(probs.count)
+        }
+        return shares
+    }
+
+    /// Greedy choice from an aggregated distribution: the most likely token;
+    /// for votes, ties between equally voted tokens go to the higher mean probability.
+    public static func greedy(_ dist: [Double], mean: [Double]?) -> Int32 {
+        Int32(dist.indices.max { a, b in
+            if dist[a] != dist[b] { return dist[a] < dist[b] }
+            if let mean, mean[a] != mean[b] { return mean[a] < mean[b] }
+            return a > b
+        }!)
     }
 
     /// Generates text after `prompt` with the aggregated next-token distribution.
@@ -81,11 +88,11 @@ public final class Ensemble {
         var out: [UInt8] = []
         for _ in 0..<maxTokens {
             var dist = Ensemble.aggregate(probs, aggregation)
+            let greedy = sampler.temperature <= 0
+            let mean = aggregation == .vote && greedy ? Ensemble.aggregate(probs, .mean) : nil
             var next: Int32
             while true {
-                next = aggregation == .vote && sampler.temperature <= 0
-                    ? Int32(dist.indices.max { dist[$0] < dist[$1] }!)
-                    : sampler.pick(dist)
+                next = greedy ? Ensemble.greedy(dist, mean: mean) : sampler.pick(dist)
                 guard let filter, next != ModelConfig.endOfText, dist[Int(next)] > 0,
                       filter.blocks(context: prompt + out, next: UInt8(next)) else { break }
                 dist[Int(next)] = 0

@@ -173,7 +173,7 @@ struct Query: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Argument(help: "Prompt text.") var prompt: String
     @Option(help: "Bytes to generate at most.") var maxTokens: Int = 200
-    @Option(help: "mean (average the shards' probabilities) or vote (plurality of their top tokens).") var aggregate: String = "mean"
+    @Option(help: "mean (average the shards' probabilities) or vote (each shard votes for its top byte; the next byte is drawn from the vote shares with --temperature and --seed, or is the plurality when greedy).") var aggregate: String = "mean"
     @Option(help: "Sampling temperature (0 = greedy).") var temperature: Double = 0.8
     @Option(help: "Sample among the k most likely bytes only.") var topK: Int?
     @Option(help: "Sampler seed.") var seed: UInt64 = 0

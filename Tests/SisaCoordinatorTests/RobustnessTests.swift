@@ -222,12 +222,34 @@ final class EnsembleTests: XCTestCase {
         XCTAssertEqual(mean[0], 0.3, accuracy: 1e-12)
         XCTAssertEqual(mean[1], 1.25 / 3, accuracy: 1e-12)
         XCTAssertEqual(mean.reduce(0, +), 1, accuracy: 1e-12)
-        // Votes: a -> 0, b -> 1, c -> 1: token 1 wins outright.
-        XCTAssertEqual(Ensemble.aggregate([a, b, c], .vote), [0, 1, 0])
-        // Tie (one vote each for 0 and 1): broken by the mean, 0.35 vs 0.4 -> token 1.
-        let tie = Ensemble.aggregate([a, b], .vote)
-        XCTAssertGreaterThan(tie[1], tie[0])
-        XCTAssertEqual(tie[2], 0)
+        // Votes: a -> 0, b -> 1, c -> 1: the shares are 1/3, 2/3, 0.
+        let shares = Ensemble.aggregate([a, b, c], .vote)
+        XCTAssertEqual(shares[0], 1.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(shares[1], 2.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(shares[2], 0)
+    }
+
+    /// Vote aggregation samples from the vote shares (it used to always take
+    /// the plurality, so sampling could never leave it); greedy takes the
+    /// plurality, ties to the mean probability.
+    func testVoteSamplesFromTheShares() throws {
+        let tmp = TempDir()
+        let s = try Store.create(at: tmp.url.appendingPathComponent("v"), config: microConfig(shards: 3, slices: 1))
+        _ = try s.ingest(paths: [tmp.jsonl("r.jsonl", syntheticRecords(45))])
+        _ = try s.train()
+        let ens = try Ensemble(store: s)
+        var outs = Set<[UInt8]>()
+        for seed in 0..<12 {
+            var sampler = Sampler(temperature: 1, seed: UInt64(seed))
+            outs.insert(ens.generate(prompt: Array("rec".utf8), maxTokens: 24, aggregation: .vote, sampler: &sampler))
+        }
+        XCTAssertGreaterThan(outs.count, 1, "sampling from vote shares must vary with the seed")
+        var a = Sampler(temperature: 1, seed: 3), b = Sampler(temperature: 1, seed: 3)
+        XCTAssertEqual(ens.generate(prompt: Array("rec".utf8), maxTokens: 24, aggregation: .vote, sampler: &a),
+                       ens.generate(prompt: Array("rec".utf8), maxTokens: 24, aggregation: .vote, sampler: &b))
+        // Greedy: one vote each for 0 and 1 is a tie, broken by the mean (0.35 vs 0.4) -> token 1.
+        let p = [[0.6, 0.3, 0.1], [0.1, 0.5, 0.4]]
+        XCTAssertEqual(Ensemble.greedy(Ensemble.aggregate(p, .vote), mean: Ensemble.aggregate(p, .mean)), 1)
     }
 
     func testEnsembleScoreIsTheMixture() throws {
