@@ -330,6 +330,13 @@ public final class Catalog {
         if !r.holdout { try db.run("UPDATE shards SET quarantined = 1 WHERE idx = ?", r.shard) }
     }
 
+    /// The latest deletion request of a record: its state and receipt (JSON, once done with retraining).
+    public func deletion(record id: String) throws -> (status: DeletionStatus, requestedAt: String, receipt: String?)? {
+        try db.query("SELECT status, requested_at, receipt FROM deletions WHERE record = ? ORDER BY seq DESC LIMIT 1", id) {
+            (DeletionStatus(rawValue: $0.text(0)) ?? .pending, $0.text(1), $0.optionalText(2))
+        }.first
+    }
+
     /// Closes every pending deletion, with the receipt (JSON) when there was retraining.
     func completePendingDeletions(receipt: String?) throws {
         try db.run("UPDATE deletions SET status = ?, completed_at = ?, receipt = COALESCE(?, receipt) WHERE status = ?",

@@ -9,6 +9,19 @@ public struct DeletionReceipt: Codable, Sendable {
     public let checkpointsRemoved: Int
     /// True when `--defer` queued the retraining for the next `train`.
     public let pending: Bool
+    /// Ids of the request that an earlier request had already deleted
+    /// (their receipts are those of that request); absent when none.
+    public var alreadyDeleted: [String]? = nil
+
+    public init(records: [String], shards: [ShardTrainReport], seconds: Double, checkpointsRemoved: Int, pending: Bool,
+                alreadyDeleted: [String]? = nil) {
+        self.records = records
+        self.shards = shards
+        self.seconds = seconds
+        self.checkpointsRemoved = checkpointsRemoved
+        self.pending = pending
+        self.alreadyDeleted = alreadyDeleted
+    }
 
     func jsonData() throws -> Data {
         let e = JSONEncoder()
@@ -30,11 +43,18 @@ extension Store {
         guard !ids.isEmpty else { throw CoordinatorError.invalidInput("no record ids given") }
         let unique = Array(NSOrderedSet(array: ids)) as! [String]
         var infos: [RecordInfo] = []
-        var unknown: [String] = []
+        var unknown: [String] = [], already: [String] = []
         for id in unique {
-            if let r = try catalog.record(id: id), r.status == .live { infos.append(r) } else { unknown.append(id) }
+            switch try catalog.record(id: id)?.status {
+            case .live?: infos.append(try catalog.record(id: id)!)
+            case .deleted?: already.append(id)
+            case nil: unknown.append(id)
+            }
         }
+        // An unknown id changes nothing, whatever else the request holds.
         guard unknown.isEmpty else { throw CoordinatorError.unknownIDs(unknown) }
+        // Deleting again is not an error: the answer is the earlier receipt.
+        guard !infos.isEmpty else { return try existingReceipt(for: already) }
         // Retraining continues from checkpoints: refuse before changing anything
         // if they are of another numerics version (a deferred deletion retrains nothing).
         if !deferRetrain { try requireCurrentNumerics() }
@@ -50,8 +70,8 @@ extension Store {
         // files too, whatever happens to the retraining below.
         try purge()
         if deferRetrain {
-            return DeletionReceipt(records: unique, shards: [], seconds: Date().timeIntervalSince(t0),
-                                   checkpointsRemoved: 0, pending: true)
+            return DeletionReceipt(records: infos.map(\.id), shards: [], seconds: Date().timeIntervalSince(t0),
+                                   checkpointsRemoved: 0, pending: true, alreadyDeleted: already.isEmpty ? nil : already)
         }
         guard try catalog.trainingStarted() else {
             // Nothing was ever trained: nothing to retrain. Training now would
@@ -61,14 +81,35 @@ extension Store {
                 try catalog.completePendingDeletions(receipt: nil)
                 try catalog.releaseQuarantines()
             }
-            return DeletionReceipt(records: unique, shards: [], seconds: Date().timeIntervalSince(t0),
-                                   checkpointsRemoved: 0, pending: false)
+            return DeletionReceipt(records: infos.map(\.id), shards: [], seconds: Date().timeIntervalSince(t0),
+                                   checkpointsRemoved: 0, pending: false, alreadyDeleted: already.isEmpty ? nil : already)
         }
         // Every shard with a pending deletion of a training record (this
         // request's and any deferred ones).
         let shards = Set(try catalog.pendingDeletions().filter { !$0.holdout }.map(\.shard))
         let report = try train(onlyShards: shards, jobs: jobs, threads: threads, progress: progress)
-        return DeletionReceipt(records: unique, shards: report.shards, seconds: Date().timeIntervalSince(t0),
-                               checkpointsRemoved: report.checkpointsRemoved, pending: false)
+        return DeletionReceipt(records: infos.map(\.id), shards: report.shards, seconds: Date().timeIntervalSince(t0),
+                               checkpointsRemoved: report.checkpointsRemoved, pending: false,
+                               alreadyDeleted: already.isEmpty ? nil : already)
+    }
+
+    /// The receipt of records deleted by earlier requests: the stored receipt
+    /// when they share one, else the union of theirs; a deferred one is pending.
+    public func existingReceipt(for ids: [String]) throws -> DeletionReceipt {
+        var stored: [String: DeletionReceipt] = [:]
+        var pending = false
+        for id in ids {
+            guard let d = try catalog.deletion(record: id) else { throw CoordinatorError.unknownIDs([id]) }
+            if d.status == .pending { pending = true }
+            if let json = d.receipt, stored[json] == nil {
+                stored[json] = try JSONDecoder().decode(DeletionReceipt.self, from: Data(json.utf8))
+            }
+        }
+        let receipts = stored.keys.sorted().map { stored[$0]! }
+        var records = receipts.flatMap(\.records)
+        for id in ids where !records.contains(id) { records.append(id) }
+        return DeletionReceipt(records: records, shards: receipts.flatMap(\.shards), seconds: receipts.reduce(0) { $0 + $1.seconds },
+                               checkpointsRemoved: receipts.reduce(0) { $0 + $1.checkpointsRemoved },
+                               pending: pending, alreadyDeleted: ids)
     }
 }

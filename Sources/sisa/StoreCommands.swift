@@ -281,6 +281,9 @@ struct Delete: ParsableCommand {
         if json { try printJSON(receipt); return }
         print("deletion receipt")
         print("  records: \(receipt.records.joined(separator: ", "))")
+        if let already = receipt.alreadyDeleted {
+            print("  already deleted by an earlier request (its receipt below): \(already.joined(separator: ", "))")
+        }
         if receipt.pending {
             print("  deferred: affected shards are quarantined until `sisa train` retrains them; the records' text is already purged")
             return

@@ -110,6 +110,40 @@ final class ExactUnlearningTests: XCTestCase {
         XCTAssertEqual(try digests(a), try digests(b))
     }
 
+    /// Deleting again answers with the earlier receipt and changes nothing;
+    /// an unknown id in any request changes nothing.
+    func testRepeatedDeletionReturnsItsReceipt() throws {
+        let tmp = TempDir()
+        let records = syntheticRecords(40)
+        let s = try Store.create(at: tmp.url.appendingPathComponent("s"), config: microConfig())
+        _ = try s.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+        _ = try s.train()
+        let first = try s.delete(ids: [records[4].id])
+        XCTAssertNil(first.alreadyDeleted)
+        let digestsAfter = try digests(s)
+        let checkpointsAfter = try s.catalog.checkpoints().map(\.key)
+
+        let again = try s.delete(ids: [records[4].id])
+        XCTAssertEqual(again.records, first.records)
+        XCTAssertEqual(again.shards.map(\.digest), first.shards.map(\.digest))
+        XCTAssertEqual(again.alreadyDeleted, [records[4].id])
+        XCTAssertEqual(try digests(s), digestsAfter)
+        XCTAssertEqual(try s.catalog.checkpoints().map(\.key), checkpointsAfter)
+
+        XCTAssertThrowsError(try s.delete(ids: [records[4].id, "nope"])) { XCTAssertEqual($0 as? CoordinatorError, .unknownIDs(["nope"])) }
+        XCTAssertThrowsError(try s.delete(ids: [records[5].id, "nope"]))
+        XCTAssertEqual(try s.catalog.record(id: records[5].id)?.status, .live, "a mixed request with an unknown id changes nothing")
+
+        let mixed = try s.delete(ids: [records[4].id, records[5].id])
+        XCTAssertEqual(mixed.records, [records[5].id])
+        XCTAssertEqual(mixed.alreadyDeleted, [records[4].id])
+        XCTAssertEqual(try s.catalog.record(id: records[5].id)?.status, .deleted)
+
+        // A deferred deletion asked again is still pending.
+        _ = try s.delete(ids: [records[6].id], deferRetrain: true)
+        XCTAssertTrue(try s.delete(ids: [records[6].id]).pending)
+    }
+
     func testUnknownIDChangesNothing() throws {
         let tmp = TempDir()
         let a = try Store.create(at: tmp.url.appendingPathComponent("a"), config: microConfig())
