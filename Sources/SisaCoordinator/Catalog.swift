@@ -92,7 +92,7 @@ public final class Catalog {
     /// nothing else holds the handle.
     let db: SQLiteDatabase
     public var path: String { db.path }
-    static let schemaVersion = 1
+    static let schemaVersion = 2
 
     public init(path: String) throws {
         db = try SQLiteDatabase(path: path)
@@ -162,6 +162,21 @@ public final class Catalog {
                     current_key TEXT
                 );
                 PRAGMA user_version = 1;
+                """)
+            }
+        }
+        if version < 2 {
+            // API tokens (Access/APITokens.swift): a hash of each, never the token.
+            try db.transaction {
+                try db.execute("""
+                CREATE TABLE tokens (
+                    name TEXT PRIMARY KEY,
+                    role TEXT NOT NULL,
+                    hash TEXT NOT NULL UNIQUE,
+                    created_at TEXT NOT NULL,
+                    revoked_at TEXT
+                );
+                PRAGMA user_version = 2;
                 """)
             }
         }
@@ -362,6 +377,28 @@ public final class Catalog {
             if attempt < attempts - 1 { usleep(100_000) }
         }
         return false
+    }
+
+    // MARK: API tokens
+
+    func addToken(name: String, role: String, hash: String) throws {
+        try db.run("INSERT INTO tokens(name, role, hash, created_at) VALUES(?, ?, ?, ?)", name, role, hash, Catalog.now())
+    }
+
+    public func tokens() throws -> [(name: String, role: String, createdAt: String, revokedAt: String?)] {
+        try db.query("SELECT name, role, created_at, revoked_at FROM tokens ORDER BY created_at, name") {
+            ($0.text(0), $0.text(1), $0.text(2), $0.optionalText(3))
+        }
+    }
+
+    /// The live token with this hash: (name, role).
+    func token(hash: String) throws -> (name: String, role: String)? {
+        try db.query("SELECT name, role FROM tokens WHERE hash = ? AND revoked_at IS NULL", hash) { ($0.text(0), $0.text(1)) }.first
+    }
+
+    /// Returns false if no live token has this name.
+    func revokeToken(name: String) throws -> Bool {
+        try db.run("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", Catalog.now(), name) > 0
     }
 
     // MARK: output filter (opt-in; see Guardrails/FilterStore.swift)

@@ -322,4 +322,23 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(obj["epsilon"] as? Double), 2.101365272, accuracy: 1e-3 * 2.1)
     }
 
+
+    func testTokenCreateListRevoke() throws {
+        let tmp = TempDir()
+        let url = tmp.url.appendingPathComponent("t")
+        try run(["init", "--shards", "1", "--slices", "1", "--layers", "1", "--heads", "2", "--dim", "32", "--ctx", "32"], store: url)
+        let out = try run(["token", "create", "--role", "deleter", "--name", "privacy-portal", "--json"], store: url).out
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        XCTAssertEqual(obj["role"] as? String, "deleter")
+        XCTAssertEqual(obj["name"] as? String, "privacy-portal")
+        let token = try XCTUnwrap(obj["token"] as? String)
+        XCTAssertEqual(try Store.open(at: url).authenticate(token)?.role, .deleter)
+        let list = try run(["token", "list"], store: url).out
+        XCTAssertTrue(list.contains("privacy-portal") && list.contains("deleter") && !list.contains(token))
+        let bad = try run(["token", "create", "--role", "root", "--name", "x"], store: url, expectSuccess: false)
+        XCTAssertTrue(bad.err.contains("reader, deleter or admin"), bad.err)
+        try run(["token", "revoke", "privacy-portal"], store: url)
+        XCTAssertNil(try Store.open(at: url).authenticate(token))
+    }
+
 }
