@@ -21,7 +21,19 @@ public enum RecordStatus: String, Codable, Sendable {
     case deleted
 }
 
-/// A deletion request's state (column deletions.status).
+/// A deletion request's state (column deletion_requests.state).
+public enum DeletionRequestState: String, Codable, Sendable {
+    /// Durable: records erased from the catalog, shards quarantined.
+    case queued
+    /// The affected shards are being retrained.
+    case retraining
+    /// Retrained; the receipt is recorded.
+    case done
+    /// Retraining failed; it is retried by the next pass (`sisa train`).
+    case failed
+}
+
+/// A record's deletion state (column deletions.status).
 public enum DeletionStatus: String, Codable, Sendable {
     /// Durable, shard quarantined, retraining not yet done.
     case pending
@@ -92,7 +104,7 @@ public final class Catalog {
     /// nothing else holds the handle.
     let db: SQLiteDatabase
     public var path: String { db.path }
-    static let schemaVersion = 2
+    static let schemaVersion = 3
 
     public init(path: String) throws {
         db = try SQLiteDatabase(path: path)
@@ -169,7 +181,7 @@ public final class Catalog {
             // API tokens (Access/APITokens.swift): a hash of each, never the token.
             try db.transaction {
                 try db.execute("""
-                CREATE TABLE tokens (
+                CREATE TABLE IF NOT EXISTS tokens (
                     name TEXT PRIMARY KEY,
                     role TEXT NOT NULL,
                     hash TEXT NOT NULL UNIQUE,
@@ -178,6 +190,27 @@ public final class Catalog {
                 );
                 PRAGMA user_version = 2;
                 """)
+            }
+        }
+        if version < 3 {
+            // Deletion requests: what a caller submitted together, with its state and receipt.
+            // Idempotent steps: a migration interrupted by a crash is run again in full.
+            try db.transaction {
+                try db.execute("""
+                CREATE TABLE IF NOT EXISTS deletion_requests (
+                    id INTEGER PRIMARY KEY,
+                    reason TEXT,
+                    state TEXT NOT NULL,
+                    requested_at TEXT NOT NULL,
+                    completed_at TEXT,
+                    receipt TEXT
+                );
+                """)
+                let columns = try db.query("PRAGMA table_info(deletions)") { $0.text(1) }
+                if !columns.contains("request") {
+                    try db.execute("ALTER TABLE deletions ADD COLUMN request INTEGER REFERENCES deletion_requests(id)")
+                }
+                try db.execute("PRAGMA user_version = 3")
             }
         }
     }
@@ -308,11 +341,19 @@ public final class Catalog {
             """, s.index, s.quarantined, s.digest, s.stagesTrained, s.currentKey)
     }
 
-    public func pendingDeletions() throws -> [(record: String, shard: Int, slice: Int, holdout: Bool)] {
+    public func pendingDeletions() throws -> [(record: String, shard: Int, slice: Int, holdout: Bool, seq: Int)] {
         try db.query("""
-            SELECT d.record, d.shard, d.slice, COALESCE(r.holdout, 0) FROM deletions d
-            LEFT JOIN records r ON r.id = d.record WHERE d.status = 'pending' ORDER BY d.seq
-            """) { ($0.text(0), $0.int(1), $0.int(2), $0.bool(3)) }
+            SELECT d.record, d.shard, d.slice, COALESCE(r.holdout, 0), d.seq FROM deletions d
+            LEFT JOIN records r ON r.id = d.record WHERE d.status = ? ORDER BY d.seq
+            """, DeletionStatus.pending.rawValue) { ($0.text(0), $0.int(1), $0.int(2), $0.bool(3), $0.int(4)) }
+    }
+
+    /// Whether a deletion of a training record of `shard` logged after `seq` is pending.
+    func hasPendingDeletion(shard: Int, after seq: Int) throws -> Bool {
+        try db.scalarInt("""
+            SELECT 1 FROM deletions d JOIN records r ON r.id = d.record
+            WHERE d.status = ? AND d.shard = ? AND d.seq > ? AND r.holdout = 0 LIMIT 1
+            """, DeletionStatus.pending.rawValue, shard, seq) != nil
     }
 
     // MARK: writes (each call runs inside the caller's `transaction`)
@@ -336,13 +377,55 @@ public final class Catalog {
             """, id, Digest.sha256Hex(text), group, ingest, shard, slice, holdout, text.count, text, RecordStatus.live.rawValue)
     }
 
-    /// Erases a record's text and hash, logs the request as pending and, for
-    /// a training record, quarantines its shard (queries leave it out).
-    func recordDeletion(_ r: RecordInfo) throws {
+    /// Logs a deletion request (state queued); returns its id.
+    func addDeletionRequest(reason: String?) throws -> Int {
+        try db.run("INSERT INTO deletion_requests(reason, state, requested_at) VALUES(?, ?, ?)",
+                   reason, DeletionRequestState.queued.rawValue, Catalog.now())
+        return try db.scalarInt("SELECT last_insert_rowid()")!
+    }
+
+    /// Erases a record's text and hash, logs its deletion as pending (part of
+    /// `request`) and, for a training record, quarantines its shard (queries leave it out).
+    func recordDeletion(_ r: RecordInfo, request: Int) throws {
         try db.run("UPDATE records SET status = ?, text = NULL, sha256 = NULL WHERE id = ?", RecordStatus.deleted.rawValue, r.id)
-        try db.run("INSERT INTO deletions(record, shard, slice, requested_at, status) VALUES(?, ?, ?, ?, ?)",
-                   r.id, r.shard, r.slice, Catalog.now(), DeletionStatus.pending.rawValue)
+        try db.run("INSERT INTO deletions(record, shard, slice, requested_at, status, request) VALUES(?, ?, ?, ?, ?, ?)",
+                   r.id, r.shard, r.slice, Catalog.now(), DeletionStatus.pending.rawValue, request)
         if !r.holdout { try db.run("UPDATE shards SET quarantined = 1 WHERE idx = ?", r.shard) }
+    }
+
+    public func deletionRequest(id: Int) throws -> (reason: String?, state: DeletionRequestState, requestedAt: String,
+                                                      completedAt: String?, receipt: String?, records: [String])? {
+        guard let row = try db.query("SELECT reason, state, requested_at, completed_at, receipt FROM deletion_requests WHERE id = ?", id, map: {
+            ($0.optionalText(0), DeletionRequestState(rawValue: $0.text(1)) ?? .queued, $0.text(2), $0.optionalText(3), $0.optionalText(4))
+        }).first else { return nil }
+        let records = try db.query("SELECT record FROM deletions WHERE request = ? ORDER BY seq", id) { $0.text(0) }
+        return (row.0, row.1, row.2, row.3, row.4, records)
+    }
+
+    /// The request that deleted a record, if it was deleted through one.
+    func deletionRequestID(record: String) throws -> Int? {
+        try db.scalarInt("SELECT request FROM deletions WHERE record = ? AND request IS NOT NULL ORDER BY seq DESC LIMIT 1", record)
+    }
+
+    /// Queued (or failed) requests move to `retraining`.
+    func markRequestsRetraining() throws {
+        try db.run("UPDATE deletion_requests SET state = ? WHERE state IN (?, ?)", DeletionRequestState.retraining.rawValue,
+                   DeletionRequestState.queued.rawValue, DeletionRequestState.failed.rawValue)
+    }
+
+    /// Requests being retrained move to `failed` (the next pass retries them).
+    func markRequestsFailed() throws {
+        try db.run("UPDATE deletion_requests SET state = ? WHERE state = ?",
+                   DeletionRequestState.failed.rawValue, DeletionRequestState.retraining.rawValue)
+    }
+
+    /// Requests none of whose deletions is still pending are done, with `receipt`.
+    func completeRequests(receipt: String?) throws {
+        try db.run("""
+            UPDATE deletion_requests SET state = ?, completed_at = ?, receipt = COALESCE(?, receipt)
+            WHERE state != ? AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.request = deletion_requests.id AND d.status = ?)
+            """, DeletionRequestState.done.rawValue, Catalog.now(), receipt, DeletionRequestState.done.rawValue,
+                   DeletionStatus.pending.rawValue)
     }
 
     /// The latest deletion request of a record: its state and receipt (JSON, once done with retraining).
@@ -352,10 +435,12 @@ public final class Catalog {
         }.first
     }
 
-    /// Closes every pending deletion, with the receipt (JSON) when there was retraining.
-    func completePendingDeletions(receipt: String?) throws {
-        try db.run("UPDATE deletions SET status = ?, completed_at = ?, receipt = COALESCE(?, receipt) WHERE status = ?",
-                   DeletionStatus.done.rawValue, Catalog.now(), receipt, DeletionStatus.pending.rawValue)
+    /// Closes the pending deletions logged up to `seq` (all, if nil), with the
+    /// receipt (JSON) when there was retraining, and the requests they finish.
+    func completePendingDeletions(upTo seq: Int? = nil, receipt: String?) throws {
+        try db.run("UPDATE deletions SET status = ?, completed_at = ?, receipt = COALESCE(?, receipt) WHERE status = ? AND seq <= ?",
+                   DeletionStatus.done.rawValue, Catalog.now(), receipt, DeletionStatus.pending.rawValue, seq ?? Int.max)
+        try completeRequests(receipt: receipt)
     }
 
     /// Lifts every quarantine (deletions before any training: nothing to retrain).

@@ -31,66 +31,30 @@ public struct DeletionReceipt: Codable, Sendable {
 }
 
 extension Store {
-    /// Deletes records exactly. In one transaction: the records are marked
-    /// deleted and their text and hash erased, the requests are logged and
-    /// the affected shards quarantined (queries leave them out); with the output
-/// filter enabled, their windows' fingerprints are added. Then, unless
-    /// `deferRetrain`, each affected shard is retrained once from the
-    /// checkpoint before its earliest affected stage, every checkpoint trained
-    /// on a deleted record is removed, and the catalog is vacuumed.
+    /// Deletes records exactly: `submitDeletion` (durable, text erased,
+    /// shards quarantined, catalog vacuumed), then, unless `deferRetrain`,
+    /// `processDeletions`: each affected shard retrained once from the
+    /// checkpoint before its earliest affected stage, every checkpoint
+    /// trained on a deleted record removed.
     public func delete(ids: [String], deferRetrain: Bool = false, jobs: Int = 1, threads: Int? = nil,
                        progress: (@Sendable (TrainProgress) -> Void)? = nil) throws -> DeletionReceipt {
-        guard !ids.isEmpty else { throw CoordinatorError.invalidInput("no record ids given") }
-        let unique = Array(NSOrderedSet(array: ids)) as! [String]
-        var infos: [RecordInfo] = []
-        var unknown: [String] = [], already: [String] = []
-        for id in unique {
-            switch try catalog.record(id: id)?.status {
-            case .live?: infos.append(try catalog.record(id: id)!)
-            case .deleted?: already.append(id)
-            case nil: unknown.append(id)
-            }
-        }
-        // An unknown id changes nothing, whatever else the request holds.
-        guard unknown.isEmpty else { throw CoordinatorError.unknownIDs(unknown) }
-        // Deleting again is not an error: the answer is the earlier receipt.
-        guard !infos.isEmpty else { return try existingReceipt(for: already) }
+        let t0 = Date()
         // Retraining continues from checkpoints: refuse before changing anything
         // if they are of another numerics version (a deferred deletion retrains nothing).
         if !deferRetrain { try requireCurrentNumerics() }
-        let t0 = Date()
-        try catalog.transaction {
-            // The opt-in output filter keeps fingerprints (never bytes) of what is deleted.
-            var texts: [[UInt8]] = []
-            for r in infos { if let t = try catalog.text(id: r.id) { texts.append(t) } }
-            try fingerprintForFilter(texts)
-            for r in infos { try catalog.recordDeletion(r) }
+        let submitted = try submitDeletion(ids: ids, reason: nil)
+        guard case let .queued(request, already) = submitted else {
+            if case let .alreadyDeleted(receipt) = submitted { return receipt }
+            fatalError("unreachable")
         }
-        // The text is gone from the live catalog; vacuum now so its bytes leave the
-        // files too, whatever happens to the retraining below.
-        try purge()
+        let alreadyDeleted = already.isEmpty ? nil : already
         if deferRetrain {
-            return DeletionReceipt(records: infos.map(\.id), shards: [], seconds: Date().timeIntervalSince(t0),
-                                   checkpointsRemoved: 0, pending: true, alreadyDeleted: already.isEmpty ? nil : already)
+            return DeletionReceipt(records: request.records, shards: [], seconds: Date().timeIntervalSince(t0),
+                                   checkpointsRemoved: 0, pending: true, alreadyDeleted: alreadyDeleted)
         }
-        guard try catalog.trainingStarted() else {
-            // Nothing was ever trained: nothing to retrain. Training now would
-            // freeze the slice layout and break equality with a store that
-            // never saw the records.
-            try catalog.transaction {
-                try catalog.completePendingDeletions(receipt: nil)
-                try catalog.releaseQuarantines()
-            }
-            return DeletionReceipt(records: infos.map(\.id), shards: [], seconds: Date().timeIntervalSince(t0),
-                                   checkpointsRemoved: 0, pending: false, alreadyDeleted: already.isEmpty ? nil : already)
-        }
-        // Every shard with a pending deletion of a training record (this
-        // request's and any deferred ones).
-        let shards = Set(try catalog.pendingDeletions().filter { !$0.holdout }.map(\.shard))
-        let report = try train(onlyShards: shards, jobs: jobs, threads: threads, progress: progress)
-        return DeletionReceipt(records: infos.map(\.id), shards: report.shards, seconds: Date().timeIntervalSince(t0),
-                               checkpointsRemoved: report.checkpointsRemoved, pending: false,
-                               alreadyDeleted: already.isEmpty ? nil : already)
+        let report = try processDeletions(jobs: jobs, threads: threads, progress: progress)
+        return DeletionReceipt(records: request.records, shards: report?.shards ?? [], seconds: Date().timeIntervalSince(t0),
+                               checkpointsRemoved: report?.checkpointsRemoved ?? 0, pending: false, alreadyDeleted: alreadyDeleted)
     }
 
     /// The receipt of records deleted by earlier requests: the stored receipt

@@ -63,6 +63,10 @@ extension Store {
         defer { if adopting && !committed { config = storedConfig } }
         try requireCurrentNumerics()
         try catalog.setMeta("training_started", "1")
+        // The deletions these plans reflect: one logged later (a service takes
+        // requests while it trains) stays pending and keeps its shard quarantined.
+        let pending = try catalog.pendingDeletions()
+        let pendingUpTo = pending.last?.seq ?? 0
         let plans = try (0..<config.shards).map { try plan(shard: $0) }
         let states = try catalog.shardStates()
         // Shards whose recorded model is already the end of their current chain need nothing.
@@ -104,19 +108,18 @@ extension Store {
         if let failure { throw failure }
         let shardReports = reports.compactMap { $0 }
         // Record the new models, close pending deletions, drop stale checkpoints.
-        let pending = try catalog.pendingDeletions()
         try catalog.transaction {
             if adopting { try catalog.setMeta("config", String(decoding: config.canonicalJSON, as: UTF8.self)) }
             for r in shardReports {
                 let p = plans[r.shard]
-                try catalog.setShard(ShardState(index: r.shard, quarantined: false, digest: r.digest,
-                                                stagesTrained: p.stages.count, currentKey: p.stages.last?.key))
+                try catalog.setShard(ShardState(index: r.shard, quarantined: try catalog.hasPendingDeletion(shard: r.shard, after: pendingUpTo),
+                                                digest: r.digest, stagesTrained: p.stages.count, currentKey: p.stages.last?.key))
             }
             for s in Set(pending.map(\.shard)) where !shardReports.contains(where: { $0.shard == s }) {
                 // A pending deletion whose shard needed no retraining (e.g. a holdout record).
-                let st = states[s]
-                try catalog.setShard(ShardState(index: s, quarantined: false, digest: st.digest,
-                                                stagesTrained: st.stagesTrained, currentKey: st.currentKey))
+                let st = try catalog.shardStates()[s]
+                try catalog.setShard(ShardState(index: s, quarantined: try catalog.hasPendingDeletion(shard: s, after: pendingUpTo),
+                                                digest: st.digest, stagesTrained: st.stagesTrained, currentKey: st.currentKey))
             }
         }
         committed = true
@@ -126,7 +129,7 @@ extension Store {
             let receipt = DeletionReceipt(records: pending.map(\.record), shards: shardReports,
                                           seconds: Date().timeIntervalSince(t0), checkpointsRemoved: removed, pending: false)
             let json = String(decoding: try receipt.jsonData(), as: UTF8.self)
-            try catalog.completePendingDeletions(receipt: json)
+            try catalog.transaction { try catalog.completePendingDeletions(upTo: pendingUpTo, receipt: json) }
             completed = pending.map(\.record)
             try purge()
         }
