@@ -18,6 +18,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Matrix products, reductions and element-wise maps with fixed bits on every CPU.
@@ -38,10 +40,19 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // `sisa serve`: deletion requests, queries and status over HTTP (Hummingbird 2).
+        .target(
+            name: "SisaServer",
+            dependencies: [
+                "SisaEngine", "SisaCoordinator",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "sisa",
             dependencies: [
-                "SisaEngine", "SisaCoordinator",
+                "SisaEngine", "SisaCoordinator", "SisaServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

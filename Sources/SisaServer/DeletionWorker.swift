@@ -1,0 +1,69 @@
+import Foundation
+import SisaCoordinator
+
+/// Applies queued deletions in the background, on its own thread (training
+/// blocks for seconds to minutes). Requests arriving within `coalesce`
+/// seconds of each other share one retraining per shard. Work left by a
+/// killed server (queued or retraining requests) is picked up at start.
+final class DeletionWorker: @unchecked Sendable {
+    private let store: Store
+    private let coalesce: Double
+    private let log: @Sendable (String) -> Void
+    private let condition = NSCondition()
+    private var signalled = true   // look at the queue once at start
+    private var stopping = false
+    private var thread: Thread?
+    private(set) var lastError: String?
+
+    init(store: Store, coalesce: Double, log: @escaping @Sendable (String) -> Void) {
+        self.store = store
+        self.coalesce = coalesce
+        self.log = log
+    }
+
+    func start() {
+        let t = Thread { [self] in loop() }
+        t.stackSize = 16 << 20
+        t.name = "sisa-deletion-worker"
+        thread = t
+        t.start()
+    }
+
+    /// A request became durable: retrain after the coalescing window.
+    func signal() {
+        condition.lock()
+        signalled = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while !signalled && !stopping { condition.wait() }
+            if stopping { condition.unlock(); return }
+            signalled = false
+            condition.unlock()
+            // Let requests that arrive close together share the retraining.
+            if coalesce > 0 { Thread.sleep(forTimeInterval: coalesce) }
+            do {
+                if let report = try store.processDeletions() {
+                    log("deletions applied: \(report.completedDeletions.count) records, shards \(report.shards.map(\.shard)), \(String(format: "%.1f", report.seconds)) s")
+                }
+                lastError = nil
+            } catch {
+                lastError = "\(error)"
+                log("deletion retraining failed, will retry: \(error)")
+                Thread.sleep(forTimeInterval: 1)
+                signal()
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import SisaServer
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the store as a service: deletion requests, queries and status over HTTP/JSON (/v1).",
+        discussion: """
+        The server is the store's single writer: while it runs, CLI writers are refused with a message naming \
+        it. Every endpoint but /v1/health needs `Authorization: Bearer TOKEN` (`sisa token create`): reader \
+        (status, query, score), deleter (deletions), admin. POST /v1/deletions answers 202 once the request \
+        is durable and its shards are quarantined; a background worker retrains, requests within --coalesce \
+        seconds sharing one retraining per shard. SIGTERM or SIGINT drains in-flight requests and stops. \
+        Binds to loopback unless --host says otherwise.
+        """)
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "Address to bind.") var host = "127.0.0.1"
+    @Option(help: "Port (0: any free port; the bound one is printed).") var port = 8080
+    @Option(help: "Seconds to wait after a deletion request so that close ones share one retraining.") var coalesce = 1.0
+
+    func run() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+        guard coalesce >= 0, coalesce <= 3600 else { throw ValidationError("--coalesce must be in [0, 3600] seconds") }
+        var o = SisaServer.Options()
+        o.host = host
+        o.port = port
+        o.coalesce = coalesce
+        let server = try SisaServer(store: storeOptions.url, options: o)
+        let done = DispatchSemaphore(value: 0)
+        let failure = FailureBox()
+        Task {
+            do {
+                try await server.run { bound in
+                    print("sisa serve: listening on http://\(host):\(bound) (store \(storeOptions.url.path))")
+                    fflush(stdout)
+                }
+            } catch {
+                failure.error = error
+            }
+            done.signal()
+        }
+        done.wait()
+        if let e = failure.error { throw e }
+    }
+}
+
+private final class FailureBox: @unchecked Sendable { var error: Error? }

@@ -1,0 +1,140 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import SisaCoordinator
+import XCTest
+
+/// `sisa serve` for real, on loopback: a child process, HTTP calls, SIGTERM.
+final class ServerTests: XCTestCase {
+    var sisa: URL!
+
+    override func setUpWithError() throws {
+        let dir = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent()
+        let candidates = [dir.appendingPathComponent("sisa"), dir.deletingLastPathComponent().appendingPathComponent("sisa")]
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            XCTFail("the sisa binary is not built next to the tests (run scripts/test)")
+            throw XCTSkip("no sisa binary")
+        }
+        sisa = found
+    }
+
+    /// One HTTP call, synchronously: (status, JSON object or nil).
+    func call(_ method: String, _ url: URL, token: String? = nil, body: Any? = nil) throws -> (Int, [String: Any]?) {
+        var req = URLRequest(url: url)
+        req.httpMethod = method
+        if let token { req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let body {
+            req.httpBody = try JSONSerialization.data(withJSONObject: body)
+            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: (Int, Data?) = (0, nil)
+        URLSession.shared.dataTask(with: req) { data, response, _ in
+            result = ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+            done.signal()
+        }.resume()
+        XCTAssertEqual(done.wait(timeout: .now() + 60), .success, "\(method) \(url) timed out")
+        let obj = result.1.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        return (result.0, obj)
+    }
+
+    func testServeDeletionsQueriesRolesAndShutdown() throws {
+        let tmp = TempDir()
+        let records = syntheticRecords(40)
+        let storeURL = tmp.url.appendingPathComponent("s")
+        // The creating Store holds the writer lock: let it go before serving.
+        let (reader, deleter) = try { () throws -> (String, String) in
+            let store = try Store.create(at: storeURL, config: microConfig())
+            _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+            _ = try store.train()
+            return (try store.createToken(role: .reader, name: "reader"), try store.createToken(role: .deleter, name: "portal"))
+        }()
+
+        let p = Process()
+        p.executableURL = sisa
+        p.arguments = ["serve", "--store", storeURL.path, "--port", "0", "--coalesce", "0.2"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        // The first line says where it listens.
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line += chunk
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        let port = try XCTUnwrap(text.split(separator: ":").last.flatMap { Int($0.split(separator: " ")[0].trimmingCharacters(in: .whitespacesAndNewlines)) }, text)
+        let base = URL(string: "http://127.0.0.1:\(port)/v1")!
+
+        XCTAssertEqual(try call("GET", base.appendingPathComponent("health")).0, 200)
+        XCTAssertEqual(try call("GET", base.appendingPathComponent("status")).0, 401)
+        XCTAssertEqual(try call("GET", base.appendingPathComponent("status"), token: "sisa_nope").0, 401)
+        let (st, status) = try call("GET", base.appendingPathComponent("status"), token: reader)
+        XCTAssertEqual(st, 200)
+        XCTAssertNotNil((status?["status"] as? [String: Any])?["shards"])
+
+        // While the server runs, CLI writers are refused with a message naming it.
+        let ingest = Process()
+        ingest.executableURL = sisa
+        ingest.arguments = ["ingest", "--store", storeURL.path, tmp.jsonl("more.jsonl", syntheticRecords(3, prefix: "more"))]
+        let err = Pipe()
+        ingest.standardError = err
+        ingest.standardOutput = FileHandle.nullDevice
+        try ingest.run()
+        ingest.waitUntilExit()
+        XCTAssertNotEqual(ingest.terminationStatus, 0)
+        XCTAssertTrue(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("serve on http://"))
+
+        let deletions = base.appendingPathComponent("deletions")
+        let victim = records[7].id
+        XCTAssertEqual(try call("POST", deletions, token: reader, body: ["ids": [victim]]).0, 403, "a reader may not delete")
+        let (unknownStatus, unknownBody) = try call("POST", deletions, token: deleter, body: ["ids": [victim, "nope"]])
+        XCTAssertEqual(unknownStatus, 404)
+        XCTAssertTrue("\(unknownBody ?? [:])".contains("nope"))
+        XCTAssertEqual(try Store.open(at: storeURL).catalog.record(id: victim)?.status, .live, "a mixed request changes nothing")
+
+        let (accepted, body) = try call("POST", deletions, token: deleter, body: ["ids": [victim], "reason": "ticket 42"])
+        XCTAssertEqual(accepted, 202)
+        let requestID = try XCTUnwrap((body?["request"] as? [String: Any])?["id"] as? Int)
+        // Durable at once: the text is gone.
+        XCTAssertNil(try Store.open(at: storeURL).catalog.text(id: victim))
+        var state = ""
+        let deadline = Date().addingTimeInterval(60)
+        var receipt: [String: Any]?
+        while Date() < deadline {
+            let (_, r) = try call("GET", deletions.appendingPathComponent(String(requestID)), token: deleter)
+            state = r?["state"] as? String ?? ""
+            receipt = r?["receipt"] as? [String: Any]
+            if state == "done" { break }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTAssertEqual(state, "done")
+        XCTAssertEqual(receipt?["records"] as? [String], [victim])
+        XCTAssertEqual(try call("GET", deletions.appendingPathComponent("9999"), token: deleter).0, 404)
+        let (again, againBody) = try call("POST", deletions, token: deleter, body: ["ids": [victim]])
+        XCTAssertEqual(again, 200, "an id deleted before answers with its receipt")
+        XCTAssertNotNil(againBody?["receipt"])
+
+        let (qs, answer) = try call("POST", base.appendingPathComponent("query"), token: reader,
+                                    body: ["prompt": "rec", "maxTokens": 8, "temperature": 0])
+        XCTAssertEqual(qs, 200)
+        XCTAssertEqual((answer?["shards"] as? [Int])?.sorted(), [0, 1])
+        let (ss, scored) = try call("POST", base.appendingPathComponent("score"), token: reader, body: ["texts": ["alpha bravo"]])
+        XCTAssertEqual(ss, 200)
+        XCTAssertEqual((scored?["items"] as? [[String: Any]])?.count, 1)
+
+        p.terminate()   // SIGTERM: drain and stop
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .exit)
+        XCTAssertEqual(p.terminationStatus, 0)
+
+        let never = try Store.create(at: tmp.url.appendingPathComponent("n"), config: microConfig())
+        _ = try never.ingest(paths: [tmp.jsonl("rest.jsonl", records.filter { $0.id != victim })])
+        _ = try never.train()
+        XCTAssertEqual(try digests(Store.open(at: storeURL)), try digests(never))
+    }
+}
