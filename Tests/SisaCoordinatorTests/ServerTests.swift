@@ -39,6 +39,75 @@ final class ServerTests: XCTestCase {
         return (result.0, obj)
     }
 
+    /// Starts `sisa serve --port 0` and returns it with its /v1 address (from its first line).
+    func serve(_ storeURL: URL) throws -> (Process, URL) {
+        let p = Process()
+        p.executableURL = sisa
+        p.arguments = ["serve", "--store", storeURL.path, "--port", "0", "--coalesce", "0.2"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line += chunk
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let port = text.split(separator: ":").last.flatMap({ Int($0.split(separator: " ")[0].trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
+            p.terminate()
+            throw XCTSkip("sisa serve did not start: \(text)")
+        }
+        return (p, URL(string: "http://127.0.0.1:\(port)/v1")!)
+    }
+
+    /// SIGKILL while the acknowledged deletion is being retrained; the next
+    /// server completes it, and the store equals one that never saw the record.
+    func testKilledServerCompletesAcknowledgedDeletions() throws {
+        let tmp = TempDir()
+        let records = syntheticRecords(80)
+        let storeURL = tmp.url.appendingPathComponent("s")
+        var config = microConfig()
+        config.epochs = 300   // a retraining of seconds, so the kill lands in it
+        let deleter = try { () throws -> String in
+            let store = try Store.create(at: storeURL, config: config)
+            _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+            _ = try store.train()
+            return try store.createToken(role: .deleter, name: "portal")
+        }()
+        let victims = [records[5].id, records[50].id]
+        var (p, base) = try serve(storeURL)
+        var ids: [Int] = []
+        for v in victims {
+            let (status, body) = try call("POST", base.appendingPathComponent("deletions"), token: deleter, body: ["ids": [v]])
+            XCTAssertEqual(status, 202)
+            ids.append(try XCTUnwrap((body?["request"] as? [String: Any])?["id"] as? Int))
+        }
+        Thread.sleep(forTimeInterval: 0.6)   // past the coalescing window: retraining has begun
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal)
+        XCTAssertNotEqual(try Store.open(at: storeURL).deletionRequest(id: ids[0])?.state, .done, "the kill should land before the end")
+
+        (p, base) = try serve(storeURL)
+        defer { if p.isRunning { p.terminate() } }
+        let deadline = Date().addingTimeInterval(120)
+        var states: [String] = []
+        while Date() < deadline {
+            states = try ids.map { try call("GET", base.appendingPathComponent("deletions/\($0)"), token: deleter).1?["state"] as? String ?? "" }
+            if states.allSatisfy({ $0 == "done" }) { break }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        XCTAssertEqual(states, ["done", "done"])
+        p.terminate()
+        p.waitUntilExit()
+        let never = try Store.create(at: tmp.url.appendingPathComponent("n"), config: config)
+        _ = try never.ingest(paths: [tmp.jsonl("rest.jsonl", records.filter { !victims.contains($0.id) })])
+        _ = try never.train()
+        XCTAssertEqual(try digests(Store.open(at: storeURL)), try digests(never))
+    }
+
     func testServeDeletionsQueriesRolesAndShutdown() throws {
         let tmp = TempDir()
         let records = syntheticRecords(40)
@@ -51,24 +120,8 @@ final class ServerTests: XCTestCase {
             return (try store.createToken(role: .reader, name: "reader"), try store.createToken(role: .deleter, name: "portal"))
         }()
 
-        let p = Process()
-        p.executableURL = sisa
-        p.arguments = ["serve", "--store", storeURL.path, "--port", "0", "--coalesce", "0.2"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let (p, base) = try serve(storeURL)
         defer { if p.isRunning { p.terminate() } }
-        // The first line says where it listens.
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line += chunk
-        }
-        let text = String(decoding: line, as: UTF8.self)
-        let port = try XCTUnwrap(text.split(separator: ":").last.flatMap { Int($0.split(separator: " ")[0].trimmingCharacters(in: .whitespacesAndNewlines)) }, text)
-        let base = URL(string: "http://127.0.0.1:\(port)/v1")!
 
         XCTAssertEqual(try call("GET", base.appendingPathComponent("health")).0, 200)
         XCTAssertEqual(try call("GET", base.appendingPathComponent("status")).0, 401)
