@@ -190,4 +190,52 @@ final class ServerTests: XCTestCase {
         _ = try never.train()
         XCTAssertEqual(try digests(Store.open(at: storeURL)), try digests(never))
     }
+
+    /// The committed OpenAPI document and the server agree: every documented
+    /// operation exists, and what it answers is among its documented codes.
+    func testServerMatchesTheOpenAPIDocument() throws {
+        let doc = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/openapi.yaml")
+        let yaml = try String(contentsOf: doc, encoding: .utf8)
+        // paths: "  /v1/x:" then "    get:" then "        'NNN':" (and "security: []" for open ones).
+        var ops: [(path: String, method: String, codes: Set<Int>, open: Bool)] = []
+        var inPaths = false, path = ""
+        for line in yaml.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            if line == "paths:" { inPaths = true; continue }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), line.hasSuffix(":") { path = String(line.dropFirst(2).dropLast()) }
+            else if ["    get:", "    post:"].contains(line) { ops.append((path, String(line.dropFirst(4).dropLast()).uppercased(), [], false)) }
+            else if line.hasPrefix("        '"), let code = Int(line.dropFirst(9).prefix(3)) { ops[ops.count - 1].codes.insert(code) }
+            else if line.trimmingCharacters(in: .whitespaces) == "security: []" { ops[ops.count - 1].open = true }
+        }
+        XCTAssertEqual(ops.count, 6, "\(ops.map { "\($0.method) \($0.path)" })")
+
+        let tmp = TempDir()
+        let storeURL = tmp.url.appendingPathComponent("s")
+        let records = syntheticRecords(30)
+        let (admin, reader) = try { () throws -> (String, String) in
+            let store = try Store.create(at: storeURL, config: microConfig())
+            _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+            _ = try store.train()
+            return (try store.createToken(role: .admin, name: "admin"), try store.createToken(role: .reader, name: "reader"))
+        }()
+        let (p, base) = try serve(storeURL)
+        defer { if p.isRunning { p.terminate() } }
+        let root = base.deletingLastPathComponent()
+        let bodies: [String: Any] = ["/v1/query": ["prompt": "rec", "maxTokens": 4], "/v1/score": ["texts": ["alpha"]],
+                                     "/v1/deletions": ["ids": [records[2].id]]]
+        for op in ops {
+            let url = root.appendingPathComponent(op.path.replacingOccurrences(of: "{id}", with: "1"))
+            let anonymous = try call(op.method, url, body: bodies[op.path]).0
+            XCTAssertEqual(anonymous, op.open ? 200 : 401, "\(op.method) \(op.path) without a token")
+            XCTAssertTrue(op.codes.contains(anonymous), "\(op.method) \(op.path): \(anonymous) is not documented")
+            let answered = try call(op.method, url, token: admin, body: bodies[op.path]).0
+            XCTAssertTrue(op.codes.contains(answered) && answered < 300, "\(op.method) \(op.path) as admin: \(answered)")
+            if op.path.hasPrefix("/v1/deletions") {
+                let forbidden = try call(op.method, url, token: reader, body: bodies[op.path]).0
+                XCTAssertEqual(forbidden, 403)
+                XCTAssertTrue(op.codes.contains(403))
+            }
+        }
+    }
 }
