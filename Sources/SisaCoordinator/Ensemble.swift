@@ -42,10 +42,10 @@ public final class Ensemble {
 
     /// An ensemble of given models (for example exactly retrained or
     /// approximately unlearned copies), not read from a store.
-    public init(models: [(shard: Int, model: GPT)]) {
+    public init(models: [(shard: Int, model: GPT)], excluded: [(shard: Int, reason: String)] = []) {
         precondition(!models.isEmpty)
         self.models = models
-        excluded = []
+        self.excluded = excluded
     }
 
     /// Aggregates the shards' next-token probability vectors: their mean, or

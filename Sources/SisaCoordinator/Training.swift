@@ -250,6 +250,15 @@ extension Store {
         return try Trainer(restoring: data, pool: pool).model
     }
 
+    /// The model of a recorded checkpoint (a shard's `currentKey`): what a
+    /// server caches per key, since a key's checkpoint never changes.
+    public func model(checkpointKey key: String, pool: WorkerPool = .shared) throws -> GPT {
+        guard let data = try checkpoints.load(key: key) else {
+            throw CoordinatorError.corrupt("checkpoint \(key.prefix(16)) is missing or corrupt; run `sisa train` to rebuild it")
+        }
+        return try Trainer(restoring: data, pool: pool).model
+    }
+
     public struct VerifyResult: Sendable {
         public let shard: Int
         public let storedDigest: String?

@@ -30,6 +30,19 @@ public final class GPT {
         self.pool = pool
     }
 
+    /// An inference-only model over `other`'s parameters (shared, never
+    /// written), with its own activations: several threads can score and
+    /// generate with one copy of the weights, each through its own instance
+    /// (and its own `pool`; a pool runs one job at a time).
+    public init(sharingParametersOf other: GPT, pool: WorkerPool) {
+        config = other.config
+        layout = other.layout
+        kernels = other.kernels
+        params = other.params
+        grads = FloatBuffer(count: 0)
+        self.pool = pool
+    }
+
     /// GPT-2 initialisation: N(0, 0.02) matrices and embeddings, residual
     /// projections scaled by 1/sqrt(2 * layers), zero biases, unit LayerNorm gains.
     public func initialize(rng: inout Xoshiro256) {
@@ -180,6 +193,7 @@ public final class GPT {
     /// every layer's input activations and output gradients.
     public func backward(weightGradients: Bool = true, recordNorms: RecordGradientNorms? = nil) {
         guard let a = acts else { preconditionFailure("backward() before forward()") }
+        precondition(grads.count == layout.count, "backward() on an inference-only model (init(sharingParametersOf:))")
         let B = a.B, T = a.T, BT = B * T
         let C = config.dim, H = config.heads, V = config.vocab
         let P = params.pointer, G = grads.pointer

@@ -26,6 +26,7 @@ public final class SisaServer: @unchecked Sendable {
     let submissions: Store
     let readers: Store
     let deletions: DeletionWorker
+    let models: ModelCache
     private let submitLock = NSLock()
 
     public init(store url: URL, options: Options) throws {
@@ -34,6 +35,7 @@ public final class SisaServer: @unchecked Sendable {
         worker = try Store.open(at: url, writer: "serve on http://\(options.host):\(options.port)")
         submissions = try Store.open(at: url)
         readers = try Store.open(at: url)
+        models = ModelCache(store: readers)
         deletions = DeletionWorker(store: worker, coalesce: options.coalesce) { note in
             FileHandle.standardError.write(Data("sisa serve: \(note)\n".utf8))
         }
@@ -56,7 +58,7 @@ public final class SisaServer: @unchecked Sendable {
         let api = router.group("/v1").add(middleware: TokenAuth(tokens: { [readers] in try readers.authenticate($0) }))
         api.get("/status") { [self] _, context -> StatusBody in
             try context.require(.read)
-            return StatusBody(status: try readers.status(), deletionWorkerError: deletions.lastError)
+            return StatusBody(status: try readers.status(), deletionWorkerError: deletions.lastError, modelLoads: models.loads)
         }
         api.post("/query") { [self] request, context -> QueryAnswer in
             try context.require(.read)
@@ -89,7 +91,7 @@ public final class SisaServer: @unchecked Sendable {
         let maxTokens = q.maxTokens ?? 200
         guard (0...4096).contains(maxTokens) else { throw HTTPError(.badRequest, message: "maxTokens must be in 0...4096") }
         let ensemble: Ensemble
-        do { ensemble = try Ensemble(store: readers) } catch { throw HTTPError(.serviceUnavailable, message: "\(error)") }
+        do { ensemble = try models.ensemble() } catch { throw HTTPError(.serviceUnavailable, message: "\(error)") }
         var sampler = Sampler(temperature: q.temperature ?? 0.8, topK: q.topK, seed: q.seed ?? 0)
         let filter = q.noFilter == true ? nil : try readers.outputFilter()
         var blocked = 0
@@ -102,7 +104,7 @@ public final class SisaServer: @unchecked Sendable {
     func score(_ q: ScoreBody) throws -> ScoreAnswer {
         guard !q.texts.isEmpty, q.texts.count <= 10_000 else { throw HTTPError(.badRequest, message: "texts must hold 1 to 10000 strings") }
         let ensemble: Ensemble
-        do { ensemble = try Ensemble(store: readers, shard: q.shard) } catch { throw HTTPError(.badRequest, message: "\(error)") }
+        do { ensemble = try models.ensemble(shard: q.shard) } catch { throw HTTPError(.badRequest, message: "\(error)") }
         let scores = ensemble.score(q.texts.map { Array($0.utf8) })
         let mean = meanNLL(scores)
         return ScoreAnswer(meanNLL: mean, perplexity: Foundation.exp(mean),
@@ -146,6 +148,8 @@ struct Health: ResponseEncodable { let status: String }
 struct StatusBody: ResponseEncodable {
     let status: StoreStatus
     let deletionWorkerError: String?
+    /// Checkpoints loaded into memory so far (one per shard and key).
+    let modelLoads: Int
 }
 
 struct QueryBody: Decodable {

@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import SisaCoordinator
+import SisaEngine
 import XCTest
 
 /// `sisa serve` for real, on loopback: a child process, HTTP calls, SIGTERM.
@@ -142,6 +143,20 @@ final class ServerTests: XCTestCase {
         XCTAssertNotEqual(ingest.terminationStatus, 0)
         XCTAssertTrue(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("serve on http://"))
 
+        // Models stay in memory: a second query loads nothing.
+        let query = base.appendingPathComponent("query")
+        let greedy: [String: Any] = ["prompt": "rec", "maxTokens": 12, "temperature": 0]
+        let before = try call("POST", query, token: reader, body: greedy).1?["text"] as? String
+        XCTAssertNotNil(before)
+        _ = try call("POST", query, token: reader, body: greedy)
+        XCTAssertEqual(try call("GET", base.appendingPathComponent("status"), token: reader).1?["modelLoads"] as? Int, 2)
+        // Concurrent queries on the shared weights answer as one alone does.
+        let answers = Answers()
+        DispatchQueue.concurrentPerform(iterations: 6) { _ in
+            answers.add((try? call("POST", query, token: reader, body: greedy))?.1?["text"] as? String)
+        }
+        XCTAssertEqual(answers.all, [String?](repeating: before, count: 6))
+
         let deletions = base.appendingPathComponent("deletions")
         let victim = records[7].id
         XCTAssertEqual(try call("POST", deletions, token: reader, body: ["ids": [victim]]).0, 403, "a reader may not delete")
@@ -172,10 +187,15 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(again, 200, "an id deleted before answers with its receipt")
         XCTAssertNotNil(againBody?["receipt"])
 
-        let (qs, answer) = try call("POST", base.appendingPathComponent("query"), token: reader,
-                                    body: ["prompt": "rec", "maxTokens": 8, "temperature": 0])
+        let (qs, answer) = try call("POST", query, token: reader, body: greedy)
         XCTAssertEqual(qs, 200)
         XCTAssertEqual((answer?["shards"] as? [Int])?.sorted(), [0, 1])
+        // The retrained shard was swapped in: one more load, and the answer is the new ensemble's.
+        XCTAssertEqual(try call("GET", base.appendingPathComponent("status"), token: reader).1?["modelLoads"] as? Int, 3)
+        var sampler = Sampler(temperature: 0)
+        let expected = try Ensemble(store: Store.open(at: storeURL)).generate(prompt: Array("rec".utf8), maxTokens: 12,
+                                                                               aggregation: .mean, sampler: &sampler)
+        XCTAssertEqual(answer?["text"] as? String, String(decoding: expected, as: UTF8.self))
         let (ss, scored) = try call("POST", base.appendingPathComponent("score"), token: reader, body: ["texts": ["alpha bravo"]])
         XCTAssertEqual(ss, 200)
         XCTAssertEqual((scored?["items"] as? [[String: Any]])?.count, 1)
@@ -238,4 +258,10 @@ final class ServerTests: XCTestCase {
             }
         }
     }
+}
+
+private final class Answers: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var all: [String?] = []
+    func add(_ s: String?) { lock.withLock { all.append(s) } }
 }
