@@ -8,6 +8,7 @@ import SisaCoordinator
 final class DeletionWorker: @unchecked Sendable {
     private let store: Store
     private let coalesce: Double
+    private let jobs: Int
     private let log: @Sendable (String) -> Void
     private let condition = NSCondition()
     private var signalled = true   // look at the queue once at start
@@ -15,9 +16,10 @@ final class DeletionWorker: @unchecked Sendable {
     private var thread: Thread?
     private(set) var lastError: String?
 
-    init(store: Store, coalesce: Double, log: @escaping @Sendable (String) -> Void) {
+    init(store: Store, coalesce: Double, jobs: Int, log: @escaping @Sendable (String) -> Void) {
         self.store = store
         self.coalesce = coalesce
+        self.jobs = jobs
         self.log = log
     }
 
@@ -54,7 +56,7 @@ final class DeletionWorker: @unchecked Sendable {
             // Let requests that arrive close together share the retraining.
             if coalesce > 0 { Thread.sleep(forTimeInterval: coalesce) }
             do {
-                if let report = try store.processDeletions() {
+                if let report = try store.processDeletions(jobs: jobs) {
                     log("deletions applied: \(report.completedDeletions.count) records, shards \(report.shards.map(\.shard)), \(String(format: "%.1f", report.seconds)) s")
                 }
                 lastError = nil

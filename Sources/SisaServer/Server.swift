@@ -17,6 +17,8 @@ public final class SisaServer: @unchecked Sendable {
         public var port = 8080
         /// Seconds to wait after a deletion request so close ones share a retraining.
         public var coalesce = 1.0
+        /// Shards retrained in parallel by the deletion worker.
+        public var jobs = 1
         public init() {}
     }
 
@@ -36,7 +38,7 @@ public final class SisaServer: @unchecked Sendable {
         submissions = try Store.open(at: url)
         readers = try Store.open(at: url)
         models = ModelCache(store: readers)
-        deletions = DeletionWorker(store: worker, coalesce: options.coalesce) { note in
+        deletions = DeletionWorker(store: worker, coalesce: options.coalesce, jobs: options.jobs) { note in
             FileHandle.standardError.write(Data("sisa serve: \(note)\n".utf8))
         }
     }

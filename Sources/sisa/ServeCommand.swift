@@ -17,14 +17,17 @@ struct Serve: ParsableCommand {
     @Option(help: "Address to bind.") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port; the bound one is printed).") var port = 8080
     @Option(help: "Seconds to wait after a deletion request so that close ones share one retraining.") var coalesce = 1.0
+    @Option(help: "Shards the deletion worker retrains in parallel.") var jobs = 1
 
     func run() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard coalesce >= 0, coalesce <= 3600 else { throw ValidationError("--coalesce must be in [0, 3600] seconds") }
+        guard jobs >= 1 else { throw ValidationError("--jobs must be >= 1") }
         var o = SisaServer.Options()
         o.host = host
         o.port = port
         o.coalesce = coalesce
+        o.jobs = jobs
         let server = try SisaServer(store: storeOptions.url, options: o)
         let done = DispatchSemaphore(value: 0)
         let failure = FailureBox()
