@@ -1,7 +1,8 @@
 import Foundation
 import SisaCoordinator
 
-/// Applies queued deletions in the background, on its own thread (training
+/// Applies queued deletions (and trains pending stages when asked) in the
+/// background, on its own thread (training
 /// blocks for seconds to minutes). Requests arriving within `coalesce`
 /// seconds of each other share one retraining per shard. Work left by a
 /// killed server (queued or retraining requests) is picked up at start.
@@ -12,6 +13,7 @@ final class DeletionWorker: @unchecked Sendable {
     private let log: @Sendable (String) -> Void
     private let condition = NSCondition()
     private var signalled = true   // look at the queue once at start
+    private var trainRequested = false
     private var stopping = false
     private var thread: Thread?
     private(set) var lastError: String?
@@ -39,6 +41,15 @@ final class DeletionWorker: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Train every pending stage (new records), completing deletions on the way.
+    func requestTraining() {
+        condition.lock()
+        trainRequested = true
+        signalled = true
+        condition.signal()
+        condition.unlock()
+    }
+
     func stop() {
         condition.lock()
         stopping = true
@@ -52,11 +63,16 @@ final class DeletionWorker: @unchecked Sendable {
             while !signalled && !stopping { condition.wait() }
             if stopping { condition.unlock(); return }
             signalled = false
+            let training = trainRequested
+            trainRequested = false
             condition.unlock()
             // Let requests that arrive close together share the retraining.
             if coalesce > 0 { Thread.sleep(forTimeInterval: coalesce) }
             do {
-                if let report = try store.processDeletions(jobs: jobs) {
+                if training {
+                    let report = try store.train(jobs: jobs)
+                    log("trained \(report.shards.count) shards in \(String(format: "%.1f", report.seconds)) s")
+                } else if let report = try store.processDeletions(jobs: jobs) {
                     log("deletions applied: \(report.completedDeletions.count) records, shards \(report.shards.map(\.shard)), \(String(format: "%.1f", report.seconds)) s")
                 }
                 lastError = nil
@@ -64,7 +80,7 @@ final class DeletionWorker: @unchecked Sendable {
                 lastError = "\(error)"
                 log("deletion retraining failed, will retry: \(error)")
                 Thread.sleep(forTimeInterval: 1)
-                signal()
+                if training { requestTraining() } else { signal() }
             }
         }
     }

@@ -77,6 +77,30 @@ public final class SisaServer: @unchecked Sendable {
             let body = try await request.decode(as: DeletionBody.self, context: context)
             return try submit(body, request: request, context: context)
         }
+        api.post("/records") { [self] request, context -> Response in
+            try context.require(.administer)
+            var request = request
+            let body = try await request.collectBody(upTo: context.maxUploadSize)
+            let report = try ingest(Array(body.readableBytesView), group: request.uri.queryParameters["group"].map(String.init),
+                                    holdout: request.uri.queryParameters["holdout"].map(String.init))
+            return try encode(report, status: .created, location: nil, request: request, context: context)
+        }
+        api.get("/records") { [self] request, context -> RecordPage in
+            try context.require(.read)
+            let q = request.uri.queryParameters
+            let offset = q["offset"].flatMap { Int($0) } ?? 0, limit = q["limit"].flatMap { Int($0) } ?? 100
+            guard offset >= 0, (1...10_000).contains(limit) else { throw HTTPError(.badRequest, message: "offset >= 0, limit in 1...10000") }
+            let all = try readers.catalog.records(group: q["group"].map(String.init))
+            let page = all.dropFirst(offset).prefix(limit).map {
+                RecordPage.Record(id: $0.id, group: $0.group, shard: $0.shard, slice: $0.slice, holdout: $0.holdout)
+            }
+            return RecordPage(records: Array(page), total: all.count, offset: offset, limit: limit)
+        }
+        api.post("/train") { [self] request, context -> Response in
+            try context.require(.administer)
+            deletions.requestTraining()
+            return try encode(["state": "training"], status: .accepted, location: "/v1/status", request: request, context: context)
+        }
         api.get("/deletions/:id") { [self] _, context -> DeletionRequest in
             try context.require(.delete)
             let id = try context.parameters.require("id", as: Int.self)
@@ -111,6 +135,39 @@ public final class SisaServer: @unchecked Sendable {
         let mean = meanNLL(scores)
         return ScoreAnswer(meanNLL: mean, perplexity: Foundation.exp(mean),
                            items: scores.map { .init(tokens: $0.tokens, nll: $0.nll) }, shards: ensemble.models.map(\.shard))
+    }
+
+    /// The CLI's all-or-nothing ingest on a request body: a JSON array of
+    /// records or JSON lines ({"text", "id"?, "group"?}).
+    func ingest(_ body: [UInt8], group: String?, holdout: String?) throws -> IngestAnswer {
+        let fraction: Double
+        if let holdout {
+            guard let f = Double(holdout) else { throw HTTPError(.badRequest, message: "holdout must be a number in [0, 1)") }
+            fraction = f
+        } else { fraction = 0 }
+        var lines = body
+        if body.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "[") {
+            // A JSON array: one line per element, so errors still name the element's line.
+            guard let array = try? JSONSerialization.jsonObject(with: Data(body)) as? [Any] else {
+                throw HTTPError(.badRequest, message: "request body: not a JSON array of records")
+            }
+            lines = try array.flatMap { Array(try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys])) + [0x0A] }
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sisa-ingest-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("body.jsonl")
+        try Data(lines).write(to: file)
+        do {
+            let r = try submitLock.withLock {
+                try submissions.ingest(paths: [file.path], format: .jsonl, group: group, holdout: fraction)
+            }
+            return IngestAnswer(ingest: r.ingest, added: r.added, skipped: r.skipped, holdout: r.holdout,
+                                appendedSlice: r.appendedSlice, perShard: r.perShard)
+        } catch let e as CoordinatorError {
+            // The same errors as the CLI, naming the body's line instead of a scratch file.
+            throw HTTPError(.badRequest, message: "\(e)".replacingOccurrences(of: file.path, with: "request body"))
+        }
     }
 
     func submit(_ body: DeletionBody, request: Request, context: SisaContext) throws -> Response {
@@ -201,3 +258,20 @@ struct SubmittedDeletion: Encodable {
 }
 
 extension DeletionRequest: ResponseEncodable {}
+
+struct IngestAnswer: Encodable {
+    let ingest: Int
+    let added: Int
+    let skipped: Int
+    let holdout: Int
+    let appendedSlice: Int?
+    let perShard: [Int]
+}
+
+struct RecordPage: ResponseEncodable {
+    struct Record: Codable { let id: String; let group: String; let shard: Int; let slice: Int; let holdout: Bool }
+    let records: [Record]
+    let total: Int
+    let offset: Int
+    let limit: Int
+}

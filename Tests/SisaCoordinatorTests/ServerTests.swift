@@ -109,6 +109,54 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(try digests(Store.open(at: storeURL)), try digests(never))
     }
 
+    /// Ingest, list and train through the service, with the CLI's errors.
+    func testIngestListAndTrainThroughTheService() throws {
+        let tmp = TempDir()
+        let storeURL = tmp.url.appendingPathComponent("s")
+        let (admin, reader) = try { () throws -> (String, String) in
+            let store = try Store.create(at: storeURL, config: microConfig())
+            return (try store.createToken(role: .admin, name: "admin"), try store.createToken(role: .reader, name: "reader"))
+        }()
+        let (p, base) = try serve(storeURL)
+        defer { if p.isRunning { p.terminate() } }
+        var records = base.appendingPathComponent("records")
+        let array = syntheticRecords(30).map { ["id": $0.id, "text": $0.text] }
+        XCTAssertEqual(try call("POST", records, token: reader, body: array).0, 403)
+        // A bad record anywhere: 400 naming its line, and nothing ingested.
+        var bad = array
+        bad[4] = ["id": "x"]
+        let (badStatus, badBody) = try call("POST", records, token: admin, body: bad)
+        XCTAssertEqual(badStatus, 400)
+        XCTAssertTrue("\(badBody ?? [:])".contains("request body:5"), "\(badBody ?? [:])")
+        XCTAssertEqual(try call("GET", records, token: reader).1?["total"] as? Int, 0)
+
+        var c = URLComponents(url: records, resolvingAgainstBaseURL: false)!
+        c.queryItems = [URLQueryItem(name: "group", value: "web"), URLQueryItem(name: "holdout", value: "0.1")]
+        let (created, report) = try call("POST", c.url!, token: admin, body: array)
+        XCTAssertEqual(created, 201)
+        XCTAssertEqual(report?["added"] as? Int, 30)
+        c = URLComponents(url: records, resolvingAgainstBaseURL: false)!
+        c.queryItems = [URLQueryItem(name: "offset", value: "25"), URLQueryItem(name: "limit", value: "10")]
+        records = c.url!
+        let (_, page) = try call("GET", records, token: reader)
+        XCTAssertEqual(page?["total"] as? Int, 30)
+        XCTAssertEqual((page?["records"] as? [[String: Any]])?.count, 5)
+        XCTAssertEqual(((page?["records"] as? [[String: Any]])?.first?["group"]) as? String, "web")
+        XCTAssertNil(((page?["records"] as? [[String: Any]])?.first?["text"]), "listing never returns text")
+
+        XCTAssertEqual(try call("POST", base.appendingPathComponent("train"), token: reader).0, 403)
+        XCTAssertEqual(try call("POST", base.appendingPathComponent("train"), token: admin).0, 202)
+        let deadline = Date().addingTimeInterval(60)
+        var trained = false
+        while Date() < deadline && !trained {
+            let shards = (try call("GET", base.appendingPathComponent("status"), token: reader).1?["status"] as? [String: Any])?["shards"] as? [[String: Any]] ?? []
+            trained = !shards.isEmpty && shards.allSatisfy { ($0["digest"] as? String) != nil }
+            if !trained { Thread.sleep(forTimeInterval: 0.2) }
+        }
+        XCTAssertTrue(trained)
+        XCTAssertEqual(try call("POST", base.appendingPathComponent("query"), token: reader, body: ["prompt": "rec", "maxTokens": 4]).0, 200)
+    }
+
     func testServeDeletionsQueriesRolesAndShutdown() throws {
         let tmp = TempDir()
         let records = syntheticRecords(40)
@@ -228,7 +276,7 @@ final class ServerTests: XCTestCase {
             else if line.hasPrefix("        '"), let code = Int(line.dropFirst(9).prefix(3)) { ops[ops.count - 1].codes.insert(code) }
             else if line.trimmingCharacters(in: .whitespaces) == "security: []" { ops[ops.count - 1].open = true }
         }
-        XCTAssertEqual(ops.count, 6, "\(ops.map { "\($0.method) \($0.path)" })")
+        XCTAssertEqual(ops.count, 9, "\(ops.map { "\($0.method) \($0.path)" })")
 
         let tmp = TempDir()
         let storeURL = tmp.url.appendingPathComponent("s")
@@ -242,17 +290,19 @@ final class ServerTests: XCTestCase {
         let (p, base) = try serve(storeURL)
         defer { if p.isRunning { p.terminate() } }
         let root = base.deletingLastPathComponent()
-        let bodies: [String: Any] = ["/v1/query": ["prompt": "rec", "maxTokens": 4], "/v1/score": ["texts": ["alpha"]],
-                                     "/v1/deletions": ["ids": [records[2].id]]]
+        let bodies: [String: Any] = ["POST /v1/query": ["prompt": "rec", "maxTokens": 4], "POST /v1/score": ["texts": ["alpha"]],
+                                     "POST /v1/deletions": ["ids": [records[2].id]],
+                                     "POST /v1/records": [["id": "new-1", "text": "a new record"]]]
         for op in ops {
             let url = root.appendingPathComponent(op.path.replacingOccurrences(of: "{id}", with: "1"))
-            let anonymous = try call(op.method, url, body: bodies[op.path]).0
+            let body = bodies["\(op.method) \(op.path)"]
+            let anonymous = try call(op.method, url, body: body).0
             XCTAssertEqual(anonymous, op.open ? 200 : 401, "\(op.method) \(op.path) without a token")
             XCTAssertTrue(op.codes.contains(anonymous), "\(op.method) \(op.path): \(anonymous) is not documented")
-            let answered = try call(op.method, url, token: admin, body: bodies[op.path]).0
+            let answered = try call(op.method, url, token: admin, body: body).0
             XCTAssertTrue(op.codes.contains(answered) && answered < 300, "\(op.method) \(op.path) as admin: \(answered)")
-            if op.path.hasPrefix("/v1/deletions") {
-                let forbidden = try call(op.method, url, token: reader, body: bodies[op.path]).0
+            if op.path.hasPrefix("/v1/deletions") || op.path == "/v1/train" {
+                let forbidden = try call(op.method, url, token: reader, body: body).0
                 XCTAssertEqual(forbidden, 403)
                 XCTAssertTrue(op.codes.contains(403))
             }
