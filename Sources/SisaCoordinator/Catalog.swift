@@ -402,6 +402,11 @@ public final class Catalog {
         return (row.0, row.1, row.2, row.3, row.4, records)
     }
 
+    /// Deletion requests not yet done (queued, retraining or failed).
+    public func openDeletionRequests() throws -> Int {
+        try db.scalarInt("SELECT COUNT(*) FROM deletion_requests WHERE state != ?", DeletionRequestState.done.rawValue) ?? 0
+    }
+
     /// The request that deleted a record, if it was deleted through one.
     func deletionRequestID(record: String) throws -> Int? {
         try db.scalarInt("SELECT request FROM deletions WHERE record = ? AND request IS NOT NULL ORDER BY seq DESC LIMIT 1", record)

@@ -11,6 +11,7 @@ final class DeletionWorker: @unchecked Sendable {
     private let coalesce: Double
     private let jobs: Int
     private let log: @Sendable (String) -> Void
+    private let retrained: @Sendable (Double) -> Void
     private let condition = NSCondition()
     private var signalled = true   // look at the queue once at start
     private var trainRequested = false
@@ -18,7 +19,9 @@ final class DeletionWorker: @unchecked Sendable {
     private var thread: Thread?
     private(set) var lastError: String?
 
-    init(store: Store, coalesce: Double, jobs: Int, log: @escaping @Sendable (String) -> Void) {
+    init(store: Store, coalesce: Double, jobs: Int, retrained: @escaping @Sendable (Double) -> Void,
+         log: @escaping @Sendable (String) -> Void) {
+        self.retrained = retrained
         self.store = store
         self.coalesce = coalesce
         self.jobs = jobs
@@ -71,8 +74,10 @@ final class DeletionWorker: @unchecked Sendable {
             do {
                 if training {
                     let report = try store.train(jobs: jobs)
+                    retrained(report.seconds)
                     log("trained \(report.shards.count) shards in \(String(format: "%.1f", report.seconds)) s")
                 } else if let report = try store.processDeletions(jobs: jobs) {
+                    retrained(report.seconds)
                     log("deletions applied: \(report.completedDeletions.count) records, shards \(report.shards.map(\.shard)), \(String(format: "%.1f", report.seconds)) s")
                 }
                 lastError = nil

@@ -29,6 +29,7 @@ public final class SisaServer: @unchecked Sendable {
     let readers: Store
     let deletions: DeletionWorker
     let models: ModelCache
+    let metrics = ServerMetrics()
     private let submitLock = NSLock()
 
     public init(store url: URL, options: Options) throws {
@@ -38,7 +39,9 @@ public final class SisaServer: @unchecked Sendable {
         submissions = try Store.open(at: url)
         readers = try Store.open(at: url)
         models = ModelCache(store: readers)
-        deletions = DeletionWorker(store: worker, coalesce: options.coalesce, jobs: options.jobs) { note in
+        let metrics = self.metrics
+        deletions = DeletionWorker(store: worker, coalesce: options.coalesce, jobs: options.jobs,
+                                   retrained: { metrics.recordRetraining(seconds: $0) }) { note in
             FileHandle.standardError.write(Data("sisa serve: \(note)\n".utf8))
         }
     }
@@ -56,11 +59,18 @@ public final class SisaServer: @unchecked Sendable {
 
     func router() -> Router<SisaContext> {
         let router = Router(context: SisaContext.self)
+        router.add(middleware: RequestTiming(metrics: metrics))
         router.get("/v1/health") { _, _ in Health(status: "ok") }
         let api = router.group("/v1").add(middleware: TokenAuth(tokens: { [readers] in try readers.authenticate($0) }))
         api.get("/status") { [self] _, context -> StatusBody in
             try context.require(.read)
             return StatusBody(status: try readers.status(), deletionWorkerError: deletions.lastError, modelLoads: models.loads)
+        }
+        api.get("/metrics") { [self] _, context -> Response in
+            try context.require(.read)
+            var response = Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: try metrics.scrape(readers))))
+            response.headers[.contentType] = "text/plain; version=0.0.4"
+            return response
         }
         api.post("/query") { [self] request, context -> QueryAnswer in
             try context.require(.read)

@@ -40,6 +40,19 @@ final class ServerTests: XCTestCase {
         return (result.0, obj)
     }
 
+    func metricsText(_ url: URL, token: String) throws -> String {
+        var req = URLRequest(url: url)
+        req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var text = ""
+        URLSession.shared.dataTask(with: req) { data, _, _ in
+            text = data.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            done.signal()
+        }.resume()
+        _ = done.wait(timeout: .now() + 30)
+        return text
+    }
+
     /// Starts `sisa serve --port 0` and returns it with its /v1 address (from its first line).
     func serve(_ storeURL: URL) throws -> (Process, URL) {
         let p = Process()
@@ -231,6 +244,13 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(state, "done")
         XCTAssertEqual(receipt?["records"] as? [String], [victim])
         XCTAssertEqual(try call("GET", deletions.appendingPathComponent("9999"), token: deleter).0, 404)
+        // Metrics: the queue is empty again, one retraining was timed, requests are timed by route.
+        let metrics = try metricsText(base.appendingPathComponent("metrics"), token: reader)
+        XCTAssertTrue(metrics.contains("sisa_deletion_queue_depth 0"), metrics)
+        XCTAssertTrue(metrics.contains("sisa_quarantined_shards 0"), metrics)
+        XCTAssertTrue(metrics.contains("sisa_retraining_seconds_count 1"), metrics)
+        XCTAssertTrue(metrics.contains(#"sisa_http_request_duration_seconds_count{route="/v1/deletions/{id}",method="GET"}"#)
+                      || metrics.contains(#"route="/v1/deletions/:id""#), metrics)
         let (again, againBody) = try call("POST", deletions, token: deleter, body: ["ids": [victim]])
         XCTAssertEqual(again, 200, "an id deleted before answers with its receipt")
         XCTAssertNotNil(againBody?["receipt"])
@@ -276,7 +296,7 @@ final class ServerTests: XCTestCase {
             else if line.hasPrefix("        '"), let code = Int(line.dropFirst(9).prefix(3)) { ops[ops.count - 1].codes.insert(code) }
             else if line.trimmingCharacters(in: .whitespaces) == "security: []" { ops[ops.count - 1].open = true }
         }
-        XCTAssertEqual(ops.count, 9, "\(ops.map { "\($0.method) \($0.path)" })")
+        XCTAssertEqual(ops.count, 10, "\(ops.map { "\($0.method) \($0.path)" })")
 
         let tmp = TempDir()
         let storeURL = tmp.url.appendingPathComponent("s")
