@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 import SisaCoordinator
 import SisaEngine
@@ -30,6 +31,7 @@ public final class SisaServer: @unchecked Sendable {
     let deletions: DeletionWorker
     let models: ModelCache
     let metrics = ServerMetrics()
+    let logger: Logger
     private let submitLock = NSLock()
 
     public init(store url: URL, options: Options) throws {
@@ -40,10 +42,11 @@ public final class SisaServer: @unchecked Sendable {
         readers = try Store.open(at: url)
         models = ModelCache(store: readers)
         let metrics = self.metrics
+        // Notes only: ids, counts, shards, seconds. Request bodies (record text) are never logged.
+        let logger = Logger(label: "sisa.serve")
+        self.logger = logger
         deletions = DeletionWorker(store: worker, coalesce: options.coalesce, jobs: options.jobs,
-                                   retrained: { metrics.recordRetraining(seconds: $0) }) { note in
-            FileHandle.standardError.write(Data("sisa serve: \(note)\n".utf8))
-        }
+                                   retrained: { metrics.recordRetraining(seconds: $0) }) { note in logger.info("\(note)") }
     }
 
     /// Runs until SIGTERM or SIGINT (which drain in-flight requests first).
@@ -53,7 +56,8 @@ public final class SisaServer: @unchecked Sendable {
         defer { deletions.stop() }
         let app = Application(router: router(),
                               configuration: .init(address: .hostname(options.host, port: options.port), serverName: "sisa"),
-                              onServerRunning: { channel in ready(channel.localAddress?.port ?? -1) })
+                              onServerRunning: { channel in ready(channel.localAddress?.port ?? -1) },
+                              logger: logger)
         try await app.runService()
     }
 
@@ -192,6 +196,7 @@ public final class SisaServer: @unchecked Sendable {
         }
         switch result {
         case let .queued(r, already):
+            logger.info("deletion request \(r.id) queued: \(r.records.count) records, caller \(context.caller?.name ?? "-")")
             deletions.signal()
             return try encode(SubmittedDeletion(request: r, alreadyDeleted: already), status: .accepted,
                               location: "/v1/deletions/\(r.id)", request: request, context: context)

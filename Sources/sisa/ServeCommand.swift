@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SisaServer
 
 struct Serve: ParsableCommand {
@@ -28,6 +29,8 @@ struct Serve: ParsableCommand {
         o.port = port
         o.coalesce = coalesce
         o.jobs = jobs
+        // Logs go to stderr; stdout carries the one line that says where the server listens.
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let server = try SisaServer(store: storeOptions.url, options: o)
         let done = DispatchSemaphore(value: 0)
         let failure = FailureBox()
