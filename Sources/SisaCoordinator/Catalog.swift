@@ -402,6 +402,11 @@ public final class Catalog {
         return (row.0, row.1, row.2, row.3, row.4, records)
     }
 
+    /// Ids of the latest deletion requests, newest first.
+    public func recentDeletionRequests(limit: Int) throws -> [Int] {
+        try db.query("SELECT id FROM deletion_requests ORDER BY id DESC LIMIT ?", limit) { $0.int(0) }
+    }
+
     /// Deletion requests not yet done (queued, retraining or failed).
     public func openDeletionRequests() throws -> Int {
         try db.scalarInt("SELECT COUNT(*) FROM deletion_requests WHERE state != ?", DeletionRequestState.done.rawValue) ?? 0

@@ -31,6 +31,7 @@ public final class SisaServer: @unchecked Sendable {
     let deletions: DeletionWorker
     let models: ModelCache
     let metrics = ServerMetrics()
+    let page: StatusPage
     let logger: Logger
     private let submitLock = NSLock()
 
@@ -41,6 +42,7 @@ public final class SisaServer: @unchecked Sendable {
         submissions = try Store.open(at: url)
         readers = try Store.open(at: url)
         models = ModelCache(store: readers)
+        page = try StatusPage(store: readers)
         let metrics = self.metrics
         // Notes only: ids, counts, shards, seconds. Request bodies (record text) are never logged.
         let logger = Logger(label: "sisa.serve")
@@ -65,6 +67,24 @@ public final class SisaServer: @unchecked Sendable {
         let router = Router(context: SisaContext.self)
         router.add(middleware: RequestTiming(metrics: metrics))
         router.get("/v1/health") { _, _ in Health(status: "ok") }
+        router.get("/") { [page] request, _ -> Response in
+            guard let caller = try page.caller(request) else { return html(page.login(error: nil)) }
+            return html(try page.page(caller: "\(caller.name) (\(caller.role.rawValue))"))
+        }
+        router.post("/login") { [page, readers] request, context -> Response in
+            var request = request
+            let body = String(buffer: try await request.collectBody(upTo: 4096))
+            let token = body.split(separator: "&").compactMap { kv -> String? in
+                let p = kv.split(separator: "=", maxSplits: 1)
+                return p.count == 2 && p[0] == "token" ? String(p[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding : nil
+            }.first ?? ""
+            guard let caller = try readers.authenticate(token), caller.role.permits(.read) else {
+                return html(page.login(error: "Unknown or revoked token."), status: .unauthorized)
+            }
+            var response = html("<!doctype html><meta http-equiv=\"refresh\" content=\"0; url=/\"><a href=\"/\">Signed in as \(caller.name).</a>")
+            response.headers[.setCookie] = "\(StatusPage.cookie)=\(token); Path=/; HttpOnly; SameSite=Strict"
+            return response
+        }
         let api = router.group("/v1").add(middleware: TokenAuth(tokens: { [readers] in try readers.authenticate($0) }))
         api.get("/status") { [self] _, context -> StatusBody in
             try context.require(.read)
@@ -289,4 +309,10 @@ struct RecordPage: ResponseEncodable {
     let total: Int
     let offset: Int
     let limit: Int
+}
+
+func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+    var r = Response(status: status, body: .init(byteBuffer: ByteBuffer(string: text)))
+    r.headers[.contentType] = "text/html; charset=utf-8"
+    return r
 }

@@ -328,6 +328,73 @@ final class ServerTests: XCTestCase {
             }
         }
     }
+
+    /// The status page: a login form, an HttpOnly SameSite=Strict cookie, then the store.
+    func testStatusPageLoginCookieAndContent() throws {
+        let tmp = TempDir()
+        let storeURL = tmp.url.appendingPathComponent("s")
+        let records = syntheticRecords(30)
+        let (reader, deleter) = try { () throws -> (String, String) in
+            let store = try Store.create(at: storeURL, config: microConfig())
+            _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+            _ = try store.train()
+            _ = try store.delete(ids: [records[3].id])
+            return (try store.createToken(role: .reader, name: "ops-dashboard"), try store.createToken(role: .deleter, name: "portal"))
+        }()
+        _ = deleter
+        // A compare plot saved where the page looks for one.
+        try FileManager.default.createDirectory(at: storeURL.appendingPathComponent("reports"), withIntermediateDirectories: true)
+        try #"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text>plot-marker</text></svg>"#
+            .write(to: storeURL.appendingPathComponent("reports/ga.svg"), atomically: true, encoding: .utf8)
+        let (p, base) = try serve(storeURL)
+        defer { if p.isRunning { p.terminate() } }
+        let root = base.deletingLastPathComponent()
+
+        // A session that keeps no cookies: each call sends exactly the Cookie header given.
+        let config = URLSessionConfiguration.ephemeral
+        config.httpCookieAcceptPolicy = .never
+        config.httpShouldSetCookies = false
+        config.httpCookieStorage = nil
+        let session = URLSession(configuration: config)
+        func fetch(_ method: String, _ url: URL, cookie: String? = nil, form: String? = nil) -> (Int, String, String?) {
+            var req = URLRequest(url: url)
+            req.httpMethod = method
+            req.httpShouldHandleCookies = false
+            if let cookie { req.setValue(cookie, forHTTPHeaderField: "Cookie") }
+            if let form {
+                req.httpBody = Data(form.utf8)
+                req.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+            }
+            let done = DispatchSemaphore(value: 0)
+            nonisolated(unsafe) var out: (Int, String, String?) = (0, "", nil)
+            session.dataTask(with: req) { data, response, _ in
+                let http = response as? HTTPURLResponse
+                out = (http?.statusCode ?? 0, data.map { String(decoding: $0, as: UTF8.self) } ?? "",
+                       http?.value(forHTTPHeaderField: "Set-Cookie"))
+                done.signal()
+            }.resume()
+            _ = done.wait(timeout: .now() + 30)
+            return out
+        }
+        let (s0, login, _) = fetch("GET", root)
+        XCTAssertEqual(s0, 200)
+        XCTAssertTrue(login.contains("<form") && login.contains("name=\"token\"") && !login.contains("<script"))
+        XCTAssertFalse(login.contains("nil"), "no error shown before a failed attempt")
+        XCTAssertTrue(fetch("POST", root.appendingPathComponent("login"), form: "token=sisa_wrong").1.contains("Unknown or revoked token"))
+        XCTAssertEqual(fetch("POST", root.appendingPathComponent("login"), form: "token=sisa_wrong").0, 401)
+        let (s1, _, setCookie) = fetch("POST", root.appendingPathComponent("login"), form: "token=\(reader)")
+        XCTAssertEqual(s1, 200)
+        let cookie = setCookie ?? ""
+        XCTAssertTrue(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.hasPrefix("sisa_token="), cookie)
+        let (s2, page, _) = fetch("GET", root, cookie: "sisa_token=\(reader)")
+        XCTAssertEqual(s2, 200)
+        XCTAssertTrue(page.contains("ops-dashboard (reader)"))
+        XCTAssertTrue(page.contains("serving"), "shard states are shown")
+        XCTAssertTrue(page.contains(records[3].id) && page.contains(">done<"), "the deletion queue with its state")
+        XCTAssertTrue(page.contains("plot-marker"), "the saved comparison plot is inline")
+        XCTAssertFalse(page.contains(reader), "the page never shows the token")
+        XCTAssertTrue(fetch("GET", root, cookie: "sisa_token=sisa_wrong").1.contains("<form"), "a bad cookie gets the login form")
+    }
 }
 
 private final class Answers: @unchecked Sendable {
