@@ -229,6 +229,13 @@ final class ServerTests: XCTestCase {
         let (accepted, body) = try call("POST", deletions, token: deleter, body: ["ids": [victim], "reason": "ticket 42"])
         XCTAssertEqual(accepted, 202)
         let requestID = try XCTUnwrap((body?["request"] as? [String: Any])?["id"] as? Int)
+        // The very next query leaves the victim's shard out, and says why.
+        let victimShard = try XCTUnwrap(try Store.open(at: storeURL).catalog.record(id: victim)).shard
+        let (_, during) = try call("POST", query, token: reader, body: greedy)
+        XCTAssertEqual(during?["shards"] as? [Int], [1 - victimShard])
+        let excluded = during?["excluded"] as? [[String: Any]]
+        XCTAssertEqual(excluded?.first?["shard"] as? Int, victimShard)
+        XCTAssertTrue((excluded?.first?["reason"] as? String ?? "").contains("quarantined"))
         // Durable at once: the text is gone.
         XCTAssertNil(try Store.open(at: storeURL).catalog.text(id: victim))
         var state = ""
