@@ -42,10 +42,10 @@ extension Store {
         // Retraining continues from checkpoints: refuse before changing anything
         // if they are of another numerics version (a deferred deletion retrains nothing).
         if !deferRetrain { try requireCurrentNumerics() }
-        let submitted = try submitDeletion(ids: ids, reason: nil)
-        guard case let .queued(request, already) = submitted else {
-            if case let .alreadyDeleted(receipt) = submitted { return receipt }
-            fatalError("unreachable")
+        let request: DeletionRequest, already: [String]
+        switch try submitDeletion(ids: ids, reason: nil) {
+        case let .alreadyDeleted(receipt): return receipt
+        case let .queued(r, a): (request, already) = (r, a)
         }
         let alreadyDeleted = already.isEmpty ? nil : already
         if deferRetrain {

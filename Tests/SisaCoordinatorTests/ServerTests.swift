@@ -20,8 +20,8 @@ final class ServerTests: XCTestCase {
         sisa = found
     }
 
-    /// One HTTP call, synchronously: (status, JSON object or nil).
-    func call(_ method: String, _ url: URL, token: String? = nil, body: Any? = nil) throws -> (Int, [String: Any]?) {
+    /// One HTTP call, synchronously: (status, body).
+    func raw(_ method: String, _ url: URL, token: String? = nil, body: Any? = nil) throws -> (Int, Data?) {
         var req = URLRequest(url: url)
         req.httpMethod = method
         if let token { req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
@@ -36,21 +36,17 @@ final class ServerTests: XCTestCase {
             done.signal()
         }.resume()
         XCTAssertEqual(done.wait(timeout: .now() + 60), .success, "\(method) \(url) timed out")
-        let obj = result.1.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
-        return (result.0, obj)
+        return result
+    }
+
+    /// One HTTP call, synchronously: (status, JSON object or nil).
+    func call(_ method: String, _ url: URL, token: String? = nil, body: Any? = nil) throws -> (Int, [String: Any]?) {
+        let (status, data) = try raw(method, url, token: token, body: body)
+        return (status, data.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })
     }
 
     func metricsText(_ url: URL, token: String) throws -> String {
-        var req = URLRequest(url: url)
-        req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var text = ""
-        URLSession.shared.dataTask(with: req) { data, _, _ in
-            text = data.map { String(decoding: $0, as: UTF8.self) } ?? ""
-            done.signal()
-        }.resume()
-        _ = done.wait(timeout: .now() + 30)
-        return text
+        try raw("GET", url, token: token).1.map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
 
     /// Starts `sisa serve --port 0` and returns it with its /v1 address (from its first line).
