@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import SisaCoordinator
 import SisaEngine
 
@@ -20,6 +21,8 @@ public final class SisaServer: @unchecked Sendable {
         public var coalesce = 1.0
         /// Shards retrained in parallel by the deletion worker.
         public var jobs = 1
+        /// Threads that run queries and scores (the inference executor).
+        public var inferenceThreads = ProcessInfo.processInfo.activeProcessorCount
         public init() {}
     }
 
@@ -30,6 +33,11 @@ public final class SisaServer: @unchecked Sendable {
     let readers: Store
     let deletions: DeletionWorker
     let models: ModelCache
+    /// Queries and scores run here, not on Swift's cooperative pool (one
+    /// thread per core): a forward pass holds its thread for milliseconds to
+    /// seconds, and on the cooperative pool a few of them would stall every
+    /// other handler, /v1/health included, and the HTTP event loops' tasks.
+    let inference: NIOThreadPool
     let metrics = ServerMetrics()
     let page: StatusPage
     let logger: Logger
@@ -42,6 +50,7 @@ public final class SisaServer: @unchecked Sendable {
         submissions = try Store.open(at: url)
         readers = try Store.open(at: url)
         models = ModelCache(store: readers)
+        inference = NIOThreadPool(numberOfThreads: max(1, options.inferenceThreads))
         page = try StatusPage(store: readers)
         let metrics = self.metrics
         // Notes only: ids, counts, shards, seconds. Request bodies (record text) are never logged.
@@ -55,7 +64,13 @@ public final class SisaServer: @unchecked Sendable {
     /// `ready` gets the bound port (useful with port 0).
     public func run(ready: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         deletions.start()
-        defer { deletions.stop() }
+        inference.start()
+        defer {
+            // A retraining in progress is abandoned, not awaited: the queue is
+            // durable, and the next start completes it (as after a crash).
+            deletions.stop()
+            inference.shutdownGracefully { _ in }
+        }
         let app = Application(router: router(),
                               configuration: .init(address: .hostname(options.host, port: options.port), serverName: "sisa"),
                               onServerRunning: { channel in ready(channel.localAddress?.port ?? -1) },
@@ -99,12 +114,12 @@ public final class SisaServer: @unchecked Sendable {
         api.post("/query") { [self] request, context -> QueryAnswer in
             try context.require(.read)
             let q = try await request.decode(as: QueryBody.self, context: context)
-            return try query(q)
+            return try await inference.runIfActive { try self.query(q) }
         }
         api.post("/score") { [self] request, context -> ScoreAnswer in
             try context.require(.read)
             let q = try await request.decode(as: ScoreBody.self, context: context)
-            return try score(q)
+            return try await inference.runIfActive { try self.score(q) }
         }
         api.post("/deletions") { [self] request, context -> Response in
             try context.require(.delete)
@@ -256,8 +271,8 @@ struct QueryBody: Decodable {
     let noFilter: Bool?
 }
 
-struct QueryAnswer: ResponseEncodable {
-    struct Excluded: Codable { let shard: Int; let reason: String }
+struct QueryAnswer: ResponseEncodable, Sendable {
+    struct Excluded: Codable, Sendable { let shard: Int; let reason: String }
     let text: String
     /// Shards that answered.
     let shards: [Int]
@@ -271,8 +286,8 @@ struct ScoreBody: Decodable {
     let shard: Int?
 }
 
-struct ScoreAnswer: ResponseEncodable {
-    struct Item: Codable { let tokens: Int; let nll: Double }
+struct ScoreAnswer: ResponseEncodable, Sendable {
+    struct Item: Codable, Sendable { let tokens: Int; let nll: Double }
     let meanNLL: Double
     let perplexity: Double
     let items: [Item]

@@ -19,16 +19,20 @@ struct Serve: ParsableCommand {
     @Option(help: "Port (0: any free port; the bound one is printed).") var port = 8080
     @Option(help: "Seconds to wait after a deletion request so that close ones share one retraining.") var coalesce = 1.0
     @Option(help: "Shards the deletion worker retrains in parallel.") var jobs = 1
+    @Option(help: "Threads answering queries and scores (default: one per core).")
+    var inferenceThreads = ProcessInfo.processInfo.activeProcessorCount
 
     func run() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard coalesce >= 0, coalesce <= 3600 else { throw ValidationError("--coalesce must be in [0, 3600] seconds") }
         guard jobs >= 1 else { throw ValidationError("--jobs must be >= 1") }
+        guard (1...256).contains(inferenceThreads) else { throw ValidationError("--inference-threads must be in 1...256") }
         var o = SisaServer.Options()
         o.host = host
         o.port = port
         o.coalesce = coalesce
         o.jobs = jobs
+        o.inferenceThreads = inferenceThreads
         // Logs go to stderr; stdout carries the one line that says where the server listens.
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let server = try SisaServer(store: storeOptions.url, options: o)

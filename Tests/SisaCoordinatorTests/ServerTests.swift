@@ -31,7 +31,11 @@ final class ServerTests: XCTestCase {
         }
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: (Int, Data?) = (0, nil)
-        URLSession.shared.dataTask(with: req) { data, response, _ in
+        // A session per call: a shared one queues calls to the same host, and
+        // the tests need truly concurrent requests.
+        let session = URLSession(configuration: .ephemeral)
+        defer { session.finishTasksAndInvalidate() }
+        session.dataTask(with: req) { data, response, _ in
             result = ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
             done.signal()
         }.resume()
@@ -282,6 +286,58 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(try digests(Store.open(at: storeURL)), try digests(never))
     }
 
+    /// Inference runs on its own threads: /v1/health answers while every
+    /// inference thread is busy. SIGTERM lets in-flight requests finish with
+    /// their full answers, then the server exits 0.
+    func testInferenceExecutorAndSIGTERMDrain() throws {
+        let tmp = TempDir()
+        let storeURL = tmp.url.appendingPathComponent("s")
+        let records = syntheticRecords(30)
+        let reader = try { () throws -> String in
+            let store = try Store.create(at: storeURL, config: microConfig())
+            _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+            _ = try store.train()
+            return try store.createToken(role: .reader, name: "reader")
+        }()
+        let (p, base) = try serve(storeURL)
+        defer { if p.isRunning { p.terminate() } }
+        // Seconds of forward passes per request on the micro model.
+        let long: [String: Any] = ["texts": [String](repeating: String(repeating: "alpha bravo charlie delta ", count: 40), count: 300)]
+        let expected = try call("POST", base.appendingPathComponent("score"), token: reader, body: long)
+        XCTAssertEqual(expected.0, 200)
+        let mean = try XCTUnwrap(expected.1?["meanNLL"] as? Double)
+
+        // More long requests than there are cores; health still answers first.
+        let finished = Answers()
+        let group = DispatchGroup()
+        for _ in 0..<4 {
+            background(group) {
+                let r = try? self.call("POST", base.appendingPathComponent("score"), token: reader, body: long)
+                finished.add(r.map { "\($0.0) \($0.1?["meanNLL"] as? Double ?? -1)" })
+            }
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        XCTAssertEqual(try call("GET", base.appendingPathComponent("health")).0, 200)
+        XCTAssertTrue(finished.all.isEmpty, "the long requests were still running when health answered")
+        group.wait()
+        XCTAssertEqual(finished.all, [String?](repeating: "200 \(mean)", count: 4))
+
+        // SIGTERM while a request is in flight: it is answered in full, then the server exits cleanly.
+        let answered = Answers()
+        background(group) {
+            let r = try? self.call("POST", base.appendingPathComponent("score"), token: reader, body: long)
+            answered.add(r.map { "\($0.0) \($0.1?["meanNLL"] as? Double ?? -1)" })
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        XCTAssertTrue(answered.all.isEmpty, "the request must still be in flight when the signal is sent")
+        kill(p.processIdentifier, SIGTERM)
+        group.wait()
+        XCTAssertEqual(answered.all, ["200 \(mean)"])
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .exit)
+        XCTAssertEqual(p.terminationStatus, 0)
+    }
+
     /// The committed OpenAPI document and the server agree: every documented
     /// operation exists, and what it answers is among its documented codes.
     func testServerMatchesTheOpenAPIDocument() throws {
@@ -398,6 +454,13 @@ final class ServerTests: XCTestCase {
         XCTAssertFalse(page.contains(reader), "the page never shows the token")
         XCTAssertTrue(fetch("GET", root, cookie: "sisa_token=sisa_wrong").1.contains("<form"), "a bad cookie gets the login form")
     }
+}
+
+/// Runs `work` on a thread of its own: blocking calls parked on Dispatch's
+/// global queue would starve URLSession's own queues of threads.
+private func background(_ group: DispatchGroup, _ work: @escaping @Sendable () -> Void) {
+    group.enter()
+    Thread { work(); group.leave() }.start()
 }
 
 private final class Answers: @unchecked Sendable {
