@@ -1,10 +1,9 @@
 import Foundation
 import SisaEngine
 
-/// Compressed, checksummed training states, one file per stage key.
+/// Compressed, checksummed training states, one file per stage key
+/// (format: `CheckpointFile`), each recorded in the catalog.
 ///
-/// File: "SISACK01" | u64 raw size | u64 float-section offset | 32-byte
-/// sha256 of the raw state | zstd(raw prefix ++ byte-shuffled float section).
 /// Written to a temp file, fsynced, renamed, and the folder fsynced, so a crash
 /// leaves either the old state or the new one. A file whose checksum fails is
 /// reported, removed and rebuilt, never loaded.
@@ -14,9 +13,6 @@ public final class CheckpointStore {
     /// Size of the float section of every state in this store (the engine's
     /// `Trainer.stateFloatBytes`): a file claiming another size is corrupt.
     let floatBytes: Int
-    /// A state's header (magic, JSON, counters) is far smaller than this.
-    static let maxPrefixBytes = 1 << 20
-    static let magic = Array("SISACK01".utf8)
     private var _warnings: [String] = []
     /// Shards train on several threads; the catalog connection and the warning
     /// list are shared, so their use is serialised here.
@@ -42,20 +38,11 @@ public final class CheckpointStore {
            FileManager.default.fileExists(atPath: path(existing.file)) {
             return existing
         }
-        let raw = [UInt8](state)
-        let prefix = raw.count - floatBytes
-        let filtered = Array(raw[..<prefix]) + Compression.shuffle4(Array(raw[prefix...]))
-        let compressed = try Compression.compress(filtered)
-        let checksum = Digest.sha256Hex(raw)
-        var out = Data(CheckpointStore.magic)
-        out.appendLE(UInt64(raw.count))
-        out.appendLE(UInt64(prefix))
-        out.append(contentsOf: hexBytes(checksum))
-        out.append(contentsOf: compressed)
-        let file = "\(key).ckpt"
-        try FileIO.writeAtomically(out, to: path(file))
-        let info = CheckpointInfo(key: key, shard: shard, stage: stage, file: file, rawBytes: raw.count,
-                                  storedBytes: out.count, checksum: checksum)
+        let encoded = try CheckpointFile.encode(state, floatBytes: floatBytes)
+        let file = CheckpointFile.name(key: key)
+        try FileIO.writeAtomically(encoded.bytes, to: path(file))
+        let info = CheckpointInfo(key: key, shard: shard, stage: stage, file: file, rawBytes: encoded.rawBytes,
+                                  storedBytes: encoded.bytes.count, checksum: encoded.checksum)
         try mutex.withLock { try catalog.addCheckpoint(info) }
         return info
     }
@@ -83,18 +70,23 @@ public final class CheckpointStore {
         guard let d = FileManager.default.contents(atPath: path(info.file)) else {
             throw CoordinatorError.corrupt("missing file")
         }
-        let bytes = [UInt8](d)
-        guard bytes.count > 56, Array(bytes[0..<8]) == CheckpointStore.magic else { throw CoordinatorError.corrupt("bad header") }
-        // Sizes are checked against the store's configuration before anything is allocated.
-        guard let rawSize = Int(exactly: readLE(bytes, 8)), let prefix = Int(exactly: readLE(bytes, 16)),
-              rawSize == info.rawBytes, prefix <= CheckpointStore.maxPrefixBytes, rawSize - prefix == floatBytes
-        else { throw CoordinatorError.corrupt("size mismatch") }
-        let stored = Digest.hex(bytes[24..<56])
-        guard stored == info.checksum else { throw CoordinatorError.corrupt("checksum in file differs from catalog") }
-        let filtered = try Compression.decompress(Array(bytes[56...]), rawSize: rawSize)
-        let raw = Array(filtered[..<prefix]) + Compression.unshuffle4(Array(filtered[prefix...]))
-        guard Digest.sha256Hex(raw) == info.checksum else { throw CoordinatorError.corrupt("checksum mismatch") }
-        return Data(raw)
+        return try CheckpointFile.decode([UInt8](d), floatBytes: floatBytes, expectedChecksum: info.checksum,
+                                         expectedRawBytes: info.rawBytes).state
+    }
+
+    /// Records a checkpoint file written by a cluster worker, after checking
+    /// it reads back whole; a key already recorded is left as it is (a
+    /// checkpoint is never recorded twice). Nil when there is no valid file.
+    @discardableResult
+    func adopt(key: String, shard: Int, stage: Int) throws -> CheckpointInfo? {
+        if let existing = try mutex.withLock({ try catalog.checkpoint(key: key) }) { return existing }
+        let file = CheckpointFile.name(key: key)
+        guard let d = FileManager.default.contents(atPath: path(file)),
+              let decoded = try? CheckpointFile.decode([UInt8](d), floatBytes: floatBytes) else { return nil }
+        let info = CheckpointInfo(key: key, shard: shard, stage: stage, file: file, rawBytes: decoded.state.count,
+                                  storedBytes: d.count, checksum: decoded.checksum)
+        try mutex.withLock { try catalog.addCheckpoint(info) }
+        return info
     }
 
     func remove(_ info: CheckpointInfo) throws {
@@ -114,7 +106,8 @@ public final class CheckpointStore {
 enum FileIO {
     /// temp file + fsync + rename + fsync of the folder.
     static func writeAtomically(_ data: Data, to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())"
+        // Unique across the nodes of a cluster writing into one shared folder.
+        let tmp = path + ".tmp-\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw CoordinatorError.io("\(tmp): cannot create (\(String(cString: strerror(errno))))") }
         var ok = data.withUnsafeBytes { buf -> Bool in

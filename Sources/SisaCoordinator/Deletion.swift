@@ -37,6 +37,7 @@ extension Store {
     /// checkpoint before its earliest affected stage, every checkpoint
     /// trained on a deleted record removed.
     public func delete(ids: [String], deferRetrain: Bool = false, jobs: Int = 1, threads: Int? = nil,
+                       executor: ShardExecutor? = nil,
                        progress: (@Sendable (TrainProgress) -> Void)? = nil) throws -> DeletionReceipt {
         let t0 = Date()
         // Retraining continues from checkpoints: refuse before changing anything
@@ -52,7 +53,7 @@ extension Store {
             return DeletionReceipt(records: request.records, shards: [], seconds: Date().timeIntervalSince(t0),
                                    checkpointsRemoved: 0, pending: true, alreadyDeleted: alreadyDeleted)
         }
-        let report = try processDeletions(jobs: jobs, threads: threads, progress: progress)
+        let report = try processDeletions(jobs: jobs, threads: threads, executor: executor, progress: progress)
         return DeletionReceipt(records: request.records, shards: report?.shards ?? [], seconds: Date().timeIntervalSince(t0),
                                checkpointsRemoved: report?.checkpointsRemoved ?? 0, pending: false, alreadyDeleted: alreadyDeleted)
     }

@@ -54,6 +54,8 @@ extension Store {
         // The text is gone from the live catalog; vacuum now so its bytes leave
         // the files too, whatever happens to the retraining.
         try purge()
+        // A cluster run's work orders hold record text too.
+        try WorkFolder(store: url).purge(ids: Set(infos.map(\.id)))
         return .queued(try deletionRequest(id: requestID)!, alreadyDeleted: already)
     }
 
@@ -69,7 +71,7 @@ extension Store {
     /// nothing to retrain: the deletions complete at once (training now would
     /// freeze the slice layout and break equality with a never-ingested store).
     @discardableResult
-    public func processDeletions(jobs: Int = 1, threads: Int? = nil,
+    public func processDeletions(jobs: Int = 1, threads: Int? = nil, executor: ShardExecutor? = nil,
                                  progress: (@Sendable (TrainProgress) -> Void)? = nil) throws -> TrainReport? {
         let pending = try catalog.pendingDeletions()
         guard !pending.isEmpty else { return nil }
@@ -83,7 +85,7 @@ extension Store {
         try catalog.transaction { try catalog.markRequestsRetraining() }
         do {
             let shards = Set(pending.filter { !$0.holdout }.map(\.shard))
-            return try train(onlyShards: shards, jobs: jobs, threads: threads, progress: progress)
+            return try train(onlyShards: shards, jobs: jobs, threads: threads, executor: executor, progress: progress)
         } catch {
             try? catalog.transaction { try catalog.markRequestsFailed() }
             throw error

@@ -2,7 +2,7 @@ import Foundation
 import SisaEngine
 
 /// Progress of one shard's training, reported every few steps.
-public struct TrainProgress: Sendable {
+public struct TrainProgress: Codable, Sendable {
     public let shard: Int
     public let stage: Int
     public let stages: Int
@@ -44,14 +44,17 @@ extension Store {
     /// that fails half-way leaves the store on its old version (every other
     /// command still refuses it) and `train --rebuild` resumes from the new
     /// checkpoints already written.
-    public func train(jobs: Int = 1, threads: Int? = nil, rebuild: Bool = false,
+    ///
+    /// `executor`: where shards train (nil: this machine, `jobs` shards at a
+    /// time with `threads` threads each).
+    public func train(jobs: Int = 1, threads: Int? = nil, rebuild: Bool = false, executor: ShardExecutor? = nil,
                       progress: (@Sendable (TrainProgress) -> Void)? = nil) throws -> TrainReport {
-        try train(onlyShards: nil, jobs: jobs, threads: threads, rebuild: rebuild, progress: progress)
+        try train(onlyShards: nil, jobs: jobs, threads: threads, rebuild: rebuild, executor: executor, progress: progress)
     }
 
     /// `onlyShards`: restrict the work to these shards (deletions retrain the
     /// shards with pending deletions and nothing else).
-    func train(onlyShards: Set<Int>?, jobs: Int, threads: Int?, rebuild: Bool = false,
+    func train(onlyShards: Set<Int>?, jobs: Int, threads: Int?, rebuild: Bool = false, executor: ShardExecutor? = nil,
                progress: (@Sendable (TrainProgress) -> Void)?) throws -> TrainReport {
         let t0 = Date()
         // A rebuild plans and trains under the new version in memory; the
@@ -62,6 +65,8 @@ extension Store {
         var committed = false
         defer { if adopting && !committed { config = storedConfig } }
         try requireCurrentNumerics()
+        // A cluster run whose coordinator was killed left jobs and work orders (record text).
+        let abandoned = try SlurmExecutor.abandonEarlierRun(WorkFolder(store: url), note: { _ in })
         try catalog.setMeta("training_started", "1")
         // The deletions these plans reflect: one logged later (a service takes
         // requests while it trains) stays pending and keeps its shard quarantined.
@@ -69,7 +74,6 @@ extension Store {
         let pendingUpTo = pending.last?.seq ?? 0
         let plans = try (0..<config.shards).map { try plan(shard: $0) }
         let states = try catalog.shardStates()
-        // Shards whose recorded model is already the end of their current chain need nothing.
         // A shard whose recorded model is the end of its current chain needs
         // nothing, provided that checkpoint still reads back with a valid
         // checksum (a bad one is dropped by `load` and rebuilt here).
@@ -81,32 +85,9 @@ extension Store {
                 && checkpoints.load(key: lastKey) != nil
             return !upToDate
         }
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let jobs = max(1, min(jobs, max(1, todo.count)))
-        let threadsPerJob = max(1, threads ?? (cores / jobs))
-        let queue = ShardQueue(count: todo.count)
-        let done = DispatchSemaphore(value: 0)
-        for _ in 0..<jobs {
-            let worker = Thread { [self] in
-                defer { done.signal() }
-                let pool = WorkerPool(threads: threadsPerJob)
-                while let i = queue.next() {
-                    do {
-                        let r = try trainShard(todo[i], previousDigest: states[todo[i].shard].digest,
-                                               pool: pool, progress: progress)
-                        queue.finish(i, r)
-                    } catch {
-                        queue.fail(error)
-                    }
-                }
-            }
-            worker.stackSize = 16 << 20
-            worker.start()
-        }
-        for _ in 0..<jobs { done.wait() }
-        let (reports, failure) = queue.results
-        if let failure { throw failure }
-        let shardReports = reports.compactMap { $0 }
+        let runner = executor ?? LocalExecutor(jobs: jobs, threads: threads)
+        let shardReports = try runner.train(todo.map { ShardWork(plan: $0, previousDigest: states[$0.shard].digest) },
+                                            store: self, progress: progress)
         // Record the new models, close pending deletions, drop stale checkpoints.
         try catalog.transaction {
             if adopting { try catalog.setMeta("config", String(decoding: config.canonicalJSON, as: UTF8.self)) }
@@ -134,7 +115,7 @@ extension Store {
             try purge()
         }
         return TrainReport(shards: shardReports, seconds: Date().timeIntervalSince(t0), completedDeletions: completed,
-                           checkpointsRemoved: removed, warnings: checkpoints.warnings)
+                           checkpointsRemoved: removed, warnings: (abandoned.map { [$0] } ?? []) + checkpoints.warnings)
     }
 
     /// Trains one shard from its last reusable checkpoint to its last stage.
@@ -147,63 +128,17 @@ extension Store {
     /// with `resume: false` none is read either (training from scratch: `verify`).
     func trainShard(_ plan: ShardPlan, previousDigest: String?, pool: WorkerPool, persist: Bool, resume: Bool = true,
                     progress: (@Sendable (TrainProgress) -> Void)?) throws -> (report: ShardTrainReport, trainer: Trainer) {
-        let t0 = Date()
-        var start = -1
-        var trainer: Trainer?
+        var start: (stage: Int, state: Data)?
         for r in stride(from: plan.stages.count - 1, through: 0, by: -1) where resume {
             if let data = try checkpoints.load(key: plan.stages[r].key) {
-                let restored = try Trainer(restoring: data, pool: pool)
-                // Keys carry the version, so this only trips on a damaged or foreign catalog.
-                guard restored.numericsVersion == Numerics.version else {
-                    throw CoordinatorError.numericsMismatch(store: url.path, stored: restored.numericsVersion, current: Numerics.version)
-                }
-                trainer = restored
-                start = r
+                start = (r, data)
                 break
             }
         }
-        let t = try trainer ?? Trainer(model: config.model, optimizer: config.optimizer,
-                                       seed: Schedule.initSeed(config: config, shard: plan.shard), pool: pool)
-        let remaining = plan.stages.dropFirst(start + 1)
-        let total = remaining.reduce(0) { $0 + $1.steps }
-        var done = 0
-        var stagesTrained = 0
-        let tokensPerStep = Double(config.batch * config.model.context)
-        var tokens = 0.0
-        let clock0 = Date()
-        for stage in remaining {
-            var rng = Schedule.stageRNG(stage)
-            for step in 0..<stage.steps {
-                let loss: Double
-                if let dp = config.dp {
-                    // Records by Poisson sampling, then the step's noise seed: both from the stage's generator.
-                    let records = PrivateSchedule.sample(stage, rng: &rng)
-                    let seed = rng.next()
-                    loss = t.privateStep(records: records, clip: dp.clip, noise: plan.noise!,
-                                         expectedRecords: stage.samplingRate * Double(stage.ids.count), noiseSeed: seed).loss
-                    tokens += Double(records.reduce(0) { $0 + $1.count - 1 })
-                } else {
-                    loss = t.step(Schedule.batch(for: stage, step: step, config: config, rng: &rng)).loss
-                    tokens += tokensPerStep
-                }
-                done += 1
-                if let progress, done % 10 == 0 || done == total {
-                    let dt = Date().timeIntervalSince(clock0)
-                    let tps = tokens / max(dt, 1e-9)
-                    progress(TrainProgress(shard: plan.shard, stage: stage.stage, stages: plan.stages.count, step: step + 1,
-                                           steps: stage.steps, doneSteps: done, totalSteps: total, loss: loss,
-                                           tokensPerSecond: tps, etaSeconds: Double(total - done) * dt / Double(done)))
-                }
-            }
-            if persist {
-                try checkpoints.save(key: stage.key, shard: plan.shard, stage: stage.stage, state: t.serialize())
-            }
-            stagesTrained += 1
+        return try ShardTraining.run(plan, config: config, from: start, previousDigest: previousDigest, pool: pool,
+                                     storeURL: url, progress: progress) { stage, trainer in
+            if persist { try checkpoints.save(key: stage.key, shard: plan.shard, stage: stage.stage, state: trainer.serialize()) }
         }
-        let report = ShardTrainReport(shard: plan.shard, fromStage: start + 1, stagesTrained: stagesTrained, steps: total,
-                                      seconds: Date().timeIntervalSince(t0), previousDigest: previousDigest,
-                                      digest: t.model.digest)
-        return (report, t)
     }
 
     /// Removes every checkpoint that is not on a shard's current chain (those
@@ -284,27 +219,4 @@ extension Store {
         return VerifyResult(shard: shard, storedDigest: stored == recorded ? stored : "\(recorded ?? "none") (catalog) / \(stored) (checkpoint)",
                             retrainedDigest: report.digest, seconds: Date().timeIntervalSince(t0))
     }
-}
-
-/// Work queue shared by the shard-training threads: hands out shard indices,
-/// collects reports, and stops handing out work after the first failure.
-private final class ShardQueue: @unchecked Sendable {
-    private let lock = NSLock()
-    private var cursor = 0
-    private var reports: [ShardTrainReport?]
-    private var failure: Error?
-
-    init(count: Int) { reports = [ShardTrainReport?](repeating: nil, count: count) }
-
-    func next() -> Int? {
-        lock.withLock {
-            guard failure == nil, cursor < reports.count else { return nil }
-            defer { cursor += 1 }
-            return cursor
-        }
-    }
-
-    func finish(_ i: Int, _ r: ShardTrainReport) { lock.withLock { reports[i] = r } }
-    func fail(_ e: Error) { lock.withLock { if failure == nil { failure = e } } }
-    var results: ([ShardTrainReport?], Error?) { lock.withLock { (reports, failure) } }
 }

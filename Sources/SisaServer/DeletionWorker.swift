@@ -10,6 +10,7 @@ final class DeletionWorker: @unchecked Sendable {
     private let store: Store
     private let coalesce: Double
     private let jobs: Int
+    private let executor: ShardExecutor?
     private let log: @Sendable (String) -> Void
     private let retrained: @Sendable (Double) -> Void
     private let condition = NSCondition()
@@ -19,12 +20,13 @@ final class DeletionWorker: @unchecked Sendable {
     private var thread: Thread?
     private(set) var lastError: String?
 
-    init(store: Store, coalesce: Double, jobs: Int, retrained: @escaping @Sendable (Double) -> Void,
+    init(store: Store, coalesce: Double, jobs: Int, executor: ShardExecutor?, retrained: @escaping @Sendable (Double) -> Void,
          log: @escaping @Sendable (String) -> Void) {
         self.retrained = retrained
         self.store = store
         self.coalesce = coalesce
         self.jobs = jobs
+        self.executor = executor
         self.log = log
     }
 
@@ -73,10 +75,10 @@ final class DeletionWorker: @unchecked Sendable {
             if coalesce > 0 { Thread.sleep(forTimeInterval: coalesce) }
             do {
                 if training {
-                    let report = try store.train(jobs: jobs)
+                    let report = try store.train(jobs: jobs, executor: executor)
                     retrained(report.seconds)
                     log("trained \(report.shards.count) shards in \(String(format: "%.1f", report.seconds)) s")
-                } else if let report = try store.processDeletions(jobs: jobs) {
+                } else if let report = try store.processDeletions(jobs: jobs, executor: executor) {
                     retrained(report.seconds)
                     log("deletions applied: \(report.completedDeletions.count) records, shards \(report.shards.map(\.shard)), \(String(format: "%.1f", report.seconds)) s")
                 }

@@ -14,13 +14,15 @@ import SisaEngine
 /// with the worker's), and the readers' (queries, status, tokens: WAL
 /// snapshots, never waiting for training).
 public final class SisaServer: @unchecked Sendable {
-    public struct Options: Sendable {
+    public struct Options: @unchecked Sendable {
         public var host = "127.0.0.1"
         public var port = 8080
         /// Seconds to wait after a deletion request so close ones share a retraining.
         public var coalesce = 1.0
         /// Shards retrained in parallel by the deletion worker.
         public var jobs = 1
+        /// Where the deletion worker retrains (nil: this machine, `jobs` shards at a time).
+        public var executor: ShardExecutor?
         /// Threads that run queries and scores (the inference executor).
         public var inferenceThreads = ProcessInfo.processInfo.activeProcessorCount
         public init() {}
@@ -56,7 +58,7 @@ public final class SisaServer: @unchecked Sendable {
         // Notes only: ids, counts, shards, seconds. Request bodies (record text) are never logged.
         let logger = Logger(label: "sisa.serve")
         self.logger = logger
-        deletions = DeletionWorker(store: worker, coalesce: options.coalesce, jobs: options.jobs,
+        deletions = DeletionWorker(store: worker, coalesce: options.coalesce, jobs: options.jobs, executor: options.executor,
                                    retrained: { metrics.recordRetraining(seconds: $0) }) { note in logger.info("\(note)") }
     }
 

@@ -19,6 +19,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Port (0: any free port; the bound one is printed).") var port = 8080
     @Option(help: "Seconds to wait after a deletion request so that close ones share one retraining.") var coalesce = 1.0
     @Option(help: "Shards the deletion worker retrains in parallel.") var jobs = 1
+    @OptionGroup var executorOptions: ExecutorOptions
     @Option(help: "Threads answering queries and scores (default: one per core).")
     var inferenceThreads = ProcessInfo.processInfo.activeProcessorCount
 
@@ -33,6 +34,7 @@ struct Serve: ParsableCommand {
         o.coalesce = coalesce
         o.jobs = jobs
         o.inferenceThreads = inferenceThreads
+        o.executor = try executorOptions.make()
         // Logs go to stderr; stdout carries the one line that says where the server listens.
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let server = try SisaServer(store: storeOptions.url, options: o)

@@ -16,7 +16,7 @@ struct Sisa: ParsableCommand {
         """,
         subcommands: [Init.self, Ingest.self, Train.self, Status.self, Records.self, Query.self, Score.self,
                       Eval.self, Delete.self, Verify.self, Export.self, Compare.self, Plot.self, Audit.self,
-                      Canaries.self, ExposureCommand.self, Privacy.self, Filter.self, Token.self, Serve.self, Benchmark.self, Bench.self]
+                      Canaries.self, ExposureCommand.self, Privacy.self, Filter.self, Token.self, Serve.self, WorkerCommand.self, Benchmark.self, Bench.self]
     )
 
     /// A bad SISA_KERNELS is reported before any command runs, not when a

@@ -90,6 +90,7 @@ struct Train: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "Shards trained in parallel.") var jobs: Int = 1
     @Option(help: "Threads per shard (default: cores / jobs). Results do not depend on it.") var threads: Int?
+    @OptionGroup var executorOptions: ExecutorOptions
     @Flag(help: ArgumentHelp("Retrain every stage from scratch under this build's numerics version.",
                              discussion: "Needed once for a store trained by a sisa with other kernels (the store says so); records, deletions and quarantines are kept, old checkpoints are removed."))
     var rebuild = false
@@ -105,7 +106,8 @@ struct Train: ParsableCommand {
                 note("the store is already on numerics version \(old): --rebuild has nothing to change")
             }
         }
-        let report = try store.train(jobs: jobs, threads: threads, rebuild: rebuild, progress: ProgressPrinter().handler())
+        let report = try store.train(jobs: jobs, threads: threads, rebuild: rebuild, executor: try executorOptions.make(),
+                                     progress: ProgressPrinter().handler())
         for w in report.warnings { note("warning: \(w)") }
         if json {
             try printJSON(report.shards)
@@ -272,11 +274,12 @@ struct Delete: ParsableCommand {
     @Argument(help: "Record ids.") var ids: [String]
     @Flag(name: .customLong("defer"), help: "Queue the retraining for the next `sisa train`.") var deferRetrain = false
     @Option(help: "Shards retrained in parallel.") var jobs: Int = 1
+    @OptionGroup var executorOptions: ExecutorOptions
     @Flag(help: "Print the receipt as JSON.") var json = false
 
     func run() throws {
         let store = try storeOptions.open(writer: "delete")
-        let receipt = try store.delete(ids: ids, deferRetrain: deferRetrain, jobs: jobs,
+        let receipt = try store.delete(ids: ids, deferRetrain: deferRetrain, jobs: jobs, executor: try executorOptions.make(),
                                        progress: ProgressPrinter(quiet: false).handler())
         if json { try printJSON(receipt); return }
         print("deletion receipt")

@@ -1,0 +1,58 @@
+import Foundation
+import SisaEngine
+
+/// `sisa worker --order FILE`: one cluster task. Trains one shard from its
+/// work order, writing each stage's checkpoint atomically into the store's
+/// `checkpoints/` and, at the end, a result file. It never opens the catalog
+/// (SQLite on shared storage must have one process using it: the coordinator).
+public enum Worker {
+    /// `threads`: nil takes SLURM_CPUS_PER_TASK, else 1.
+    public static func run(order url: URL, threads: Int? = nil,
+                           note: (String) -> Void = { _ in }) throws -> WorkResult {
+        let order = try WorkFolder.read(WorkOrder.self, from: url)
+        guard order.format == WorkOrder.format else {
+            throw CoordinatorError.invalidInput("\(url.path): work order format \(order.format); this sisa reads format \(WorkOrder.format) (use the same sisa build on every node)")
+        }
+        let config: StoreConfig
+        do { config = try JSONDecoder().decode(StoreConfig.self, from: Data(order.config.utf8)) } catch {
+            throw CoordinatorError.corrupt("\(url.path): unreadable configuration: \(error)")
+        }
+        let storeURL = WorkFolder.store(ofOrder: url)
+        let folder = WorkFolder(store: storeURL)
+        let checkpoints = storeURL.appendingPathComponent("checkpoints")
+        let plan = Schedule.plan(shard: order.shard, config: config, stageCount: order.stageCount,
+                                 records: order.records.map { ($0.id, $0.slice, Array($0.text.utf8)) })
+        guard plan.stages.map(\.key) == order.stageKeys else {
+            throw CoordinatorError.invalidInput("\(url.path): this sisa plans shard \(order.shard) differently from the coordinator (a different build or numerics version on this node?)")
+        }
+        let floatBytes = Trainer.stateFloatBytes(for: config.model)
+        // The latest stage with a readable checkpoint: the recorded start, or
+        // one an earlier attempt of this task wrote.
+        var start: (stage: Int, state: Data)?
+        for r in stride(from: plan.stages.count - 1, through: 0, by: -1) {
+            let key = plan.stages[r].key
+            guard let bytes = FileManager.default.contents(atPath: checkpoints.appendingPathComponent(CheckpointFile.name(key: key)).path),
+                  let decoded = try? CheckpointFile.decode([UInt8](bytes), floatBytes: floatBytes,
+                                                           expectedChecksum: key == order.startKey ? order.startChecksum : nil)
+            else { continue }
+            start = (r, decoded.state)
+            break
+        }
+        note("shard \(order.shard): \(plan.stages.count - ((start?.stage ?? -1) + 1)) stages to train from stage \((start?.stage ?? -1) + 1)")
+        let threads = threads ?? ProcessInfo.processInfo.environment["SLURM_CPUS_PER_TASK"].flatMap { Int($0) } ?? 1
+        var written: [WorkResult.Checkpoint] = []
+        let progressURL = folder.progress(order.shard)
+        let (report, _) = try ShardTraining.run(plan, config: config, from: start, previousDigest: nil,
+                                                pool: WorkerPool(threads: max(1, threads)), storeURL: storeURL,
+                                                progress: { p in try? folder.write(p, to: progressURL) }) { stage, trainer in
+            let encoded = try CheckpointFile.encode(trainer.serialize(), floatBytes: floatBytes)
+            try FileIO.writeAtomically(encoded.bytes, to: checkpoints.appendingPathComponent(CheckpointFile.name(key: stage.key)).path)
+            written.append(.init(key: stage.key, stage: stage.stage, checksum: encoded.checksum))
+            note("shard \(order.shard): stage \(stage.stage) done")
+        }
+        let result = WorkResult(run: order.run, shard: order.shard, report: report, checkpoints: written,
+                                host: ProcessInfo.processInfo.hostName)
+        try folder.write(result, to: folder.result(order.shard))
+        return result
+    }
+}

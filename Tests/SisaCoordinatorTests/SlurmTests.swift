@@ -1,0 +1,222 @@
+import Foundation
+import SisaCoordinator
+import SisaEngine
+import XCTest
+
+/// The Slurm executor against a real single-node Slurm (`scripts/slurm-local
+/// start`, which `scripts/test` runs): sbatch, squeue and scancel for real.
+/// Skipped when no controller answers, unless SISA_REQUIRE_SLURM=1 (CI).
+final class SlurmTests: XCTestCase {
+    var sisa: URL!
+
+    override func setUpWithError() throws {
+        guard SlurmClient.available() else {
+            if ProcessInfo.processInfo.environment["SISA_REQUIRE_SLURM"] == "1" {
+                XCTFail("SISA_REQUIRE_SLURM=1 but no Slurm controller answers (SLURM_CONF=\(ProcessInfo.processInfo.environment["SLURM_CONF"] ?? "unset"))")
+            }
+            throw XCTSkip("no Slurm controller answers: run `scripts/slurm-local start` and export SLURM_CONF")
+        }
+        let dir = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent()
+        let candidates = [dir.appendingPathComponent("sisa"), dir.deletingLastPathComponent().appendingPathComponent("sisa")]
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            XCTFail("the sisa binary is not built next to the tests (run scripts/test)")
+            throw XCTSkip("no sisa binary")
+        }
+        sisa = found
+    }
+
+    func slurm(_ notes: Notes, retries: Int = 2) -> SlurmExecutor {
+        var o = SlurmExecutor.Options(worker: sisa)
+        o.maxRetries = retries
+        o.pollSeconds = 0.2
+        return SlurmExecutor(options: o, note: { notes.add($0) })
+    }
+
+    /// Training through Slurm gives the digests of a local `train`, records
+    /// every checkpoint, reports progress and leaves no work order.
+    func testSlurmTrainingEqualsLocal() throws {
+        let tmp = TempDir()
+        let records = syntheticRecords(60)
+        let config = microConfig(shards: 3, slices: 2)
+        let local = try Store.create(at: tmp.url.appendingPathComponent("local"), config: config)
+        _ = try local.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+        _ = try local.train(jobs: 2)
+        let cluster = try Store.create(at: tmp.url.appendingPathComponent("cluster"), config: config)
+        _ = try cluster.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+        let notes = Notes()
+        let progress = Notes()
+        let report = try cluster.train(executor: slurm(notes), progress: { progress.add("\($0.shard) \($0.doneSteps)/\($0.totalSteps)") })
+        XCTAssertEqual(report.shards.map(\.shard), [0, 1, 2])
+        XCTAssertEqual(try digests(cluster), try digests(local))
+        XCTAssertTrue(try digests(cluster).allSatisfy { $0 != nil })
+        XCTAssertEqual(Set(try cluster.catalog.checkpoints().map(\.key)), Set(try local.catalog.checkpoints().map(\.key)))
+        XCTAssertEqual(notes.all.filter { $0.hasPrefix("submitted Slurm job") }.count, 1, "one array for all shards: \(notes.all)")
+        XCTAssertFalse(progress.all.isEmpty, "progress from the workers' files")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cluster.url.appendingPathComponent("work").path), "the work folder is removed")
+        // Nothing left to do: no job is submitted.
+        let again = Notes()
+        XCTAssertTrue(try cluster.train(executor: slurm(again)).shards.isEmpty)
+        XCTAssertTrue(again.all.isEmpty)
+    }
+
+    /// A deletion retrained through Slurm equals a store that never ingested
+    /// the record, and the record's bytes are in no file.
+    func testSlurmDeletionEqualsNeverIngested() throws {
+        let tmp = TempDir()
+        var records = syntheticRecords(50)
+        records[9].text = "SECRET-PAYLOAD-slurm-0451 \(records[9].text)"
+        let config = microConfig(shards: 2, slices: 3)
+        let store = try Store.create(at: tmp.url.appendingPathComponent("s"), config: config)
+        _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+        _ = try store.train(executor: slurm(Notes()))
+        let notes = Notes()
+        let receipt = try store.delete(ids: [records[9].id], executor: slurm(notes))
+        XCTAssertEqual(receipt.shards.count, 1)
+        XCTAssertTrue(notes.all.contains { $0.contains("submitted Slurm job") })
+        let never = try Store.create(at: tmp.url.appendingPathComponent("n"), config: config)
+        _ = try never.ingest(paths: [tmp.jsonl("rest.jsonl", records.filter { $0.id != records[9].id })])
+        _ = try never.train()
+        XCTAssertEqual(try digests(store), try digests(never))
+        for (name, bytes) in allFileBytes(store.url) {
+            XCTAssertNil(bytes.range(of: Data("SECRET-PAYLOAD-slurm-0451".utf8)), "deleted text still present in \(name)")
+        }
+    }
+
+    /// A task cancelled with scancel mid-stage is resubmitted, resumes from
+    /// its last checkpoint, and the end result is still bit-exact.
+    func testCancelledTaskIsResubmittedAndBitExact() throws {
+        let tmp = TempDir()
+        let records = syntheticRecords(60)
+        var config = microConfig(shards: 2, slices: 3)
+        config.epochs = 150   // seconds per shard, so the cancel lands mid-training
+        let local = try Store.create(at: tmp.url.appendingPathComponent("local"), config: config)
+        _ = try local.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+        _ = try local.train(jobs: 2)
+        let cluster = try Store.create(at: tmp.url.appendingPathComponent("cluster"), config: config)
+        _ = try cluster.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+        let notes = Notes()
+        let progress = Notes()
+        let executor = slurm(notes)
+        let cancelled = Notes()
+        // Cancel shard 1's task once its worker is in stage 1 (stage 0's checkpoint is written).
+        let canceller = Thread {
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                if let job = notes.all.first(where: { $0.hasPrefix("submitted Slurm job") })?.split(separator: " ")[3].dropLast(),
+                   progress.all.contains(where: { $0.hasPrefix("1 stage 1 ") }) {
+                    let scancel = Process()
+                    scancel.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                    scancel.arguments = ["scancel", "\(job)_1"]
+                    try? scancel.run()
+                    scancel.waitUntilExit()
+                    cancelled.add("\(job)_1 \(scancel.terminationStatus)")
+                    return
+                }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
+        canceller.start()
+        let report = try cluster.train(executor: executor, progress: { progress.add("\($0.shard) stage \($0.stage) \($0.doneSteps)/\($0.totalSteps)") })
+        XCTAssertEqual(cancelled.all.count, 1, "the canceller fired: \(notes.all)")
+        XCTAssertTrue(cancelled.all.first?.hasSuffix(" 0") ?? false, "scancel succeeded: \(cancelled.all)")
+        XCTAssertTrue(notes.all.contains { $0.hasPrefix("shard 1: task ended without a result") }, "resubmitted: \(notes.all)")
+        XCTAssertEqual(notes.all.filter { $0.hasPrefix("submitted Slurm job") }.count, 2, "\(notes.all)")
+        // The second attempt resumed from the checkpoint the first one wrote.
+        XCTAssertGreaterThanOrEqual(report.shards[1].fromStage, 1)
+        XCTAssertEqual(report.shards[0].fromStage, 0)
+        XCTAssertEqual(try digests(cluster), try digests(local))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cluster.url.appendingPathComponent("work").path))
+    }
+
+    /// A coordinator killed mid-run leaves jobs and work orders (record
+    /// text). A deletion then purges the orders holding the record; the next
+    /// run cancels the old jobs, finds finished checkpoints by key, resubmits
+    /// only what is missing, and equals a store that never saw the record.
+    func testKilledCoordinatorPurgedOrdersAndResume() throws {
+        let tmp = TempDir()
+        var records = syntheticRecords(60)
+        records[4].text = "SECRET-PAYLOAD-order-8812 \(records[4].text)"
+        let storeURL = tmp.url.appendingPathComponent("s")
+        // Three shards on a two-core node: two run while the third waits.
+        var config = microConfig(shards: 3, slices: 3)
+        config.epochs = 150
+        let victimShard = try { () throws -> Int in
+            let store = try Store.create(at: storeURL, config: config)
+            _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+            return try XCTUnwrap(store.catalog.record(id: records[4].id)).shard
+        }()
+        let p = Process()
+        p.executableURL = sisa
+        p.arguments = ["train", "--store", storeURL.path, "--executor", "slurm", "--slurm-sisa", sisa.path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Kill the coordinator once another shard has finished (its checkpoints are written, not recorded).
+        let work = WorkFolder(store: storeURL)
+        let others = (0..<3).filter { $0 != victimShard }
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && !others.contains(where: { FileManager.default.fileExists(atPath: work.result($0).path) }) {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let finished = try XCTUnwrap(others.first { FileManager.default.fileExists(atPath: work.result($0).path) })
+        XCTAssertTrue(FileManager.default.fileExists(atPath: work.order(victimShard).path), "the order is on disk mid-run")
+        XCTAssertNotNil(FileManager.default.contents(atPath: work.order(victimShard).path)?.range(of: Data("SECRET-PAYLOAD-order-8812".utf8)),
+                        "an order holds the records' text")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertFalse(work.recordedJobs().isEmpty, "the killed run's jobs are on record")
+
+        // The deletion (queued) purges the order holding the record at once.
+        let store = try Store.open(at: storeURL, writer: "test")
+        _ = try store.delete(ids: [records[4].id], deferRetrain: true)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.order(victimShard).path), "the order holding the record is purged")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: work.order(finished).path), "the others are not")
+
+        let notes = Notes()
+        let report = try store.train(executor: slurm(notes))
+        XCTAssertTrue(report.warnings.contains { $0.hasPrefix("cancelled Slurm jobs") }, "\(report.warnings)")
+        XCTAssertTrue(notes.all.contains("shard \(finished): found its finished checkpoint; nothing to submit"), "\(notes.all)")
+        let submitted = notes.all.filter { $0.hasPrefix("submitted Slurm job") }
+            .flatMap { $0.components(separatedBy: "shards ").last!.components(separatedBy: ", ") }
+        XCTAssertTrue(submitted.contains(String(victimShard)) && !submitted.contains(String(finished)),
+                      "only what is missing is submitted: \(notes.all)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.dir.path), "no work order is left behind")
+        let never = try Store.create(at: tmp.url.appendingPathComponent("n"), config: config)
+        _ = try never.ingest(paths: [tmp.jsonl("rest.jsonl", records.filter { $0.id != records[4].id })])
+        _ = try never.train(jobs: 2)
+        XCTAssertEqual(try digests(store), try digests(never))
+        for (name, bytes) in allFileBytes(storeURL) {
+            XCTAssertNil(bytes.range(of: Data("SECRET-PAYLOAD-order-8812".utf8)), "deleted text still present in \(name)")
+        }
+        // Every recorded checkpoint once, each readable.
+        let keys = try store.catalog.checkpoints().map(\.key)
+        XCTAssertEqual(keys.count, Set(keys).count)
+        for k in keys { XCTAssertNoThrow(try store.model(checkpointKey: k)) }
+    }
+
+    /// A worker refuses an order its build plans differently.
+    func testWorkerRefusesAnOrderItPlansDifferently() throws {
+        let tmp = TempDir()
+        let store = try Store.create(at: tmp.url.appendingPathComponent("s"), config: microConfig())
+        _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", syntheticRecords(20))])
+        let plan = try store.plan(shard: 0)
+        let records = try store.catalog.trainingRecords(shard: 0)
+        let order = WorkOrder(run: "r", shard: 0, config: String(decoding: store.config.canonicalJSON, as: UTF8.self),
+                              stageCount: plan.stages.count, stageKeys: plan.stages.map { _ in "not-a-key" },
+                              startKey: nil, startChecksum: nil,
+                              records: records.map { .init(id: $0.id, slice: $0.slice, text: String(decoding: $0.text, as: UTF8.self)) })
+        let folder = WorkFolder(store: store.url)
+        try folder.write(order, to: folder.order(0))
+        XCTAssertThrowsError(try Worker.run(order: folder.order(0))) { e in
+            XCTAssertTrue("\(e)".contains("plans shard 0 differently"), "\(e)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.result(0).path))
+    }
+}
+
+final class Notes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func add(_ s: String) { lock.withLock { items.append(s) } }
+    var all: [String] { lock.withLock { items } }
+}
