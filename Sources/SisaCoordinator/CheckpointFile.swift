@@ -46,4 +46,11 @@ enum CheckpointFile {
     }
 
     static func name(key: String) -> String { "\(key).ckpt" }
+
+    /// Writes a state as `dir/KEY.ckpt`, atomically (temp file, fsync, rename).
+    static func write(_ state: Data, floatBytes: Int, key: String, dir: URL) throws -> (rawBytes: Int, storedBytes: Int, checksum: String) {
+        let encoded = try encode(state, floatBytes: floatBytes)
+        try FileIO.writeAtomically(encoded.bytes, to: dir.appendingPathComponent(name(key: key)).path)
+        return (encoded.rawBytes, encoded.bytes.count, encoded.checksum)
+    }
 }

@@ -38,11 +38,9 @@ public final class CheckpointStore {
            FileManager.default.fileExists(atPath: path(existing.file)) {
             return existing
         }
-        let encoded = try CheckpointFile.encode(state, floatBytes: floatBytes)
-        let file = CheckpointFile.name(key: key)
-        try FileIO.writeAtomically(encoded.bytes, to: path(file))
-        let info = CheckpointInfo(key: key, shard: shard, stage: stage, file: file, rawBytes: encoded.rawBytes,
-                                  storedBytes: encoded.bytes.count, checksum: encoded.checksum)
+        let written = try CheckpointFile.write(state, floatBytes: floatBytes, key: key, dir: dir)
+        let info = CheckpointInfo(key: key, shard: shard, stage: stage, file: CheckpointFile.name(key: key),
+                                  rawBytes: written.rawBytes, storedBytes: written.storedBytes, checksum: written.checksum)
         try mutex.withLock { try catalog.addCheckpoint(info) }
         return info
     }
@@ -87,6 +85,17 @@ public final class CheckpointStore {
                                   storedBytes: d.count, checksum: decoded.checksum)
         try mutex.withLock { try catalog.addCheckpoint(info) }
         return info
+    }
+
+    /// `adopt` for every stage of these plans whose file is on disk but not
+    /// in the catalog.
+    func adoptFiles(_ plans: [ShardPlan]) throws {
+        let files = Set((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [])
+        for p in plans {
+            for stage in p.stages where files.contains(CheckpointFile.name(key: stage.key)) {
+                try adopt(key: stage.key, shard: p.shard, stage: stage.stage)
+            }
+        }
     }
 
     func remove(_ info: CheckpointInfo) throws {

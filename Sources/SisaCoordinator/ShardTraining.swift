@@ -5,6 +5,15 @@ import SisaEngine
 /// local executor and cluster workers share, so both give the same bits.
 /// It touches no catalog: where states come from and go is the caller's.
 enum ShardTraining {
+    /// The latest stage whose saved state `read` returns (nil: none; train
+    /// from the shard's initial parameters).
+    static func latestStart(_ plan: ShardPlan, read: (StagePlan) throws -> Data?) rethrows -> (stage: Int, state: Data)? {
+        for stage in plan.stages.reversed() {
+            if let data = try read(stage) { return (stage.stage, data) }
+        }
+        return nil
+    }
+
     /// `from`: the last reusable stage and its saved state (nil: from the
     /// shard's initial parameters). `checkpoint` is called after each stage.
     static func run(_ plan: ShardPlan, config: StoreConfig, from start: (stage: Int, state: Data)?, previousDigest: String?,

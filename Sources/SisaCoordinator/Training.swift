@@ -66,13 +66,16 @@ extension Store {
         defer { if adopting && !committed { config = storedConfig } }
         try requireCurrentNumerics()
         // A cluster run whose coordinator was killed left jobs and work orders (record text).
-        let abandoned = try SlurmExecutor.abandonEarlierRun(WorkFolder(store: url), note: { _ in })
+        let abandoned = try SlurmExecutor.abandonEarlierRun(WorkFolder(store: url))
         try catalog.setMeta("training_started", "1")
         // The deletions these plans reflect: one logged later (a service takes
         // requests while it trains) stays pending and keeps its shard quarantined.
         let pending = try catalog.pendingDeletions()
         let pendingUpTo = pending.last?.seq ?? 0
         let plans = try (0..<config.shards).map { try plan(shard: $0) }
+        // Checkpoints a cluster worker wrote but no coordinator recorded (it
+        // was killed) are found by key and recorded, once, after a check.
+        try checkpoints.adoptFiles(plans.filter { onlyShards?.contains($0.shard) ?? true })
         let states = try catalog.shardStates()
         // A shard whose recorded model is the end of its current chain needs
         // nothing, provided that checkpoint still reads back with a valid
@@ -128,13 +131,7 @@ extension Store {
     /// with `resume: false` none is read either (training from scratch: `verify`).
     func trainShard(_ plan: ShardPlan, previousDigest: String?, pool: WorkerPool, persist: Bool, resume: Bool = true,
                     progress: (@Sendable (TrainProgress) -> Void)?) throws -> (report: ShardTrainReport, trainer: Trainer) {
-        var start: (stage: Int, state: Data)?
-        for r in stride(from: plan.stages.count - 1, through: 0, by: -1) where resume {
-            if let data = try checkpoints.load(key: plan.stages[r].key) {
-                start = (r, data)
-                break
-            }
-        }
+        let start = resume ? try ShardTraining.latestStart(plan) { try checkpoints.load(key: $0.key) } : nil
         return try ShardTraining.run(plan, config: config, from: start, previousDigest: previousDigest, pool: pool,
                                      storeURL: url, progress: progress) { stage, trainer in
             if persist { try checkpoints.save(key: stage.key, shard: plan.shard, stage: stage.stage, state: trainer.serialize()) }

@@ -8,19 +8,20 @@ struct ExecutorOptions: ParsableArguments {
                                discussion: "With slurm the store folder must be on storage every node sees, and this sisa binary (or --slurm-sisa) must run on the nodes."))
     var executor: String = "local"
     @Option(help: "Slurm partition (default: the cluster's default).") var slurmPartition: String?
-    @Option(help: ArgumentHelp("Extra sbatch arguments, split on spaces, e.g. \"--time=2:00:00 --account=lab\".", valueName: "args"))
+    @Option(help: ArgumentHelp("Extra sbatch arguments, split like a shell does (quotes group), e.g. \"--time=2:00:00 --account=lab\".", valueName: "args"))
     var slurmArgs: String?
     @Option(help: "CPUs (and training threads) per Slurm task (default: Slurm's, one).") var slurmCpus: Int?
     @Option(help: "The sisa binary the Slurm tasks run (default: this one).") var slurmSisa: String?
-    @Option(help: "Resubmissions of a Slurm task that failed, was cancelled or timed out.") var maxRetries: Int = 2
+    @Option(help: "Resubmissions of a Slurm task that failed, was cancelled or timed out (default 2).") var maxRetries: Int?
 
     func validate() throws {
         guard ["local", "slurm"].contains(executor) else { throw ValidationError("--executor must be local or slurm") }
-        guard maxRetries >= 0 else { throw ValidationError("--max-retries must be >= 0") }
+        if let m = maxRetries, m < 0 { throw ValidationError("--max-retries must be >= 0") }
         if let c = slurmCpus, c < 1 { throw ValidationError("--slurm-cpus must be >= 1") }
-        if executor == "local", slurmPartition != nil || slurmArgs != nil || slurmCpus != nil || slurmSisa != nil {
-            throw ValidationError("--slurm-* options need --executor slurm")
+        if executor == "local", slurmPartition != nil || slurmArgs != nil || slurmCpus != nil || slurmSisa != nil || maxRetries != nil {
+            throw ValidationError("--slurm-* and --max-retries need --executor slurm")
         }
+        if let a = slurmArgs { _ = try SlurmExecutor.Options.splitArguments(a) }
     }
 
     /// nil for local (the caller's --jobs and --threads apply).
@@ -32,8 +33,8 @@ struct ExecutorOptions: ParsableArguments {
         }
         var o = SlurmExecutor.Options(worker: binary)
         o.partition = slurmPartition
-        o.sbatchArgs = slurmArgs.map { $0.split(separator: " ").map(String.init) } ?? []
-        o.maxRetries = maxRetries
+        o.sbatchArgs = try slurmArgs.map(SlurmExecutor.Options.splitArguments) ?? []
+        o.maxRetries = maxRetries ?? 2
         o.cpusPerTask = slurmCpus
         return SlurmExecutor(options: o, note: { note("slurm: \($0)") })
     }

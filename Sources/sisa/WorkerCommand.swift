@@ -17,6 +17,8 @@ struct WorkerCommand: ParsableCommand {
     func run() throws {
         let url = URL(fileURLWithPath: order)
         let r = try Worker.run(order: url, threads: threads) { note($0) }
-        print("shard \(r.shard): trained stages \(r.report.fromStage)...\(r.report.fromStage + r.report.stagesTrained - 1) (\(r.report.steps) steps, \(String(format: "%.1f", r.report.seconds)) s), digest \(r.report.digest.prefix(16))")
+        let trained = r.report.stagesTrained == 0 ? "nothing to train (its last checkpoint was on disk)"
+            : "trained stages \(r.report.fromStage)...\(r.report.fromStage + r.report.stagesTrained - 1) (\(r.report.steps) steps, \(String(format: "%.1f", r.report.seconds)) s)"
+        print("shard \(r.shard): \(trained), digest \(r.report.digest.prefix(16))")
     }
 }

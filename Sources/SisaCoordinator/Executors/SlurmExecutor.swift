@@ -23,7 +23,37 @@ public struct SlurmExecutor: ShardExecutor {
         /// CPUs (and training threads) per task; nil: Slurm's default, one.
         public var cpusPerTask: Int?
         public var pollSeconds = 0.5
+        /// How long a task may be gone from the queue before its result shows
+        /// (shared file systems cache "no such file" for a few seconds).
+        public var resultGraceSeconds = 10.0
+        /// How long squeue may keep failing before the run gives up.
+        public var controllerOutageSeconds = 300.0
         public init(worker: URL) { self.worker = worker }
+
+        /// Splits on unquoted whitespace; single and double quotes group, a
+        /// backslash escapes the next character (outside single quotes).
+        public static func splitArguments(_ s: String) throws -> [String] {
+            var out: [String] = [], word = "", inWord = false
+            var quote: Character?
+            var escaped = false
+            for c in s {
+                if escaped { word.append(c); escaped = false; inWord = true; continue }
+                if let q = quote {
+                    if c == q { quote = nil } else if c == "\\" && q == "\"" { escaped = true } else { word.append(c) }
+                    continue
+                }
+                switch c {
+                case "'", "\"": quote = c; inWord = true
+                case "\\": escaped = true
+                case " ", "\t", "\n":
+                    if inWord { out.append(word); word = ""; inWord = false }
+                default: word.append(c); inWord = true
+                }
+            }
+            guard quote == nil, !escaped else { throw CoordinatorError.invalidInput("--slurm-args: unbalanced quote or trailing backslash in \(s)") }
+            if inWord { out.append(word) }
+            return out
+        }
     }
 
     public let options: Options
@@ -36,91 +66,141 @@ public struct SlurmExecutor: ShardExecutor {
     }
 
     public func train(_ work: [ShardWork], store: Store, progress: (@Sendable (TrainProgress) -> Void)?) throws -> [ShardTrainReport] {
+        // `Store.train` has already stopped what a killed run left and recorded
+        // every checkpoint file it finds by key.
         let folder = WorkFolder(store: store.url)
-        try SlurmExecutor.abandonEarlierRun(folder, note: note)
         guard !work.isEmpty else { return [] }
         let run = UUID().uuidString.lowercased()
+        let t0 = Date()
         var reports: [Int: ShardTrainReport] = [:]
         var toSubmit: [ShardWork] = []
-        // Finished checkpoints (of a killed coordinator's run, say) are found by key.
         for w in work {
-            if let last = w.plan.stages.last, try store.checkpoints.adopt(key: last.key, shard: w.plan.shard, stage: last.stage) != nil {
+            if let last = w.plan.stages.last, try store.checkpoints.load(key: last.key) != nil {
                 reports[w.plan.shard] = try store.trainShard(w.plan, previousDigest: w.previousDigest, pool: .shared, progress: nil)
                 note("shard \(w.plan.shard): found its finished checkpoint; nothing to submit")
             } else {
                 toSubmit.append(w)
             }
         }
-        defer {
-            // Orders hold record text: they never outlive the run.
-            folder.removeData()
-        }
+        guard !toSubmit.isEmpty else { return work.map { reports[$0.plan.shard]! } }
+        var firstStage: [Int: Int] = [:]
+        var results: [Int: (result: WorkResult, seconds: Double)] = [:]
+        // Orders hold record text: they never outlive the run.
+        defer { folder.removeData() }
         do {
-            if !toSubmit.isEmpty {
-                for w in toSubmit { try writeOrder(w, run: run, store: store, folder: folder) }
-                try writeScript(folder)
-                let results = try runArray(toSubmit.map(\.plan.shard), run: run, store: store, folder: folder, progress: progress)
-                // Check and record every checkpoint in one transaction.
-                try store.catalog.transaction {
-                    for w in toSubmit {
-                        let r = results[w.plan.shard]!
-                        let checksums = Dictionary(r.checkpoints.map { ($0.key, $0.checksum) }, uniquingKeysWith: { a, _ in a })
-                        for stage in w.plan.stages {
-                            let info = try store.checkpoints.adopt(key: stage.key, shard: w.plan.shard, stage: stage.stage)
-                            if let want = checksums[stage.key], info?.checksum != want {
-                                throw CoordinatorError.corrupt("shard \(w.plan.shard), stage \(stage.stage): the checkpoint on disk is not the one the worker on \(r.host) wrote (checksum)")
-                            }
-                        }
-                        guard let last = w.plan.stages.last, try store.catalog.checkpoint(key: last.key) != nil else {
-                            throw CoordinatorError.corrupt("shard \(w.plan.shard): the worker on \(r.host) reported success but its last checkpoint is missing or unreadable")
-                        }
-                        let rep = r.report
-                        reports[w.plan.shard] = ShardTrainReport(shard: rep.shard, fromStage: rep.fromStage, stagesTrained: rep.stagesTrained,
-                                                                 steps: rep.steps, seconds: rep.seconds,
-                                                                 previousDigest: w.previousDigest, digest: rep.digest)
-                    }
-                }
-            }
+            for w in toSubmit { firstStage[w.plan.shard] = try writeOrder(w, run: run, store: store, folder: folder) }
+            try checkOrdersStillLive(toSubmit, store: store, folder: folder)
+            try writeScript(folder)
+            try runArray(toSubmit.map(\.plan.shard), run: run, started: t0, folder: folder, results: &results, progress: progress)
+            try record(toSubmit, results: results, store: store)
         } catch {
-            SlurmClient.cancel(folder.recordedJobs())
+            // Keep what finished (its checkpoints are checked and recorded);
+            // stop the rest. The task logs stay for diagnosis.
+            try? record(toSubmit.filter { results[$0.plan.shard] != nil }, results: results, store: store)
+            if SlurmExecutor.stop(folder.recordedJobs()) { try? FileManager.default.removeItem(at: folder.jobs) }
             throw error
+        }
+        for w in toSubmit {
+            // The run's whole work on the shard, whatever attempt finished it.
+            let from = firstStage[w.plan.shard]!
+            let r = results[w.plan.shard]!
+            reports[w.plan.shard] = ShardTrainReport(shard: w.plan.shard, fromStage: from, stagesTrained: w.plan.stages.count - from,
+                                                     steps: w.plan.stages.dropFirst(from).reduce(0) { $0 + $1.steps },
+                                                     seconds: r.seconds, previousDigest: w.previousDigest, digest: r.result.report.digest)
         }
         try folder.remove()
         return work.map { reports[$0.plan.shard]! }
     }
 
-    /// A coordinator killed mid-run leaves its jobs and orders: cancel the
-    /// jobs (their finished checkpoints are found by key) and clear the folder.
-    /// Returns what it did, for the report's warnings.
-    @discardableResult
-    static func abandonEarlierRun(_ folder: WorkFolder, note: (String) -> Void) throws -> String? {
-        let jobs = folder.recordedJobs()
-        var done: String?
-        if !jobs.isEmpty {
-            done = "cancelled Slurm jobs \(jobs.joined(separator: ", ")) of an earlier run that did not finish (its finished checkpoints are reused)"
-            note(done!)
-            SlurmClient.cancel(jobs)
-            let deadline = Date().addingTimeInterval(60)
-            while Date() < deadline, (try? SlurmClient.liveTasks(jobs: jobs))?.isEmpty == false {
-                Thread.sleep(forTimeInterval: 0.5)
+    /// Checks the checkpoints the workers wrote and records them, in one
+    /// transaction: each file reads back whole, its checksum is the one its
+    /// worker reported, and the last stage's model has the reported digest.
+    private func record(_ work: [ShardWork], results: [Int: (result: WorkResult, seconds: Double)], store: Store) throws {
+        try store.catalog.transaction {
+            for w in work {
+                let r = results[w.plan.shard]!.result
+                let checksums = Dictionary(r.checkpoints.map { ($0.key, $0.checksum) }, uniquingKeysWith: { a, _ in a })
+                for stage in w.plan.stages {
+                    let info = try store.checkpoints.adopt(key: stage.key, shard: w.plan.shard, stage: stage.stage)
+                    if let want = checksums[stage.key], info?.checksum != want {
+                        throw CoordinatorError.corrupt("shard \(w.plan.shard), stage \(stage.stage): the checkpoint on disk is not the one the worker on \(r.host) wrote (checksum)")
+                    }
+                }
+                guard let last = w.plan.stages.last, let digest = try? store.model(checkpointKey: last.key).digest else {
+                    throw CoordinatorError.corrupt("shard \(w.plan.shard): the worker on \(r.host) reported success but its last checkpoint is missing or unreadable")
+                }
+                guard digest == r.report.digest else {
+                    throw CoordinatorError.corrupt("shard \(w.plan.shard): the last checkpoint's model has digest \(digest.prefix(16)), the worker on \(r.host) reported \(r.report.digest.prefix(16))")
+                }
             }
         }
-        try folder.remove()
-        return done
     }
 
-    private func writeOrder(_ w: ShardWork, run: String, store: Store, folder: WorkFolder) throws {
+    /// A coordinator killed mid-run leaves its jobs and orders: cancel the
+    /// jobs (their finished checkpoints are then found by key) and clear the
+    /// folder. Returns what it did, for the report's warnings.
+    @discardableResult
+    static func abandonEarlierRun(_ folder: WorkFolder) throws -> String? {
+        let jobs = folder.recordedJobs()
+        guard !jobs.isEmpty else {
+            try folder.remove()
+            return nil
+        }
+        if stop(jobs) {
+            try folder.remove()
+            return "cancelled Slurm jobs \(jobs.joined(separator: ", ")) of an earlier run that did not finish (its finished checkpoints are reused)"
+        }
+        // Their orders (record text) go now; the job ids stay, for the next run to cancel.
+        folder.removeData()
+        return "could not confirm that Slurm jobs \(jobs.joined(separator: ", ")) of an earlier run have stopped (is the controller reachable?); their work orders are removed and the next run cancels them again"
+    }
+
+    /// Cancels the jobs and waits (up to a minute) until none of their tasks
+    /// is queued or running. True when that is confirmed.
+    static func stop(_ jobs: [String]) -> Bool {
+        guard !jobs.isEmpty else { return true }
+        SlurmClient.cancel(jobs)
+        let deadline = Date().addingTimeInterval(60)
+        while true {
+            if let live = try? SlurmClient.liveTasks(jobs: jobs), live.isEmpty { return true }
+            if Date() > deadline { return false }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+    }
+
+    /// Writes the shard's order; returns the first stage it trains (after the
+    /// latest recorded checkpoint).
+    private func writeOrder(_ w: ShardWork, run: String, store: Store, folder: WorkFolder) throws -> Int {
         let recorded = try w.plan.stages.last(where: { try store.catalog.checkpoint(key: $0.key) != nil })
         let start = try recorded.flatMap { try store.catalog.checkpoint(key: $0.key) }
         let texts = Dictionary(try store.catalog.trainingRecords(shard: w.plan.shard).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let records = try (w.plan.stages.last?.ids ?? []).map { id -> WorkOrder.Record in
-            guard let r = texts[id] else { throw CoordinatorError.corrupt("shard \(w.plan.shard): record \(id) is planned but not live") }
+            guard let r = texts[id] else { throw CoordinatorError.io(SlurmExecutor.deletedMeanwhile(w.plan.shard, id)) }
             return WorkOrder.Record(id: id, slice: r.slice, text: String(decoding: r.text, as: UTF8.self))
         }
         let order = WorkOrder(run: run, shard: w.plan.shard, config: String(decoding: store.config.canonicalJSON, as: UTF8.self),
                               stageCount: w.plan.stages.count, stageKeys: w.plan.stages.map(\.key),
                               startKey: start?.key, startChecksum: start?.checksum, records: records)
         try folder.write(order, to: folder.order(w.plan.shard))
+        return (recorded?.stage ?? -1) + 1
+    }
+
+    /// A deletion committed while the orders were being written may have
+    /// missed an order not yet on disk when it purged: every order is
+    /// checked against the live records after it is written, so whichever
+    /// comes second, the deletion's purge or this check, removes it.
+    private func checkOrdersStillLive(_ work: [ShardWork], store: Store, folder: WorkFolder) throws {
+        for w in work {
+            let live = Set(try store.catalog.trainingRecords(shard: w.plan.shard).map(\.id))
+            if let gone = w.plan.stages.last?.ids.first(where: { !live.contains($0) }) {
+                try? FileManager.default.removeItem(at: folder.order(w.plan.shard))
+                throw CoordinatorError.io(SlurmExecutor.deletedMeanwhile(w.plan.shard, gone))
+            }
+        }
+    }
+
+    static func deletedMeanwhile(_ shard: Int, _ id: String) -> String {
+        "shard \(shard): record \(id) was deleted while this run was being prepared; run again (the next run retrains the shard without it)"
     }
 
     private func writeScript(_ folder: WorkFolder) throws {
@@ -128,6 +208,9 @@ public struct SlurmExecutor: ShardExecutor {
         let script = """
             #!/bin/sh
             # Written by sisa: one array task per shard; the task id is the shard.
+            # sbatch exports the submitting shell's environment; a kernel path
+            # forced there may not exist on the node (the bits are the same on all).
+            unset SISA_KERNELS
             exec \(quoted(options.worker.path)) worker --order \(quoted(folder.dir.path))/order-"$SLURM_ARRAY_TASK_ID".json
 
             """
@@ -135,25 +218,29 @@ public struct SlurmExecutor: ShardExecutor {
         chmod(folder.script.path, 0o755)
     }
 
-    /// Submits the shards, waits for every result, resubmitting failed tasks.
-    private func runArray(_ shards: [Int], run: String, store: Store, folder: WorkFolder,
-                          progress: (@Sendable (TrainProgress) -> Void)?) throws -> [Int: WorkResult] {
+    /// Submits the shards and waits for every result (with the seconds from
+    /// `started` to when it was seen), resubmitting tasks that ended without one.
+    private func runArray(_ shards: [Int], run: String, started: Date, folder: WorkFolder,
+                          results: inout [Int: (result: WorkResult, seconds: Double)],
+                          progress: (@Sendable (TrainProgress) -> Void)?) throws {
         let name = "sisa-\(run.prefix(8))"
         var attempts = Dictionary(shards.map { ($0, 1) }, uniquingKeysWith: { a, _ in a })
         var jobs = [try submit(shards, name: name, folder: folder)]
-        var results: [Int: WorkResult] = [:]
         var lastProgress: [Int: Data] = [:]
-        var squeueFailures = 0
+        var goneSince: [Int: Date] = [:]
+        var squeueFailingSince: Date?
         while results.count < shards.count {
             Thread.sleep(forTimeInterval: options.pollSeconds)
-            // squeue first, then the files: a task gone from the queue has exited, so its result is on disk.
+            // squeue first, then the files: a task gone from the queue has exited, so its result was written.
             let live: Set<Int>
             do {
                 live = try SlurmClient.liveTasks(jobs: jobs)
-                squeueFailures = 0
+                squeueFailingSince = nil
             } catch {
-                squeueFailures += 1
-                if squeueFailures >= 20 { throw error }   // the controller is gone, not busy
+                // A busy or restarting controller is waited out; one gone for minutes is an error.
+                let since = squeueFailingSince ?? Date()
+                squeueFailingSince = since
+                if Date().timeIntervalSince(since) > options.controllerOutageSeconds { throw error }
                 continue
             }
             var failed: [Int] = []
@@ -164,16 +251,21 @@ public struct SlurmExecutor: ShardExecutor {
                     progress(p)
                 }
                 if let r = try? WorkFolder.read(WorkResult.self, from: folder.result(s)), r.run == run {
-                    results[s] = r
+                    results[s] = (r, Date().timeIntervalSince(started))
                     continue
                 }
-                if !live.contains(s) { failed.append(s) }
+                guard !live.contains(s) else { goneSince[s] = nil; continue }
+                // On shared storage a new file can take a moment to show on this node.
+                let since = goneSince[s] ?? Date()
+                goneSince[s] = since
+                if Date().timeIntervalSince(since) >= options.resultGraceSeconds { failed.append(s) }
             }
             guard !failed.isEmpty else { continue }
             for s in failed {
+                goneSince[s] = nil
                 let tail = SlurmExecutor.tail(of: folder.log(s))
                 guard attempts[s]! <= options.maxRetries else {
-                    throw CoordinatorError.io("shard \(s): its Slurm task failed \(attempts[s]!) times (--max-retries \(options.maxRetries)); last log lines (\(folder.log(s).path)):\n\(tail)")
+                    throw CoordinatorError.io("shard \(s): its Slurm task ended without a result \(attempts[s]!) times (--max-retries \(options.maxRetries)); last log lines (\(folder.log(s).path)):\n\(tail)")
                 }
                 // A deletion purged this order (its text must not be written again): stop; the next pass retrains.
                 guard FileManager.default.fileExists(atPath: folder.order(s).path) else {
@@ -184,7 +276,6 @@ public struct SlurmExecutor: ShardExecutor {
             }
             jobs.append(try submit(failed, name: name, folder: folder))
         }
-        return results
     }
 
     private func submit(_ shards: [Int], name: String, folder: WorkFolder) throws -> String {
@@ -240,7 +331,7 @@ public enum SlurmClient {
         return live
     }
 
-    /// Best effort: the jobs may be gone already.
+    /// Best effort: the jobs may be gone already (`stop` confirms with squeue).
     static func cancel(_ jobs: [String]) {
         guard !jobs.isEmpty else { return }
         _ = try? command("scancel", jobs)

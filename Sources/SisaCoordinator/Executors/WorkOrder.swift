@@ -107,12 +107,16 @@ public struct WorkFolder {
     public func purge(ids: Set<String>) throws -> [Int] {
         guard let files = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return [] }
         var purged: [Int] = []
-        for f in files where f.hasPrefix("order-") && f.hasSuffix(".json") {
+        // Temp files of an order being written (or left by a killed coordinator) count too.
+        for f in files where f.hasPrefix("order-") {
             let url = dir.appendingPathComponent(f)
             // An order that cannot be read is removed too: it may hold the text.
             let order = try? WorkFolder.read(WorkOrder.self, from: url)
             if order == nil || order!.records.contains(where: { ids.contains($0.id) }) {
-                try FileManager.default.removeItem(at: url)
+                do { try FileManager.default.removeItem(at: url) } catch {
+                    if FileManager.default.fileExists(atPath: url.path) { throw error }
+                    continue   // removed meanwhile (the run ended)
+                }
                 purged.append(order?.shard ?? -1)
             }
         }

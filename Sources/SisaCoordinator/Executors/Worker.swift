@@ -28,15 +28,10 @@ public enum Worker {
         let floatBytes = Trainer.stateFloatBytes(for: config.model)
         // The latest stage with a readable checkpoint: the recorded start, or
         // one an earlier attempt of this task wrote.
-        var start: (stage: Int, state: Data)?
-        for r in stride(from: plan.stages.count - 1, through: 0, by: -1) {
-            let key = plan.stages[r].key
-            guard let bytes = FileManager.default.contents(atPath: checkpoints.appendingPathComponent(CheckpointFile.name(key: key)).path),
-                  let decoded = try? CheckpointFile.decode([UInt8](bytes), floatBytes: floatBytes,
-                                                           expectedChecksum: key == order.startKey ? order.startChecksum : nil)
-            else { continue }
-            start = (r, decoded.state)
-            break
+        let start = ShardTraining.latestStart(plan) { stage in
+            FileManager.default.contents(atPath: checkpoints.appendingPathComponent(CheckpointFile.name(key: stage.key)).path)
+                .flatMap { try? CheckpointFile.decode([UInt8]($0), floatBytes: floatBytes,
+                                                      expectedChecksum: stage.key == order.startKey ? order.startChecksum : nil).state }
         }
         note("shard \(order.shard): \(plan.stages.count - ((start?.stage ?? -1) + 1)) stages to train from stage \((start?.stage ?? -1) + 1)")
         let threads = threads ?? ProcessInfo.processInfo.environment["SLURM_CPUS_PER_TASK"].flatMap { Int($0) } ?? 1
@@ -45,9 +40,8 @@ public enum Worker {
         let (report, _) = try ShardTraining.run(plan, config: config, from: start, previousDigest: nil,
                                                 pool: WorkerPool(threads: max(1, threads)), storeURL: storeURL,
                                                 progress: { p in try? folder.write(p, to: progressURL) }) { stage, trainer in
-            let encoded = try CheckpointFile.encode(trainer.serialize(), floatBytes: floatBytes)
-            try FileIO.writeAtomically(encoded.bytes, to: checkpoints.appendingPathComponent(CheckpointFile.name(key: stage.key)).path)
-            written.append(.init(key: stage.key, stage: stage.stage, checksum: encoded.checksum))
+            let w = try CheckpointFile.write(trainer.serialize(), floatBytes: floatBytes, key: stage.key, dir: checkpoints)
+            written.append(.init(key: stage.key, stage: stage.stage, checksum: w.checksum))
             note("shard \(order.shard): stage \(stage.stage) done")
         }
         let result = WorkResult(run: order.run, shard: order.shard, report: report, checkpoints: written,
