@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import SisaCoordinator
 import SisaEngine
 import XCTest
@@ -196,6 +199,69 @@ final class SlurmTests: XCTestCase {
         }
         // Every recorded checkpoint reads back whole.
         for k in try store.catalog.checkpoints().map(\.key) { XCTAssertNoThrow(try store.model(checkpointKey: k)) }
+    }
+
+    /// `sisa serve --executor slurm`: the deletion worker retrains through
+    /// Slurm, and the store ends equal to one that never saw the record.
+    func testServerRetrainsThroughSlurm() throws {
+        let tmp = TempDir()
+        let records = syntheticRecords(40)
+        let storeURL = tmp.url.appendingPathComponent("s")
+        let config = microConfig(shards: 2, slices: 2)
+        let deleter = try { () throws -> String in
+            let store = try Store.create(at: storeURL, config: config)
+            _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+            _ = try store.train()
+            return try store.createToken(role: .deleter, name: "portal")
+        }()
+        let p = Process()
+        p.executableURL = sisa
+        p.arguments = ["serve", "--store", storeURL.path, "--port", "0", "--coalesce", "0", "--executor", "slurm", "--slurm-sisa", sisa.path]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line += chunk
+        }
+        let port = try XCTUnwrap(String(decoding: line, as: UTF8.self).split(separator: ":").last
+            .flatMap { Int($0.split(separator: " ")[0].trimmingCharacters(in: .whitespacesAndNewlines)) })
+        func call(_ method: String, _ path: String, _ body: Data? = nil) throws -> [String: Any] {
+            var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/\(path)")!)
+            req.httpMethod = method
+            req.httpBody = body
+            req.setValue("Bearer \(deleter)", forHTTPHeaderField: "Authorization")
+            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            let done = DispatchSemaphore(value: 0)
+            nonisolated(unsafe) var answer: Data?
+            let session = URLSession(configuration: .ephemeral)
+            session.dataTask(with: req) { d, _, _ in answer = d; done.signal() }.resume()
+            _ = done.wait(timeout: .now() + 30)
+            session.finishTasksAndInvalidate()
+            return try XCTUnwrap(answer.flatMap { try JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+        }
+        let victim = records[11].id
+        let submitted = try call("POST", "deletions", try JSONSerialization.data(withJSONObject: ["ids": [victim]]))
+        let id = try XCTUnwrap((submitted["request"] as? [String: Any])?["id"] as? Int)
+        var state = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && state != "done" {
+            Thread.sleep(forTimeInterval: 0.2)
+            state = try call("GET", "deletions/\(id)")["state"] as? String ?? ""
+        }
+        XCTAssertEqual(state, "done")
+        p.terminate()
+        p.waitUntilExit()
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(log.contains("submitted Slurm job"), log)
+        let never = try Store.create(at: tmp.url.appendingPathComponent("n"), config: config)
+        _ = try never.ingest(paths: [tmp.jsonl("rest.jsonl", records.filter { $0.id != victim })])
+        _ = try never.train()
+        XCTAssertEqual(try digests(Store.open(at: storeURL)), try digests(never))
     }
 
     /// A task that keeps failing exhausts --max-retries: the run fails naming
