@@ -7,7 +7,9 @@ import SisaEngine
 /// Each query reads the shards' states through its own catalog snapshot and
 /// takes, per answering shard, the cached model of that shard's current
 /// checkpoint key, loading it if the key changed. A retrained shard is thus
-/// swapped in by the first query after its new key is committed, and a
+/// swapped in by the first query after its new key is committed (the server
+/// preloads it right after the retraining, so that query rarely pays the
+/// load), and a
 /// quarantined one is left out from the instant its deletion is durable.
 /// Queries never wait for training, and each gets its own inference
 /// instances over the shared weights, so they run concurrently.
@@ -41,6 +43,14 @@ final class ModelCache: @unchecked Sendable {
             throw CoordinatorError.notTrained("no shard can answer (\(excluded.map { "shard \($0.shard): \($0.reason)" }.joined(separator: "; ")))")
         }
         return Ensemble(models: answering, excluded: excluded)
+    }
+
+    /// Loads the current model of every shard that can answer: at start and
+    /// after each retraining, so queries do not pay for decompression.
+    func preload() throws {
+        for st in try store.catalog.shardStates() where !st.quarantined && st.digest != nil {
+            if let key = st.currentKey { _ = try model(shard: st.index, key: key) }
+        }
     }
 
     private func model(shard: Int, key: String) throws -> GPT {

@@ -55,16 +55,23 @@ public final class SisaServer: @unchecked Sendable {
         inference = NIOThreadPool(numberOfThreads: max(1, options.inferenceThreads))
         page = try StatusPage(store: readers)
         let metrics = self.metrics
+        let models = self.models
         // Notes only: ids, counts, shards, seconds. Request bodies (record text) are never logged.
         let logger = Logger(label: "sisa.serve")
         self.logger = logger
         deletions = DeletionWorker(store: worker, coalesce: options.coalesce, jobs: options.jobs, executor: options.executor,
-                                   retrained: { metrics.recordRetraining(seconds: $0) }) { note in logger.info("\(note)") }
+                                   retrained: {
+                                       metrics.recordRetraining(seconds: $0)
+                                       // Swap the new models in now, not in the next query.
+                                       do { try models.preload() } catch { logger.warning("preloading models: \(error)") }
+                                   }) { note in logger.info("\(note)") }
     }
 
     /// Runs until SIGTERM or SIGINT (which drain in-flight requests first).
     /// `ready` gets the bound port (useful with port 0).
     public func run(ready: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        // The first queries should not pay for decompressing every shard.
+        do { try models.preload() } catch { logger.warning("preloading models: \(error)") }
         deletions.start()
         inference.start()
         defer {

@@ -281,7 +281,11 @@ final class SlurmTests: XCTestCase {
         XCTAssertThrowsError(try store.train(executor: SlurmExecutor(options: o, note: { notes.add($0) }))) { e in
             XCTAssertTrue("\(e)".contains("ended without a result 2 times") && "\(e)".contains("worker: no luck"), "\(e)")
         }
-        XCTAssertEqual(notes.all.filter { $0.hasPrefix("submitted Slurm job") }.count, 2)
+        // Each shard's task ran at most twice (one try, one retry); the first to run out ends the run.
+        let submissions = notes.all.filter { $0.hasPrefix("submitted Slurm job") }
+            .flatMap { $0.components(separatedBy: "shards ").last!.components(separatedBy: ", ") }
+        XCTAssertTrue(submissions.filter { $0 == "0" }.count <= 2 && submissions.filter { $0 == "1" }.count <= 2, "\(notes.all)")
+        XCTAssertTrue(submissions.filter { $0 == "0" }.count == 2 || submissions.filter { $0 == "1" }.count == 2, "\(notes.all)")
         XCTAssertEqual(try digests(store), [nil, nil])
         XCTAssertTrue(try store.catalog.checkpoints().isEmpty)
         let work = WorkFolder(store: store.url)
