@@ -5,7 +5,7 @@ import SisaCoordinator
 /// Where shard training runs: this machine, or Slurm job arrays.
 struct ExecutorOptions: ParsableArguments {
     @Option(help: ArgumentHelp("local (this machine) or slurm (one job array task per shard).",
-                               discussion: "With slurm the store folder must be on storage every node sees, and this sisa binary (or --slurm-sisa) must run on the nodes."))
+                               discussion: "With slurm the store folder must be on storage every node sees, and this sisa binary (or --slurm-sisa) must run on the nodes. --jobs and --threads apply to local only: every shard gets its own task, with --slurm-cpus threads."))
     var executor: String = "local"
     @Option(help: "Slurm partition (default: the cluster's default).") var slurmPartition: String?
     @Option(help: ArgumentHelp("Extra sbatch arguments, split like a shell does (quotes group), e.g. \"--time=2:00:00 --account=lab\".", valueName: "args"))

@@ -108,6 +108,8 @@ public struct SlurmExecutor: ShardExecutor {
                                                      steps: w.plan.stages.dropFirst(from).reduce(0) { $0 + $1.steps },
                                                      seconds: r.seconds, previousDigest: w.previousDigest, digest: r.result.report.digest)
         }
+        // A task resubmitted after a result was late to show may still run.
+        _ = SlurmExecutor.stop(folder.recordedJobs())
         try folder.remove()
         return work.map { reports[$0.plan.shard]! }
     }
