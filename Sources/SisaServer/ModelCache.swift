@@ -9,8 +9,8 @@ import SisaEngine
 /// checkpoint key, loading it if the key changed. A retrained shard is thus
 /// swapped in by the first query after its new key is committed (the server
 /// preloads it right after the retraining, so that query rarely pays the
-/// load), and a
-/// quarantined one is left out from the instant its deletion is durable.
+/// load), and a quarantined one is left out from the instant its deletion
+/// is durable.
 /// Queries never wait for training, and each gets its own inference
 /// instances over the shared weights, so they run concurrently.
 final class ModelCache: @unchecked Sendable {
