@@ -231,12 +231,13 @@ public struct SlurmExecutor: ShardExecutor {
         var lastProgress: [Int: Data] = [:]
         var goneSince: [Int: Date] = [:]
         var squeueFailingSince: Date?
+        var lastQueueNote = Date()
         while results.count < shards.count {
             Thread.sleep(forTimeInterval: options.pollSeconds)
             // squeue first, then the files: a task gone from the queue has exited, so its result was written.
-            let live: Set<Int>
+            let live: [Int: String]
             do {
-                live = try SlurmClient.liveTasks(jobs: jobs)
+                live = try SlurmClient.taskStates(jobs: jobs)
                 squeueFailingSince = nil
             } catch {
                 // A busy or restarting controller is waited out; one gone for minutes is an error.
@@ -248,19 +249,25 @@ public struct SlurmExecutor: ShardExecutor {
             var failed: [Int] = []
             for s in shards where results[s] == nil {
                 if let progress, let d = FileManager.default.contents(atPath: folder.progress(s).path), d != lastProgress[s],
-                   let p = try? JSONDecoder().decode(TrainProgress.self, from: d) {
+                   let p = try? JSONDecoder().decode(WorkProgress.self, from: d), p.run == run {
                     lastProgress[s] = d
-                    progress(p)
+                    progress(p.progress)
                 }
                 if let r = try? WorkFolder.read(WorkResult.self, from: folder.result(s)), r.run == run {
                     results[s] = (r, Date().timeIntervalSince(started))
                     continue
                 }
-                guard !live.contains(s) else { goneSince[s] = nil; continue }
+                guard live[s] == nil else { goneSince[s] = nil; continue }
                 // On shared storage a new file can take a moment to show on this node.
                 let since = goneSince[s] ?? Date()
                 goneSince[s] = since
                 if Date().timeIntervalSince(since) >= options.resultGraceSeconds { failed.append(s) }
+            }
+            // Say so when the queue, not training, is what the run waits for.
+            let pending = live.filter { $0.value == "PENDING" && results[$0.key] == nil }.keys.sorted()
+            if !pending.isEmpty, Date().timeIntervalSince(lastQueueNote) > 60 {
+                lastQueueNote = Date()
+                note("shards \(pending.map(String.init).joined(separator: ", ")) still waiting in Slurm's queue (`squeue --me` says why)")
             }
             guard !failed.isEmpty else { continue }
             for s in failed {
@@ -316,18 +323,23 @@ public enum SlurmClient {
 
     /// The shards (array task ids) of these jobs still queued or running.
     static func liveTasks(jobs: [String]) throws -> Set<Int> {
-        guard !jobs.isEmpty else { return [] }
+        Set(try taskStates(jobs: jobs).keys)
+    }
+
+    /// State (PENDING, RUNNING, ...) of each shard of these jobs still queued or running.
+    static func taskStates(jobs: [String]) throws -> [Int: String] {
+        guard !jobs.isEmpty else { return [:] }
         // The user's jobs, filtered here: `squeue -j` fails on a job it has already forgotten.
         let (status, out, err) = try command("squeue", ["--me", "-h", "-r", "-o", "%F %K %T"])
         guard status == 0 else { throw CoordinatorError.io("squeue failed (\(status)): \(err)") }
         let wanted = Set(jobs)
-        var live: Set<Int> = []
+        var live: [Int: String] = [:]
         for line in out.split(separator: "\n") {
             let f = line.split(separator: " ")
             guard f.count >= 3, wanted.contains(String(f[0])), let task = Int(f[1]) else { continue }
             if !["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"]
                 .contains(String(f[2])) {
-                live.insert(task)
+                live[task] = String(f[2])
             }
         }
         return live

@@ -55,6 +55,13 @@ public struct WorkResult: Codable, Sendable {
     public let host: String
 }
 
+/// A worker's latest progress, tagged with its run (a task of an earlier run
+/// that outlived its coordinator must not pass for this one).
+public struct WorkProgress: Codable, Sendable {
+    public let run: String
+    public let progress: TrainProgress
+}
+
 /// The store's `work/` folder: one order, progress and result file per shard
 /// of the run in flight, the tasks' logs, the batch script, and the ids of
 /// the jobs submitted (so a coordinator run after a killed one can cancel them).

@@ -39,7 +39,7 @@ public enum Worker {
         let progressURL = folder.progress(order.shard)
         let (report, _) = try ShardTraining.run(plan, config: config, from: start, previousDigest: nil,
                                                 pool: WorkerPool(threads: max(1, threads)), storeURL: storeURL,
-                                                progress: { p in try? folder.write(p, to: progressURL) }) { stage, trainer in
+                                                progress: { p in try? folder.write(WorkProgress(run: order.run, progress: p), to: progressURL) }) { stage, trainer in
             let w = try CheckpointFile.write(trainer.serialize(), floatBytes: floatBytes, key: stage.key, dir: checkpoints)
             written.append(.init(key: stage.key, stage: stage.stage, checksum: w.checksum))
             note("shard \(order.shard): stage \(stage.stage) done")
