@@ -14,7 +14,7 @@ import SisaEngine
 /// with the worker's), and the readers' (queries, status, tokens: WAL
 /// snapshots, never waiting for training).
 public final class SisaServer: @unchecked Sendable {
-    public struct Options: @unchecked Sendable {
+    public struct Options: Sendable {
         public var host = "127.0.0.1"
         public var port = 8080
         /// Seconds to wait after a deletion request so close ones share a retraining.

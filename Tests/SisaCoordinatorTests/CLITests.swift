@@ -7,15 +7,7 @@ import XCTest
 final class CLITests: XCTestCase {
     var sisa: URL!
 
-    override func setUpWithError() throws {
-        let dir = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent()
-        let candidates = [dir.appendingPathComponent("sisa"), dir.deletingLastPathComponent().appendingPathComponent("sisa")]
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            XCTFail("the sisa binary is not built next to the tests (run scripts/test, which builds it first)")
-            throw XCTSkip("no sisa binary")
-        }
-        sisa = found
-    }
+    override func setUpWithError() throws { sisa = try sisaBinary() }
 
     @discardableResult
     func run(_ args: [String], store: URL?, environment: [String: String] = [:],

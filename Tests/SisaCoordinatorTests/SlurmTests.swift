@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import SisaCoordinator
 import SisaEngine
 import XCTest
@@ -20,13 +17,7 @@ final class SlurmTests: XCTestCase {
             }
             throw XCTSkip("no Slurm controller answers: run `scripts/slurm-local start` and export SLURM_CONF")
         }
-        let dir = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent()
-        let candidates = [dir.appendingPathComponent("sisa"), dir.deletingLastPathComponent().appendingPathComponent("sisa")]
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            XCTFail("the sisa binary is not built next to the tests (run scripts/test)")
-            throw XCTSkip("no sisa binary")
-        }
-        sisa = found
+        sisa = try sisaBinary()
     }
 
     func slurm(_ notes: Notes, retries: Int = 2) -> SlurmExecutor {
@@ -214,44 +205,18 @@ final class SlurmTests: XCTestCase {
             _ = try store.train()
             return try store.createToken(role: .deleter, name: "portal")
         }()
-        let p = Process()
-        p.executableURL = sisa
-        p.arguments = ["serve", "--store", storeURL.path, "--port", "0", "--coalesce", "0", "--executor", "slurm", "--slurm-sisa", sisa.path]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
+        let err = Pipe()
+        let (p, base) = try startServe(sisa, store: storeURL, arguments: ["--coalesce", "0", "--executor", "slurm", "--slurm-sisa", sisa.path],
+                                       stderr: err)
         defer { if p.isRunning { p.terminate() } }
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line += chunk
-        }
-        let port = try XCTUnwrap(String(decoding: line, as: UTF8.self).split(separator: ":").last
-            .flatMap { Int($0.split(separator: " ")[0].trimmingCharacters(in: .whitespacesAndNewlines)) })
-        func call(_ method: String, _ path: String, _ body: Data? = nil) throws -> [String: Any] {
-            var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/\(path)")!)
-            req.httpMethod = method
-            req.httpBody = body
-            req.setValue("Bearer \(deleter)", forHTTPHeaderField: "Authorization")
-            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            let done = DispatchSemaphore(value: 0)
-            nonisolated(unsafe) var answer: Data?
-            let session = URLSession(configuration: .ephemeral)
-            session.dataTask(with: req) { d, _, _ in answer = d; done.signal() }.resume()
-            _ = done.wait(timeout: .now() + 30)
-            session.finishTasksAndInvalidate()
-            return try XCTUnwrap(answer.flatMap { try JSONSerialization.jsonObject(with: $0) as? [String: Any] })
-        }
         let victim = records[11].id
-        let submitted = try call("POST", "deletions", try JSONSerialization.data(withJSONObject: ["ids": [victim]]))
-        let id = try XCTUnwrap((submitted["request"] as? [String: Any])?["id"] as? Int)
+        let (_, submitted) = try call("POST", base.appendingPathComponent("deletions"), token: deleter, body: ["ids": [victim]])
+        let id = try XCTUnwrap((submitted?["request"] as? [String: Any])?["id"] as? Int)
         var state = ""
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline && state != "done" {
             Thread.sleep(forTimeInterval: 0.2)
-            state = try call("GET", "deletions/\(id)")["state"] as? String ?? ""
+            state = try call("GET", base.appendingPathComponent("deletions/\(id)"), token: deleter).1?["state"] as? String ?? ""
         }
         XCTAssertEqual(state, "done")
         p.terminate()

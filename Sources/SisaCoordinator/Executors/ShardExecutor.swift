@@ -14,7 +14,7 @@ public struct ShardWork: Sendable {
 /// last reusable checkpoint, and returns a report per shard, or throws:
 /// never a partial answer, since the caller completes deletions on it.
 /// Every checkpoint it produces is recorded in the catalog before it returns.
-public protocol ShardExecutor {
+public protocol ShardExecutor: Sendable {
     func train(_ work: [ShardWork], store: Store, progress: (@Sendable (TrainProgress) -> Void)?) throws -> [ShardTrainReport]
 }
 

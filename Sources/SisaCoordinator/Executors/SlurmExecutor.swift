@@ -75,8 +75,11 @@ public struct SlurmExecutor: ShardExecutor {
         var reports: [Int: ShardTrainReport] = [:]
         var toSubmit: [ShardWork] = []
         for w in work {
-            if let last = w.plan.stages.last, try store.checkpoints.load(key: last.key) != nil {
-                reports[w.plan.shard] = try store.trainShard(w.plan, previousDigest: w.previousDigest, pool: .shared, progress: nil)
+            if let last = w.plan.stages.last, let state = try store.checkpoints.load(key: last.key) {
+                // Finished already: its model's digest is the report, read once.
+                let digest = try Trainer(restoring: state, pool: .shared).model.digest
+                reports[w.plan.shard] = ShardTrainReport(shard: w.plan.shard, fromStage: w.plan.stages.count, stagesTrained: 0, steps: 0,
+                                                         seconds: 0, previousDigest: w.previousDigest, digest: digest)
                 note("shard \(w.plan.shard): found its finished checkpoint; nothing to submit")
             } else {
                 toSubmit.append(w)
@@ -173,8 +176,10 @@ public struct SlurmExecutor: ShardExecutor {
     /// Writes the shard's order; returns the first stage it trains (after the
     /// latest recorded checkpoint).
     private func writeOrder(_ w: ShardWork, run: String, store: Store, folder: WorkFolder) throws -> Int {
-        let recorded = try w.plan.stages.last(where: { try store.catalog.checkpoint(key: $0.key) != nil })
-        let start = try recorded.flatMap { try store.catalog.checkpoint(key: $0.key) }
+        var start: (stage: Int, info: CheckpointInfo)?
+        for stage in w.plan.stages.reversed() {
+            if let info = try store.catalog.checkpoint(key: stage.key) { start = (stage.stage, info); break }
+        }
         let texts = Dictionary(try store.catalog.trainingRecords(shard: w.plan.shard).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let records = try (w.plan.stages.last?.ids ?? []).map { id -> WorkOrder.Record in
             guard let r = texts[id] else { throw CoordinatorError.io(SlurmExecutor.deletedMeanwhile(w.plan.shard, id)) }
@@ -182,9 +187,9 @@ public struct SlurmExecutor: ShardExecutor {
         }
         let order = WorkOrder(run: run, shard: w.plan.shard, config: String(decoding: store.config.canonicalJSON, as: UTF8.self),
                               stageCount: w.plan.stages.count, stageKeys: w.plan.stages.map(\.key),
-                              startKey: start?.key, startChecksum: start?.checksum, records: records)
+                              startKey: start?.info.key, startChecksum: start?.info.checksum, records: records)
         try folder.write(order, to: folder.order(w.plan.shard))
-        return (recorded?.stage ?? -1) + 1
+        return (start?.stage ?? -1) + 1
     }
 
     /// A deletion committed while the orders were being written may have
