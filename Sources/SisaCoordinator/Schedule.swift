@@ -50,12 +50,12 @@ public enum Schedule {
         for r in 0..<stageCount {
             let inStage = order.filter { $0.slice <= r }
             let hasNew = order.contains { $0.slice == r }
-            var stream: [Int32] = [ModelConfig.endOfText]
+            var stream: [Int32] = [ByteTokenizer.endOfText]
             var starts: [Int] = []
             for rec in inStage {
                 starts.append(stream.count - 1)
                 for b in rec.text { stream.append(Int32(b)) }
-                stream.append(ModelConfig.endOfText)
+                stream.append(ByteTokenizer.endOfText)
             }
             let steps: Int, q: Double
             if !hasNew {

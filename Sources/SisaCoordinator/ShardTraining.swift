@@ -18,9 +18,9 @@ enum ShardTraining {
     /// shard's initial parameters). `checkpoint` is called after each stage.
     static func run(_ plan: ShardPlan, config: StoreConfig, from start: (stage: Int, state: Data)?, previousDigest: String?,
                     pool: WorkerPool, storeURL: URL, progress: (@Sendable (TrainProgress) -> Void)?,
-                    checkpoint: (StagePlan, Trainer) throws -> Void) throws -> (report: ShardTrainReport, trainer: Trainer) {
+                    checkpoint: (StagePlan, ByteTrainer) throws -> Void) throws -> (report: ShardTrainReport, trainer: ByteTrainer) {
         let t0 = Date()
-        let t: Trainer
+        let t: ByteTrainer
         if let start {
             t = try Trainer(restoring: start.state, pool: pool)
             // Keys carry the version, so this only trips on a damaged or foreign catalog.

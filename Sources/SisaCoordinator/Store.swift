@@ -56,7 +56,7 @@ public final class Store {
         self.catalog = catalog
         self.config = try catalog.config()
         self.checkpoints = try CheckpointStore(dir: url.appendingPathComponent("checkpoints"), catalog: catalog,
-                                               floatBytes: Trainer.stateFloatBytes(for: config.model))
+                                               floatBytes: ByteTrainer.stateFloatBytes(for: config.model))
     }
 
     /// Stages per shard: the initial slices plus one per ingest call made after training began.

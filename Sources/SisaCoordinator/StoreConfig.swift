@@ -5,7 +5,7 @@ import SisaEngine
 public struct StoreConfig: Codable, Equatable, Sendable {
     public var shards: Int
     public var slices: Int
-    public var model: ModelConfig
+    public var model: GPT2Configuration
     public var optimizer: OptimizerConfig
     public var batch: Int
     /// Epochs over a whole shard, spread over its stages by the SISA schedule.
@@ -21,7 +21,7 @@ public struct StoreConfig: Codable, Equatable, Sendable {
     /// JSON of stores without it, so their checkpoint keys are unchanged.
     public var dp: DPConfig?
 
-    public init(shards: Int, slices: Int, model: ModelConfig, optimizer: OptimizerConfig = StoreConfig.defaultOptimizer,
+    public init(shards: Int, slices: Int, model: GPT2Configuration, optimizer: OptimizerConfig = StoreConfig.defaultOptimizer,
                 batch: Int = 16, epochs: Double = 2, seed: UInt64 = 0, dp: DPConfig? = nil) {
         self.numerics = Numerics.version
         self.dp = dp
@@ -40,7 +40,7 @@ public struct StoreConfig: Codable, Equatable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         shards = try c.decode(Int.self, forKey: .shards)
         slices = try c.decode(Int.self, forKey: .slices)
-        model = try c.decode(ModelConfig.self, forKey: .model)
+        model = try c.decode(GPT2Configuration.self, forKey: .model)
         optimizer = try c.decode(OptimizerConfig.self, forKey: .optimizer)
         batch = try c.decode(Int.self, forKey: .batch)
         epochs = try c.decode(Double.self, forKey: .epochs)

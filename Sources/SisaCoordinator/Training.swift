@@ -130,7 +130,7 @@ extension Store {
     /// With `persist: false` no checkpoint is written (a what-if: `compare`);
     /// with `resume: false` none is read either (training from scratch: `verify`).
     func trainShard(_ plan: ShardPlan, previousDigest: String?, pool: WorkerPool, persist: Bool, resume: Bool = true,
-                    progress: (@Sendable (TrainProgress) -> Void)?) throws -> (report: ShardTrainReport, trainer: Trainer) {
+                    progress: (@Sendable (TrainProgress) -> Void)?) throws -> (report: ShardTrainReport, trainer: ByteTrainer) {
         let start = resume ? try ShardTraining.latestStart(plan) { try checkpoints.load(key: $0.key) } : nil
         return try ShardTraining.run(plan, config: config, from: start, previousDigest: previousDigest, pool: pool,
                                      storeURL: url, progress: progress) { stage, trainer in
@@ -166,7 +166,7 @@ extension Store {
 
     /// The current model of a shard, loaded from its last checkpoint. A
     /// quarantined shard (pending deletion) is refused unless `allowQuarantined`.
-    public func model(shard: Int, pool: WorkerPool = .shared, allowQuarantined: Bool = false) throws -> GPT {
+    public func model(shard: Int, pool: WorkerPool = .shared, allowQuarantined: Bool = false) throws -> GPT2Model {
         guard let st = try catalog.shardStates().first(where: { $0.index == shard }) else {
             throw CoordinatorError.invalidInput("no shard \(shard) (the store has \(config.shards))")
         }
@@ -184,7 +184,7 @@ extension Store {
 
     /// The model of a recorded checkpoint (a shard's `currentKey`): what a
     /// server caches per key, since a key's checkpoint never changes.
-    public func model(checkpointKey key: String, pool: WorkerPool = .shared) throws -> GPT {
+    public func model(checkpointKey key: String, pool: WorkerPool = .shared) throws -> GPT2Model {
         guard let data = try checkpoints.load(key: key) else {
             throw CoordinatorError.corrupt("checkpoint \(key.prefix(16)) is missing or corrupt; run `sisa train` to rebuild it")
         }

@@ -57,11 +57,13 @@ public final class AdamW {
     private let decayMask: [(range: Range<Int>, decays: Bool)]
     static let grain = 16_384
 
-    public init(config: OptimizerConfig, layout: ParameterLayout) {
+    /// Moments for the parameter set laid out by `tensors` (contiguous, in order).
+    public init(config: OptimizerConfig, tensors: [ParameterTensor]) {
         self.config = config
-        m = FloatBuffer(count: layout.count)
-        v = FloatBuffer(count: layout.count)
-        decayMask = layout.tensors.map { ($0.offset..<($0.offset + $0.count), $0.decays) }
+        let count = tensors.last.map { $0.offset + $0.count } ?? 0
+        m = FloatBuffer(count: count)
+        v = FloatBuffer(count: count)
+        decayMask = tensors.map { ($0.offset..<($0.offset + $0.count), $0.decays) }
     }
 
     /// Global L2 norm of `grads`: per-part sums of squares (kernel lanes and

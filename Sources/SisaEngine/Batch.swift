@@ -17,11 +17,12 @@ public struct Batch: Sendable {
     }
 
     /// Rows cut from token streams: row r predicts stream[r][1...] from stream[r][...].
-    /// Each stream holds at most T+1 tokens; shorter ones are padded and masked.
-    public init(rows: [[Int32]], T: Int, padTo B: Int? = nil) {
+    /// Each stream holds at most T+1 tokens; shorter ones are padded with
+    /// `pad` (any valid id: its targets are masked) and masked.
+    public init(rows: [[Int32]], T: Int, padTo B: Int? = nil, pad: Int32 = ByteTokenizer.endOfText) {
         let B = B ?? rows.count
         precondition(rows.count <= B)
-        var tokens = [Int32](repeating: ModelConfig.endOfText, count: B * T)
+        var tokens = [Int32](repeating: pad, count: B * T)
         var targets = [Int32](repeating: -1, count: B * T)
         for (r, row) in rows.enumerated() {
             precondition(row.count <= T + 1, "row longer than T+1")

@@ -16,10 +16,10 @@ public struct RecordScore: Equatable, Sendable {
 
 /// The token sequence the model sees for a record.
 public func recordTokens(_ bytes: [UInt8]) -> [Int32] {
-    var t: [Int32] = [ModelConfig.endOfText]
+    var t: [Int32] = [ByteTokenizer.endOfText]
     t.reserveCapacity(bytes.count + 2)
     for b in bytes { t.append(Int32(b)) }
-    t.append(ModelConfig.endOfText)
+    t.append(ByteTokenizer.endOfText)
     return t
 }
 
@@ -47,20 +47,25 @@ func scoringWindows(record: Int, tokenCount N: Int, context T: Int) -> [ScoreWin
     return windows
 }
 
-extension GPT {
-    /// Scores records in batches of `batchSize` windows.
-    public func score(_ records: [[UInt8]], perToken: Bool = false, batchSize: Int = 16) -> [RecordScore] {
-        let seqs = records.map(recordTokens)
+extension LanguageModel {
+    /// Scores token sequences: each token after the first, given those before
+    /// it (in sliding windows of the model's context), in batches of at most
+    /// `batchSize` windows and about 64 M logits. A sequence of fewer than two
+    /// tokens has nothing to score: 0 tokens, NLL NaN.
+    public func score(sequences seqs: [[Int32]], perToken: Bool = false, batchSize: Int = 16,
+                      pad: Int32 = 0) -> [RecordScore] {
         var windows: [ScoreWindow] = []
         for (i, s) in seqs.enumerated() {
-            windows += scoringWindows(record: i, tokenCount: s.count, context: config.context)
+            windows += scoringWindows(record: i, tokenCount: s.count, context: context)
         }
-        var nll = seqs.map { [Float](repeating: 0, count: $0.count - 1) }
+        var nll = seqs.map { [Float](repeating: 0, count: max(0, $0.count - 1)) }
         var i = 0
         while i < windows.count {
-            let chunk = windows[i..<min(windows.count, i + batchSize)]
+            let widest = windows[i..<min(windows.count, i + batchSize)].map { $0.end - $0.start }.max()!
+            let rows = max(1, min(batchSize, (64 << 20) / max(1, widest * vocabularySize)))
+            let chunk = windows[i..<min(windows.count, i + rows)]
             let T = chunk.map { $0.end - $0.start }.max()!
-            var tokens = [Int32](repeating: ModelConfig.endOfText, count: chunk.count * T)
+            var tokens = [Int32](repeating: pad, count: chunk.count * T)
             var targets = [Int32](repeating: -1, count: chunk.count * T)
             for (r, w) in chunk.enumerated() {
                 let s = seqs[w.record]
@@ -76,11 +81,18 @@ extension GPT {
                     nll[w.record][w.start + t] = losses[r * T + t]
                 }
             }
-            i += batchSize
+            i += chunk.count
         }
         return nll.map { v in
-            let mean = v.reduce(0.0) { $0 + Double($1) } / Double(v.count)
+            let mean = v.isEmpty ? .nan : v.reduce(0.0) { $0 + Double($1) } / Double(v.count)
             return RecordScore(tokens: v.count, nll: mean, tokenNLL: perToken ? v : nil)
         }
+    }
+}
+
+extension GPT2Model {
+    /// Scores byte records (`<end> bytes <end>`, every byte and the closing end predicted).
+    public func score(_ records: [[UInt8]], perToken: Bool = false, batchSize: Int = 16) -> [RecordScore] {
+        score(sequences: records.map(recordTokens), perToken: perToken, batchSize: batchSize, pad: ByteTokenizer.endOfText)
     }
 }

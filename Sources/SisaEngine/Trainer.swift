@@ -7,27 +7,37 @@ public struct StepResult: Sendable {
 }
 
 /// The complete training state: model, AdamW moments, step counter and RNG.
-/// `serialize()` and `init(restoring:)` round-trip it exactly, so k steps,
-/// save, restore, n-k steps gives the same bits as n straight steps.
-public final class Trainer {
-    public let model: GPT
+/// The optimizer trains `model.trainable`: the adapter when the model has
+/// one (its base frozen), else the weights.
+///
+/// A byte model's state (`ByteTrainer`) serializes: `serialize()` and
+/// `init(restoring:)` round-trip it exactly, so k steps, save, restore,
+/// n-k steps gives the same bits as n straight steps.
+public final class Trainer<Model: LanguageModel> {
+    public let model: Model
     public let optimizer: AdamW
     public var rng: Xoshiro256
 
     public var step: Int { optimizer.step }
-    public var config: ModelConfig { model.config }
 
     /// The numerics version the state was trained under (`Numerics.version`
     /// for a new trainer; read from the state when restoring, 1 if absent).
     public let numericsVersion: Int
 
-    public init(model config: ModelConfig, optimizer: OptimizerConfig, seed: UInt64,
-                pool: WorkerPool = .shared, kernels: Kernels? = nil) throws {
-        model = try GPT(config: config, pool: pool, kernels: kernels)
-        numericsVersion = Numerics.version
-        self.optimizer = AdamW(config: optimizer, layout: model.layout)
-        rng = Xoshiro256(seed: seed)
-        model.initialize(rng: &rng)
+    /// Trains `model` (already initialised or loaded) from here.
+    public convenience init(model: Model, optimizer: OptimizerConfig, rng: Xoshiro256) {
+        self.init(model: model, optimizer: AdamW(config: optimizer, tensors: model.trainable.tensors), rng: rng,
+                  numericsVersion: Numerics.version)
+    }
+
+    /// A state put back together (moments and step already in `optimizer`).
+    init(model: Model, optimizer: AdamW, rng: Xoshiro256, numericsVersion: Int) {
+        precondition(model.trainable.gradients != nil, "the model has nothing to train (frozen weights and no adapter)")
+        precondition(optimizer.m.count == model.trainable.count, "optimizer moments for another parameter set")
+        self.model = model
+        self.optimizer = optimizer
+        self.rng = rng
+        self.numericsVersion = numericsVersion
     }
 
     /// One optimizer step on `batch`.
@@ -35,12 +45,28 @@ public final class Trainer {
     public func step(_ batch: Batch) -> StepResult {
         let loss = model.forward(batch, gradients: true)
         model.backward()
+        let trained = model.trainable
         let update = {
-            self.optimizer.update(params: self.model.params, grads: self.model.grads, kernels: self.model.kernels,
+            self.optimizer.update(params: trained.values, grads: trained.gradients!, kernels: self.model.kernels,
                                   pool: self.model.pool)
         }
         let (lr, gnorm) = model.profiler.map { $0.measure("adamw", update) } ?? update()
         return StepResult(loss: loss, learningRate: lr, gradNorm: gnorm)
+    }
+}
+
+/// The training state of a byte-level model, as checkpoints hold it.
+public typealias ByteTrainer = Trainer<GPT2Model>
+
+extension Trainer where Model == GPT2Model {
+    public var config: GPT2Configuration { model.config }
+
+    public convenience init(model config: GPT2Configuration, optimizer: OptimizerConfig, seed: UInt64,
+                            pool: WorkerPool = .shared, kernels: Kernels? = nil) throws {
+        let model = try GPT2Model(config: config, pool: pool, kernels: kernels)
+        var rng = Xoshiro256(seed: seed)
+        model.initialize(rng: &rng)
+        self.init(model: model, optimizer: optimizer, rng: rng)
     }
 
     // MARK: serialisation
@@ -49,16 +75,17 @@ public final class Trainer {
     //   "SISATS01" | u32 n | n bytes of JSON {model, optimizer} (sorted keys)
     //   | u64 step | 4 x u64 rng state | u64 P | P x f32 params | P x f32 m | P x f32 v
 
-    static let magic = Array("SISATS01".utf8)
+    static var magic: [UInt8] { Array("SISATS01".utf8) }
 
     private struct Header: Codable {
-        var model: ModelConfig
+        var model: GPT2Configuration
         var optimizer: OptimizerConfig
         /// Absent in states written before numerics version 2.
         var numerics: Int?
     }
 
     public func serialize() -> Data {
+        precondition(model.adapter == nil, "byte-model states hold no adapter")
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let json = try! enc.encode(Header(model: model.config, optimizer: optimizer.config, numerics: numericsVersion))
@@ -75,15 +102,15 @@ public final class Trainer {
     }
 
     /// Bytes of the float section at the end of a serialized state (params, m, v).
-    public static func stateFloatBytes(for config: ModelConfig) -> Int { 3 * config.parameterCount * 4 }
+    public static func stateFloatBytes(for config: GPT2Configuration) -> Int { 3 * config.parameterCount * 4 }
 
     /// Step counts beyond this are corrupt data, not training (and would overflow).
-    static let maxStep: UInt64 = 1 << 48
+    static var maxStep: UInt64 { 1 << 48 }
 
     /// Restores a state written by `serialize()`. Every field is checked
     /// before anything is allocated: a truncated, corrupted or hostile input
     /// ends in `EngineError.corruptState`, never in a crash.
-    public init(restoring data: Data, pool: WorkerPool = .shared, kernels: Kernels? = nil) throws {
+    public convenience init(restoring data: Data, pool: WorkerPool = .shared, kernels: Kernels? = nil) throws {
         var r = ByteReader(data)
         guard try r.bytes(8) == Trainer.magic else { throw EngineError.corruptState("bad magic (not a sisa training state)") }
         let n = Int(try r.u32())
@@ -100,19 +127,18 @@ public final class Trainer {
         let rngState = [try r.u64(), try r.u64(), try r.u64(), try r.u64()]
         guard rngState != [0, 0, 0, 0] else { throw EngineError.corruptState("random generator state is all zero") }
         let P = try r.u64()
-        let expected = ParameterLayout(header.model).count
+        let expected = GPT2Layout(header.model).count
         guard P == UInt64(expected) else {
             throw EngineError.corruptState("holds \(P) parameters, configuration \(header.model) needs \(expected)")
         }
         guard r.remaining == 3 * expected * 4 else {
             throw EngineError.corruptState("\(r.remaining) bytes of tensor data, configuration \(header.model) needs \(3 * expected * 4)")
         }
-        numericsVersion = header.numerics ?? 1
-        model = try GPT(config: header.model, pool: pool, kernels: kernels)
-        optimizer = AdamW(config: header.optimizer, layout: model.layout)
-        rng = Xoshiro256(state: rngState)
+        let model = try GPT2Model(config: header.model, pool: pool, kernels: kernels)
+        let optimizer = AdamW(config: header.optimizer, tensors: model.layout.tensors)
         for buf in [model.params, optimizer.m, optimizer.v] { try r.floats(into: buf) }
         optimizer.step = Int(step)
+        self.init(model: model, optimizer: optimizer, rng: Xoshiro256(state: rngState), numericsVersion: header.numerics ?? 1)
     }
 }
 

@@ -40,14 +40,14 @@ struct BenchPrivate: ParsableCommand {
             texts = (0..<2000).map { _ in (0..<(40 + rng.nextInt(below: 261))).map { _ in UInt8(rng.nextInt(below: 256)) } }
         }
         guard texts.count >= batch else { throw ValidationError("need at least --batch records, got \(texts.count)") }
-        let records = texts.map { [ModelConfig.endOfText] + $0.map(Int32.init) + [ModelConfig.endOfText] }
+        let records = texts.map { [ByteTokenizer.endOfText] + $0.map(Int32.init) + [ByteTokenizer.endOfText] }
         let q = Double(batch) / Double(records.count)
         let samples: [[[Int32]]] = (0..<(steps + 3)).map { _ in records.filter { _ in rng.nextDouble() < q } }
         var opt = OptimizerConfig()
         opt.learningRate = 3e-4
         opt.warmupSteps = 0
         let T = config.context
-        func timed(_ body: (Trainer, Int) -> Void) throws -> Double {
+        func timed(_ body: (ByteTrainer, Int) -> Void) throws -> Double {
             let t = try Trainer(model: config, optimizer: opt, seed: seed, pool: pool)
             for s in 0..<3 { body(t, s) }
             let t0 = DispatchTime.now().uptimeNanoseconds

@@ -41,9 +41,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Model width (overrides the preset).") var dim: Int?
     @Option(help: "Context length in bytes (overrides the preset).") var ctx: Int?
 
-    func resolve(defaultPreset: String = "tiny") throws -> ModelConfig {
+    func resolve(defaultPreset: String = "tiny") throws -> GPT2Configuration {
         let name = preset ?? defaultPreset
-        guard var c = ModelConfig.presets[name] else {
+        guard var c = GPT2Configuration.presets[name] else {
             throw ValidationError("unknown preset '\(name)' (known: nano, tiny, small)")
         }
         if let layers { c.layers = layers }

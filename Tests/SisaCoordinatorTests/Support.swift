@@ -4,7 +4,7 @@ import SisaEngine
 import XCTest
 
 /// A very small model so stores train in well under a second.
-let microModel = ModelConfig(layers: 1, heads: 2, dim: 32, context: 32)
+let microModel = GPT2Configuration(layers: 1, heads: 2, dim: 32, context: 32)
 
 func microConfig(shards: Int = 2, slices: Int = 3, seed: UInt64 = 7) -> StoreConfig {
     StoreConfig(shards: shards, slices: slices, model: microModel, batch: 4, epochs: 1, seed: seed)

@@ -2,7 +2,7 @@ import XCTest
 import SisaEngine
 
 final class DeterminismTests: XCTestCase {
-    private func train(threads: Int, steps: Int, seed: UInt64 = 5, kernels: KernelPath? = nil, B: Int = 8) throws -> Trainer {
+    private func train(threads: Int, steps: Int, seed: UInt64 = 5, kernels: KernelPath? = nil, B: Int = 8) throws -> ByteTrainer {
         let trainer = try Trainer(model: .nano, optimizer: testOptimizer(), seed: seed, pool: WorkerPool(threads: threads),
                                   kernels: kernels.map { Kernels($0)! })
         for s in 0..<steps { trainer.step(randomBatch(B: B, T: 64, seed: UInt64(s))) }

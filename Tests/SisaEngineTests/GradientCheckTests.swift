@@ -81,7 +81,7 @@ final class LossWeightTests: XCTestCase {
     /// Weight -1 everywhere gives exactly the negated gradient (gradient ascent);
     /// weight 0 on a position removes its contribution.
     func testWeightsScaleTheGradient() throws {
-        let model = try GPT(config: .nano, pool: WorkerPool(threads: 2))
+        let model = try GPT2Model(config: .nano, pool: WorkerPool(threads: 2))
         var rng = Xoshiro256(seed: 1)
         model.initialize(rng: &rng)
         let batch = randomBatch(B: 2, T: 16, seed: 3)

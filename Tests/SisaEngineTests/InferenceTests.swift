@@ -2,7 +2,7 @@ import XCTest
 import SisaEngine
 
 final class InferenceTests: XCTestCase {
-    private func trainedNano() throws -> GPT {
+    private func trainedNano() throws -> GPT2Model {
         let trainer = try Trainer(model: .nano, optimizer: testOptimizer(lr: 3e-3), seed: 21, pool: WorkerPool(threads: 2))
         for s in 0..<20 { trainer.step(randomBatch(B: 8, T: 64, seed: UInt64(s))) }
         return trainer.model
@@ -54,7 +54,7 @@ final class InferenceTests: XCTestCase {
         model.forward(Batch(B: 1, T: toks.count, tokens: toks, targets: [Int32](repeating: -1, count: toks.count)))
         let V = model.config.vocab
         let full = model.withLastLogits { Array($0) }
-        let session = InferenceSession(model: model)
+        let session = GPT2Decoder(model: model)
         for (t, tok) in toks.enumerated() {
             let logits = Array(session.feed(tok))
             for v in 0..<V { XCTAssertEqual(logits[v], full[t * V + v], accuracy: 1e-4) }
@@ -63,7 +63,7 @@ final class InferenceTests: XCTestCase {
 
     func testSessionSlidesPastTheContext() throws {
         let model = try trainedNano()
-        let session = InferenceSession(model: model)
+        let session = GPT2Decoder(model: model)
         for i in 0..<150 { _ = session.feed(Int32(97 + i % 3)) }
         XCTAssertEqual(session.history.count, 150)
         XCTAssertTrue(Array(session.logits.array).allSatisfy { $0.isFinite })

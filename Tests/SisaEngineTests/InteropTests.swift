@@ -57,7 +57,7 @@ final class InteropTests: XCTestCase {
     }
 
     func testImportRejectsWrongShapes() throws {
-        let model = try GPT(config: .nano)
+        let model = try GPT2Model(config: .nano)
         let dir = tempDir()
         try HuggingFace.export(model, to: dir)
         // Claim a different width in config.json: every tensor shape then mismatches.

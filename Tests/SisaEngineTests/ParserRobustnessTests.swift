@@ -8,7 +8,7 @@ import XCTest
 /// error, never in a crash. A crash would end this test process, so each
 /// case passing here means "error or a consistent result".
 final class ParserRobustnessTests: XCTestCase {
-    private let tiny = ModelConfig(layers: 1, heads: 2, dim: 16, context: 8)
+    private let tiny = GPT2Configuration(layers: 1, heads: 2, dim: 16, context: 8)
 
     /// Seeded mutations of `valid`: truncations, bit flips (concentrated in the
     /// first `hot` bytes, where headers live), and random garbage appended.
@@ -122,7 +122,7 @@ final class ParserRobustnessTests: XCTestCase {
     func testHuggingFaceFoldersWithHostileConfigsAreRefused() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sisa-hf-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let model = try GPT(config: tiny, pool: WorkerPool(threads: 1))
+        let model = try GPT2Model(config: tiny, pool: WorkerPool(threads: 1))
         var rng = Xoshiro256(seed: 3)
         model.initialize(rng: &rng)
         try HuggingFace.export(model, to: dir)

@@ -9,19 +9,19 @@ final class PrivateStepTests: XCTestCase {
     func records(seed: UInt64) -> [[Int32]] {
         var rng = Xoshiro256(seed: seed)
         return [3, 12, 30, 47, 60, 63, 64, 65, 150, 200].map { n in
-            [ModelConfig.endOfText] + (0..<n).map { _ in Int32(rng.nextInt(below: 256)) } + [ModelConfig.endOfText]
+            [ByteTokenizer.endOfText] + (0..<n).map { _ in Int32(rng.nextInt(below: 256)) } + [ByteTokenizer.endOfText]
         }
     }
 
     /// A trained-a-little nano model (away from the initialisation's symmetries).
-    func trainer(threads: Int = 2) throws -> Trainer {
+    func trainer(threads: Int = 2) throws -> ByteTrainer {
         let t = try Trainer(model: .nano, optimizer: testOptimizer(lr: 1e-2), seed: 5, pool: WorkerPool(threads: threads))
         for s in 0..<6 { t.step(randomBatch(B: 4, T: 32, seed: 40 + UInt64(s))) }
         return t
     }
 
     /// Gradient of one record's mean NLL, by its own forward and backward.
-    func naiveGradient(_ t: Trainer, _ record: [Int32]) -> [Double] {
+    func naiveGradient(_ t: ByteTrainer, _ record: [Int32]) -> [Double] {
         let rb = RecordBatch(records: [record], T: t.config.context)
         t.model.forward(rb.batch, gradients: true, gradScale: 1)
         t.model.backward()
@@ -88,7 +88,7 @@ final class PrivateStepTests: XCTestCase {
         let t = try trainer()
         var rng = Xoshiro256(seed: 8)
         let recs = (0..<20).map { i in
-            [ModelConfig.endOfText] + (0..<(40 + 17 * i)).map { _ in Int32(rng.nextInt(below: 256)) } + [ModelConfig.endOfText]
+            [ByteTokenizer.endOfText] + (0..<(40 + 17 * i)).map { _ in Int32(rng.nextInt(below: 256)) } + [ByteTokenizer.endOfText]
         }
         let rows = recs.reduce(0) { $0 + RecordBatch.rows(tokens: $1.count, T: 64) }
         XCTAssertGreaterThan(rows, RecordBatch.maxRowsPerPass, "the test needs several passes")

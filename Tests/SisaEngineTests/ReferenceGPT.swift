@@ -6,13 +6,13 @@ import SisaEngine
 /// Used as ground truth: its loss is compared with the engine's, and its
 /// finite differences with the engine's analytical gradients.
 struct ReferenceGPT {
-    let config: ModelConfig
-    let layout: ParameterLayout
+    let config: GPT2Configuration
+    let layout: GPT2Layout
     var p: [Double]
 
-    init(config: ModelConfig, params: [Float]) {
+    init(config: GPT2Configuration, params: [Float]) {
         self.config = config
-        layout = ParameterLayout(config)
+        layout = GPT2Layout(config)
         p = params.map(Double.init)
     }
 

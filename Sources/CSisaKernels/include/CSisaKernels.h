@@ -63,6 +63,25 @@ typedef struct SisaKernelTable {
     void (*gelu_forward)(float *out, const float *x, long n);
     void (*gelu_backward)(float *dx, const float *dout, const float *x, long n);  // dx may alias dout
     void (*adamw)(float *p, const float *g, float *m, float *v, long n, const SisaAdamWArgs *args, int decays);
+    // y[N] = W[N, K] . x[K] (W row-major, row stride ldw): each y[j] one fused multiply-add
+    // chain over k = 0..K-1 (from y[j] when accumulate), the bits of a B-transposed gemm.
+    void (*gemv_rows)(float *y, const float *w, const float *x, long N, long K, long ldw, int accumulate);
+    // RMSNorm over `rows` rows of C values: rstd = 1 / sqrt(sum(x^2) / C + eps); out = w * (x * rstd).
+    void (*rmsnorm_forward)(float *out, float *rstd, const float *x, const float *w, long rows, long C, float eps);
+    // dx += input gradient; dw += sum over rows of dout * (x * rstd) (rows in order; dw may be NULL).
+    void (*rmsnorm_backward)(float *dx, float *dw, const float *dout, const float *x, const float *rstd,
+                             const float *w, long rows, long C);
+    // SwiGLU over `rows` rows: gu holds [gate F | up F] per row (row stride 2F);
+    // out[F] = silu(gate) * up, silu(g) = g / (1 + exp(-g)).
+    void (*swiglu_forward)(float *out, const float *gu, long rows, long F);
+    // dgu [rows, 2F] (overwritten) from dout [rows, F]: d up = dout * silu(g),
+    // d gate = (dout * up) * (s * (1 + g * (1 - s))), s = 1 / (1 + exp(-g)).
+    void (*swiglu_backward)(float *dgu, const float *dout, const float *gu, long rows, long F);
+    // Rotary embedding of one position, in place over `heads` heads of hd values (hd even),
+    // pairs (i, i + hd/2): a' = a*cos[i] - b*sin[i], b' = b*cos[i] + a*sin[i]. cos, sin [hd/2].
+    void (*rope_forward)(float *x, long heads, long hd, const float *cos, const float *sin);
+    // Its transpose (the gradient): a' = a*cos[i] + b*sin[i], b' = b*cos[i] - a*sin[i].
+    void (*rope_backward)(float *x, long heads, long hd, const float *cos, const float *sin);
     // Sum of squares (16 float lanes, fixed fold), returned as double.
     double (*sum_squares)(const float *x, long n);
     // <a, b> over n elements (16 lanes, fixed fold).

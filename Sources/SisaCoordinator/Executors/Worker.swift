@@ -25,7 +25,7 @@ public enum Worker {
         guard plan.stages.map(\.key) == order.stageKeys else {
             throw CoordinatorError.invalidInput("\(url.path): this sisa plans shard \(order.shard) differently from the coordinator (a different build or numerics version on this node?)")
         }
-        let floatBytes = Trainer.stateFloatBytes(for: config.model)
+        let floatBytes = ByteTrainer.stateFloatBytes(for: config.model)
         // The latest stage with a readable checkpoint: the recorded start, or
         // one an earlier attempt of this task wrote.
         let start = ShardTraining.latestStart(plan) { stage in

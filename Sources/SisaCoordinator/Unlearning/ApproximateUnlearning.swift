@@ -33,7 +33,7 @@ public struct UnlearningOptions: Codable, Sendable {
 /// the store: the copy lives in memory.
 final class ApproximateUnlearner {
     let shard: Int
-    let model: GPT
+    let model: GPT2Model
     let optimizer: AdamW
     let options: UnlearningOptions
     let forget: [[Int32]]
@@ -42,16 +42,16 @@ final class ApproximateUnlearner {
     private var referenceLogLikelihood: [Double] = []
     private(set) var flops: Double = 0
 
-    init(shard: Int, original: GPT, forget: [[UInt8]], retain: [[UInt8]], options: UnlearningOptions) throws {
+    init(shard: Int, original: GPT2Model, forget: [[UInt8]], retain: [[UInt8]], options: UnlearningOptions) throws {
         self.shard = shard
         self.options = options
-        model = try GPT(config: original.config, pool: original.pool)
+        model = try GPT2Model(config: original.config, pool: original.pool)
         model.params.copy(from: original.params)
         var opt = OptimizerConfig()
         opt.learningRate = options.learningRate
         opt.warmupSteps = 0
         opt.weightDecay = 0
-        optimizer = AdamW(config: opt, layout: model.layout)
+        optimizer = AdamW(config: opt, tensors: model.layout.tensors)
         let T = original.config.context
         // Training sequences are the records' first context+1 tokens.
         self.forget = forget.map { Array(recordTokens($0).prefix(T + 1)) }

@@ -275,7 +275,7 @@ extension Store {
         // Exact: retrain affected shards without the forget set, in memory only,
         // from the stored checkpoint before the earliest affected stage.
         var exact: ShardScores = [:]
-        var exactModels: [Int: GPT] = [:]
+        var exactModels: [Int: GPT2Model] = [:]
         var exactSeconds = 0.0, exactFlops = 0.0
         var exactDigests: [String: String] = [:]
         let stageCount = try self.stageCount()
@@ -294,7 +294,7 @@ extension Store {
         let meter = ComparisonMeter(set: set, answering: answering, original: original, exact: exact,
                                     seed: o.seed &+ UInt64(trial) &* 1000)
         let exactNLL = meter.forgetNLLs(exactState)
-        func ensembleOf(_ replaced: [Int: GPT]) -> Ensemble {
+        func ensembleOf(_ replaced: [Int: GPT2Model]) -> Ensemble {
             Ensemble(models: ensemble.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) })
         }
         log?("measuring the original and the exact ensembles (extraction: greedy continuations)")

@@ -14,7 +14,7 @@ public enum KernelBenchmark {
     }
 
     /// Every distinct product of a training step of `config` with `batch` sequences.
-    public static func trainingProducts(config c: ModelConfig, batch: Int) -> [Product] {
+    public static func trainingProducts(config c: GPT2Configuration, batch: Int) -> [Product] {
         let M = batch * c.context, C = c.dim, V = c.vocab, hs = c.headSize
         let blocks = (c.context + Attention.block - 1) / Attention.block
         let rb = min(c.context, Attention.block)

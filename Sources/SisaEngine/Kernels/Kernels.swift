@@ -89,7 +89,47 @@ public struct Kernels: @unchecked Sendable, CustomStringConvertible {
         table.pointee.gemv(y, x, w, k, n, ldw, accumulate ? 1 : 0)
     }
 
+    /// y[n] (=|+=) W[n, k] · x[k], W row-major with row stride ldw: the chains
+    /// of a `gemm(transB: true)` with m = 1 (a [out, in] weight applied to one vector).
+    public func gemvRows(y: UnsafeMutablePointer<Float>, w: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                         n: Int, k: Int, ldw: Int, accumulate: Bool = false) {
+        precondition(k >= 0 && n >= 0 && ldw >= max(1, k), "gemvRows: bad extents (n \(n), k \(k), ldw \(ldw))")
+        table.pointee.gemv_rows(y, w, x, n, k, ldw, accumulate ? 1 : 0)
+    }
+
     // MARK: rows and element-wise maps
+
+    func rmsNormForward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
+                        w: UnsafePointer<Float>, rows: Int, C: Int, eps: Float) {
+        precondition(rows >= 0 && C >= 1)
+        table.pointee.rmsnorm_forward(out, rstd, x, w, rows, C, eps)
+    }
+
+    func rmsNormBackward(dx: UnsafeMutablePointer<Float>, dw: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                         x: UnsafePointer<Float>, rstd: UnsafePointer<Float>, w: UnsafePointer<Float>, rows: Int, C: Int) {
+        precondition(rows >= 0 && C >= 1)
+        table.pointee.rmsnorm_backward(dx, dw, dout, x, rstd, w, rows, C)
+    }
+
+    func swigluForward(out: UnsafeMutablePointer<Float>, gu: UnsafePointer<Float>, rows: Int, F: Int) {
+        precondition(rows >= 0 && F >= 1)
+        table.pointee.swiglu_forward(out, gu, rows, F)
+    }
+
+    func swigluBackward(dgu: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, gu: UnsafePointer<Float>, rows: Int, F: Int) {
+        precondition(rows >= 0 && F >= 1)
+        table.pointee.swiglu_backward(dgu, dout, gu, rows, F)
+    }
+
+    func ropeForward(_ x: UnsafeMutablePointer<Float>, heads: Int, headSize: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        precondition(heads >= 0 && headSize >= 2 && headSize % 2 == 0)
+        table.pointee.rope_forward(x, heads, headSize, cos, sin)
+    }
+
+    func ropeBackward(_ x: UnsafeMutablePointer<Float>, heads: Int, headSize: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        precondition(heads >= 0 && headSize >= 2 && headSize % 2 == 0)
+        table.pointee.rope_backward(x, heads, headSize, cos, sin)
+    }
 
     func layerNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                           rstd: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,

@@ -103,6 +103,31 @@ public enum Numerics {
         return quadrant == 1 ? -s : s
     }
 
+    /// sin(x) for |x| < 2^20, by the same reduction as `cos`.
+    public static func sin(_ x: Double) -> Double {
+        if !x.isFinite { return .nan }
+        precondition(abs(x) < 1_048_576, "Numerics.sin: argument \(x) out of range")
+        let k = (x * 0.6366197723675814).rounded(.toNearestOrEven)
+        let r = (x - k * 1.57079632673412561417) - k * 6.07710050650619224932e-11
+        let r2 = r * r
+        let quadrant = Int(k) & 3
+        if quadrant % 2 == 1 {
+            var c = inverseFactorials[20]
+            for j in stride(from: 18, through: 0, by: -2) { c = -c * r2 + inverseFactorials[j] }
+            return quadrant == 1 ? c : -c
+        }
+        var s = inverseFactorials[19]
+        for j in stride(from: 17, through: 1, by: -2) { s = -s * r2 + inverseFactorials[j] }
+        s *= r
+        return quadrant == 0 ? s : -s
+    }
+
+    /// b^e for b > 0 and any e, as exp(e · log b) in Double (within a few ulp).
+    public static func pow(_ b: Double, _ e: Double) -> Double {
+        precondition(b > 0, "Numerics.pow: base \(b) must be positive")
+        return exp(e * log(b))
+    }
+
     /// b^n for n >= 0 by repeated squaring.
     public static func pow(_ b: Double, _ n: Int) -> Double {
         precondition(n >= 0)

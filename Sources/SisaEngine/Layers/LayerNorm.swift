@@ -13,7 +13,7 @@ enum LayerNorm {
     static func forward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                         rstd: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
                         w: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                        M: Int, C: Int, kernels: Kernels, pool: WorkerPool) {
+                        M: Int, C: Int, eps: Float = LayerNorm.eps, kernels: Kernels, pool: WorkerPool) {
         let parts = partCount(M, grain: rowGrain)
         pool.run(parts: parts) { part, _ in
             let r = partRange(part, of: parts, total: M)
@@ -22,10 +22,11 @@ enum LayerNorm {
         }
     }
 
-    /// dx += LayerNorm backward; dw, db overwritten with this call's gradients.
-    /// `partials` is scratch of 2 * C * parts floats for per-part dw/db sums.
-    static func backward(dx: UnsafeMutablePointer<Float>, dw: UnsafeMutablePointer<Float>,
-                         db: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+    /// dx += LayerNorm backward; dw, db overwritten with this call's gradients
+    /// (skipped when nil: a frozen base). `partials` is scratch of 2 * C * parts
+    /// floats for per-part dw/db sums.
+    static func backward(dx: UnsafeMutablePointer<Float>, dw: UnsafeMutablePointer<Float>?,
+                         db: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                          x: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                          w: UnsafePointer<Float>, M: Int, C: Int,
                          partials: UnsafeMutablePointer<Float>, kernels: Kernels, pool: WorkerPool) {
@@ -39,6 +40,7 @@ enum LayerNorm {
                                       w: w, rows: r.count, C: C)
         }
         // Reduce the per-part sums in part order.
+        guard let dw, let db else { return }
         dw.update(from: partials, count: C)
         db.update(from: partials + C, count: C)
         for p in 1..<max(parts, 1) {

@@ -57,7 +57,7 @@ public struct PrivateStepResult: Sendable {
     let clipNorm: Double
 }
 
-extension Trainer {
+extension Trainer where Model == GPT2Model {
     /// Fills `model.grads` with Σ_i min(1, C / ||g_i||) g_i over the records,
     /// g_i the gradient of record i's mean NLL; returns each ||g_i||.
     ///

@@ -1,21 +1,11 @@
 import Foundation
 
-/// One named tensor inside the flat parameter buffer.
-public struct ParameterTensor: Equatable, Sendable {
-    public let name: String       // Hugging Face GPT-2 name, e.g. "h.0.attn.c_attn.weight"
-    public let shape: [Int]
-    public let offset: Int        // in floats, into the flat buffer
-    public var count: Int { shape.reduce(1, *) }
-    /// AdamW decays matrices and embeddings, not biases or LayerNorm gains.
-    public var decays: Bool { shape.count == 2 }
-}
-
 /// The fixed order of the parameter tensors in one flat buffer.
 ///
 /// Layouts follow Hugging Face GPT-2 (linear weights stored [in, out]), so an
 /// export is a straight copy and the digest is over the same bytes a user
 /// would find in the exported `model.safetensors`.
-public struct ParameterLayout: Sendable {
+public struct GPT2Layout: Sendable {
     public let tensors: [ParameterTensor]
     public let count: Int
 
@@ -29,7 +19,7 @@ public struct ParameterLayout: Sendable {
     public let lnfw: Int
     public let lnfb: Int
 
-    public init(_ c: ModelConfig) {
+    public init(_ c: GPT2Configuration) {
         var tensors: [ParameterTensor] = []
         var offset = 0
         func add(_ name: String, _ shape: [Int]) -> Int {

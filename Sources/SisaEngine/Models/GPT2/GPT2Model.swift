@@ -1,16 +1,28 @@
 import Foundation
 
-/// The byte-level GPT-2 model: parameters and gradients in two flat buffers
-/// (views in `ParameterLayout`), explicit forward and backward passes.
-public final class GPT {
-    public let config: ModelConfig
-    public let layout: ParameterLayout
+/// A GPT-2-family model: the byte-level models trained from scratch, and
+/// pretrained GPT-2 bases. Parameters and gradients in two flat buffers
+/// (views in `GPT2Layout`), an optional LoRA adapter over them, explicit
+/// forward and backward passes.
+///
+///   x = wte[tokens] + wpe[positions]                       [B, T, C]
+///   per block:  qkv = ln_1(x) W_attn + b (+ LoRA "attn")   [B, T, 3C]
+///               x2 = x + attention(qkv) W_proj + b (+ LoRA "proj")
+///               x' = x2 + gelu(ln_2(x2) W_fc + b (+ LoRA "fc")) W_mlp_proj + b (+ LoRA "mlp_proj")
+///   logits = ln_f(x_L) wteᵀ                                [B, T, V]
+public final class GPT2Model: LanguageModel {
+    public let config: GPT2Configuration
+    public let layout: GPT2Layout
+    public let weights: ParameterSet
+    /// `weights.values` and `weights.gradients` (an empty buffer when the weights are frozen).
     public let params: FloatBuffer
     public let grads: FloatBuffer
+    public private(set) var adapter: LoRAAdapter?
+    private var loraActs: LoRAActivations?
     public let pool: WorkerPool
     /// The kernel path every product and reduction runs on (bits do not depend on it).
     public let kernels: Kernels
-    private var acts: Activations?
+    private var acts: GPT2Activations?
     /// Set to collect per-kernel timings (benchmarks only).
     public var profiler: Profiler?
 
@@ -19,27 +31,58 @@ public final class GPT {
         if let profiler { profiler.measure(name, body) } else { body() }
     }
 
+    public var architecture: ModelArchitecture { .gpt2 }
+    public var vocabularySize: Int { config.vocab }
+    public var context: Int { config.context }
+
+    /// The products LoRA targets add to.
+    enum Product: Int { case attn = 0, proj, fc, mlpProj }
+
     /// `kernels` nil: the process default (`SISA_KERNELS`, else the fastest path).
-    public init(config: ModelConfig, pool: WorkerPool = .shared, kernels: Kernels? = nil) throws {
+    /// `trainable: false` allocates no gradients for the weights (a frozen base).
+    public init(config: GPT2Configuration, pool: WorkerPool = .shared, kernels: Kernels? = nil, trainable: Bool = true) throws {
         try config.validate()
         self.kernels = try kernels ?? Kernels.processDefault()
         self.config = config
-        self.layout = ParameterLayout(config)
-        self.params = FloatBuffer(count: layout.count)
-        self.grads = FloatBuffer(count: layout.count)
+        self.layout = GPT2Layout(config)
+        weights = ParameterSet(values: FloatBuffer(count: layout.count), gradients: trainable ? FloatBuffer(count: layout.count) : nil,
+                               tensors: layout.tensors)
+        params = weights.values
+        grads = weights.gradients ?? FloatBuffer(count: 0)
         self.pool = pool
+    }
+
+    /// The projections LoRA may adapt, in order.
+    public static func loraTargets(_ c: GPT2Configuration) -> [LoRATarget] {
+        let C = c.dim
+        return [
+            LoRATarget(name: "attn", inFeatures: C, outFeatures: 3 * C, product: Product.attn.rawValue, column: 0, module: "attn.c_attn"),
+            LoRATarget(name: "proj", inFeatures: C, outFeatures: C, product: Product.proj.rawValue, column: 0, module: "attn.c_proj"),
+            LoRATarget(name: "fc", inFeatures: C, outFeatures: 4 * C, product: Product.fc.rawValue, column: 0, module: "mlp.c_fc"),
+            LoRATarget(name: "mlp_proj", inFeatures: 4 * C, outFeatures: C, product: Product.mlpProj.rawValue, column: 0,
+                       module: "mlp.c_proj"),
+        ]
+    }
+
+    /// Attaches an adapter built for this model's targets.
+    public func attach(_ adapter: LoRAAdapter) {
+        precondition(adapter.layerCount == config.layers, "adapter for another model")
+        self.adapter = adapter
+        loraActs = nil
     }
 
     /// An inference-only model over `other`'s parameters (shared, never
     /// written), with its own activations: several threads can score and
     /// generate with one copy of the weights, each through its own instance
     /// (and its own `pool`; a pool runs one job at a time).
-    public init(sharingParametersOf other: GPT, pool: WorkerPool) {
+    public init(sharingParametersOf other: GPT2Model, pool: WorkerPool) {
         config = other.config
         layout = other.layout
         kernels = other.kernels
+        weights = ParameterSet(values: other.params, gradients: nil, tensors: other.layout.tensors)
         params = other.params
         grads = FloatBuffer(count: 0)
+        adapter = other.adapter?.sharingValues()
         self.pool = pool
     }
 
@@ -60,17 +103,61 @@ public final class GPT {
         }
     }
 
-    /// sha256 of the parameter bytes (little-endian fp32, layout order).
-    public var digest: String { Digest.sha256Hex(params.bytes) }
-
-    private func activations(B: Int, T: Int) -> Activations {
+    private func activations(B: Int, T: Int) -> GPT2Activations {
         if let a = acts, a.capacity >= B, a.T == T {
             a.B = B
             return a
         }
-        let a = Activations(config: config, B: B, T: T, threads: pool.threads)
+        let a = GPT2Activations(config: config, B: B, T: T, threads: pool.threads)
         acts = a
         return a
+    }
+
+    private func loraActivations(rows: Int) -> LoRAActivations? {
+        guard let adapter else { return nil }
+        if let l = loraActs, l.capacity >= rows { return l }
+        let l = LoRAActivations(adapter: adapter, capacity: rows)
+        loraActs = l
+        return l
+    }
+
+    /// Adds the adapter's updates to product `product` of layer `layer` (output [M, N], row stride N).
+    private func adapt(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>,
+                       ldy: Int, M: Int, lora: LoRAActivations?) {
+        guard let adapter, let lora else { return }
+        let slots = adapter.slots(layer: layer, product: product.rawValue)
+        guard !slots.isEmpty else { return }
+        let P = adapter.parameters.values.pointer
+        timed("lora fwd") {
+            for s in slots {
+                LoRALinear.forward(x: x, ldx: ldx, y: y + s.target.column, ldy: ldy, M: M, a: P + s.a, bT: P + s.bT,
+                                   rank: adapter.config.rank, inFeatures: s.target.inFeatures, outFeatures: s.target.outFeatures,
+                                   scale: adapter.config.scale, u: lora.u[s.index].pointer, kernels: kernels, pool: pool)
+            }
+        }
+    }
+
+    private func adaptBackward(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>,
+                               ldy: Int, dx: UnsafeMutablePointer<Float>, M: Int, weightGradients: Bool) {
+        guard let adapter, let lora = loraActs else { return }
+        let slots = adapter.slots(layer: layer, product: product.rawValue)
+        guard !slots.isEmpty else { return }
+        let P = adapter.parameters.values.pointer
+        let G = weightGradients ? adapter.parameters.gradients?.pointer : nil
+        timed("lora bwd") {
+            for s in slots {
+                LoRALinear.backward(x: x, ldx: ldx, dy: dy + s.target.column, ldy: ldy, dx: dx, M: M, a: P + s.a, bT: P + s.bT,
+                                    dA: G.map { $0 + s.a }, dBT: G.map { $0 + s.bT }, rank: adapter.config.rank,
+                                    inFeatures: s.target.inFeatures, outFeatures: s.target.outFeatures, scale: adapter.config.scale,
+                                    u: lora.u[s.index].pointer, du: lora.du.pointer, kernels: kernels, pool: pool)
+            }
+        }
+    }
+
+    private func attentionShape(B: Int, T: Int) -> AttentionShape {
+        let C = config.dim
+        return AttentionShape(B: B, T: T, heads: config.heads, kvHeads: config.heads, headSize: config.headSize,
+                              stride: 3 * C, kOffset: C, vOffset: 2 * C, yStride: C)
     }
 
     // MARK: forward
@@ -81,12 +168,13 @@ public final class GPT {
     /// `gradScale` replaces the gradient's 1/targets factor (DP-SGD weights
     /// each record by its own target count through `batch.weights`).
     @discardableResult
-    public func forward(_ batch: Batch, gradients: Bool = false, gradScale: Float? = nil) -> Double {
+    public func forward(_ batch: Batch, gradients: Bool, gradScale: Float?) -> Double {
         let B = batch.B, T = batch.T
         precondition(T >= 1 && T <= config.context, "sequence length \(T) exceeds context \(config.context)")
         let a = activations(B: B, T: T)
-        let C = config.dim, H = config.heads, V = config.vocab, BT = B * T
+        let C = config.dim, V = config.vocab, BT = B * T, eps = config.epsilon
         let P = params.pointer
+        let lora = loraActivations(rows: BT)
         for i in 0..<BT {
             let tok = batch.tokens[i], tgt = batch.targets[i]
             precondition(tok >= 0 && Int(tok) < V && Int(tgt) < V && tgt >= -1, "token id out of range")
@@ -102,31 +190,34 @@ public final class GPT {
             let x = a.residual[l].pointer
             timed("layernorm fwd") {
                 LayerNorm.forward(out: L.ln1.pointer, mean: L.ln1Mean.pointer, rstd: L.ln1Rstd.pointer, x: x,
-                                  w: P + w.ln1w, b: P + w.ln1b, M: BT, C: C, kernels: kernels, pool: pool)
+                                  w: P + w.ln1w, b: P + w.ln1b, M: BT, C: C, eps: eps, kernels: kernels, pool: pool)
             }
             timed("matmul fwd") {
                 Linear.forward(out: L.qkv.pointer, inp: L.ln1.pointer, w: P + w.qkvw, b: P + w.qkvb,
                                M: BT, K: C, N: 3 * C, kernels: kernels, pool: pool)
             }
+            adapt(.attn, layer: l, x: L.ln1.pointer, ldx: C, y: L.qkv.pointer, ldy: 3 * C, M: BT, lora: lora)
             timed("attention fwd") {
-                Attention.forward(y: L.atty.pointer, att: L.att.pointer, qkv: L.qkv.pointer,
-                                  B: B, T: T, C: C, H: H, kernels: kernels, pool: pool)
+                Attention.forward(y: L.atty.pointer, att: L.att.pointer, qkv: L.qkv.pointer, shape: attentionShape(B: B, T: T),
+                                  kernels: kernels, pool: pool)
             }
             timed("matmul fwd") {
                 Linear.forward(out: L.res2.pointer, inp: L.atty.pointer, w: P + w.projw, b: P + w.projb,
                                M: BT, K: C, N: C, kernels: kernels, pool: pool)
             }
+            adapt(.proj, layer: l, x: L.atty.pointer, ldx: C, y: L.res2.pointer, ldy: C, M: BT, lora: lora)
             timed("residual fwd") {
                 addResidual(L.res2.pointer, x, BT * C)
             }
             timed("layernorm fwd") {
                 LayerNorm.forward(out: L.ln2.pointer, mean: L.ln2Mean.pointer, rstd: L.ln2Rstd.pointer,
-                                  x: L.res2.pointer, w: P + w.ln2w, b: P + w.ln2b, M: BT, C: C, kernels: kernels, pool: pool)
+                                  x: L.res2.pointer, w: P + w.ln2w, b: P + w.ln2b, M: BT, C: C, eps: eps, kernels: kernels, pool: pool)
             }
             timed("matmul fwd") {
                 Linear.forward(out: L.fch.pointer, inp: L.ln2.pointer, w: P + w.fcw, b: P + w.fcb,
                                M: BT, K: C, N: 4 * C, kernels: kernels, pool: pool)
             }
+            adapt(.fc, layer: l, x: L.ln2.pointer, ldx: C, y: L.fch.pointer, ldy: 4 * C, M: BT, lora: lora)
             timed("gelu fwd") {
                 GELU.forward(out: L.fchGelu.pointer, x: L.fch.pointer, N: BT * 4 * C, kernels: kernels, pool: pool)
             }
@@ -135,6 +226,7 @@ public final class GPT {
                 Linear.forward(out: out, inp: L.fchGelu.pointer, w: P + w.fc2w, b: P + w.fc2b,
                                M: BT, K: 4 * C, N: C, kernels: kernels, pool: pool)
             }
+            adapt(.mlpProj, layer: l, x: L.fchGelu.pointer, ldx: 4 * C, y: out, ldy: C, M: BT, lora: lora)
             timed("residual fwd") {
                 addResidual(out, L.res2.pointer, BT * C)
             }
@@ -142,7 +234,7 @@ public final class GPT {
         timed("layernorm fwd") {
             LayerNorm.forward(out: a.lnf.pointer, mean: a.lnfMean.pointer, rstd: a.lnfRstd.pointer,
                               x: a.residual[config.layers].pointer, w: P + layout.lnfw, b: P + layout.lnfb,
-                              M: BT, C: C, kernels: kernels, pool: pool)
+                              M: BT, C: C, eps: eps, kernels: kernels, pool: pool)
         }
         timed("head fwd") {
             Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, wte: P + layout.wte, M: BT, C: C, V: V, kernels: kernels, pool: pool)
@@ -193,13 +285,16 @@ public final class GPT {
     /// every layer's input activations and output gradients.
     public func backward(weightGradients: Bool = true, recordNorms: RecordGradientNorms? = nil) {
         guard let a = acts else { preconditionFailure("backward() before forward()") }
-        precondition(grads.count == layout.count, "backward() on an inference-only model (init(sharingParametersOf:))")
+        precondition(weights.gradients != nil || adapter?.parameters.gradients != nil,
+                     "backward() on an inference-only model (init(sharingParametersOf:))")
         let B = a.B, T = a.T, BT = B * T
-        let C = config.dim, H = config.heads, V = config.vocab
-        let P = params.pointer, G = grads.pointer
+        let C = config.dim, V = config.vocab
+        let P = params.pointer
         let norms = recordNorms
-        // Weight-gradient destinations; nil skips those products (pass 1 of DP-SGD).
-        func wgrad(_ offset: Int) -> UnsafeMutablePointer<Float>? { weightGradients ? G + offset : nil }
+        // Weight-gradient destinations; nil skips those products (pass 1 of
+        // DP-SGD, and every product of a frozen base).
+        let G: UnsafeMutablePointer<Float>? = weightGradients ? weights.gradients?.pointer : nil
+        func wgrad(_ offset: Int) -> UnsafeMutablePointer<Float>? { G.map { $0 + offset } }
         // Head: dlogits (in a.logits) -> d lnf (in dC), dwte (overwritten).
         timed("head bwd") {
             Head.backward(dx: a.dC.pointer, dwte: wgrad(layout.wte), dlogits: a.logits.pointer, x: a.lnf.pointer,
@@ -209,7 +304,7 @@ public final class GPT {
         timed("layernorm bwd") {
             norms?.layerNorm(dout: a.dC.pointer, x: a.residual[config.layers].pointer, mean: a.lnfMean.pointer,
                              rstd: a.lnfRstd.pointer, C: C)
-            LayerNorm.backward(dx: a.dres.pointer, dw: G + layout.lnfw, db: G + layout.lnfb, dout: a.dC.pointer,
+            LayerNorm.backward(dx: a.dres.pointer, dw: wgrad(layout.lnfw), db: wgrad(layout.lnfb), dout: a.dC.pointer,
                                x: a.residual[config.layers].pointer, mean: a.lnfMean.pointer, rstd: a.lnfRstd.pointer,
                                w: P + layout.lnfw, M: BT, C: C, partials: a.lnPartials.pointer, kernels: kernels, pool: pool)
         }
@@ -221,6 +316,8 @@ public final class GPT {
                 Linear.backward(dinp: a.d4C.pointer, dw: wgrad(w.fc2w), db: wgrad(w.fc2b), dout: a.dres.pointer,
                                 inp: L.fchGelu.pointer, w: P + w.fc2w, M: BT, K: 4 * C, N: C, kernels: kernels, pool: pool)
             }
+            adaptBackward(.mlpProj, layer: l, x: L.fchGelu.pointer, ldx: 4 * C, dy: a.dres.pointer, ldy: C, dx: a.d4C.pointer,
+                          M: BT, weightGradients: weightGradients)
             timed("gelu bwd") {
                 GELU.backward(dx: a.d4C.pointer, dout: a.d4C.pointer, x: L.fch.pointer, N: BT * 4 * C, kernels: kernels, pool: pool)
             }
@@ -229,9 +326,11 @@ public final class GPT {
                 Linear.backward(dinp: a.dC.pointer, dw: wgrad(w.fcw), db: wgrad(w.fcb), dout: a.d4C.pointer,
                                 inp: L.ln2.pointer, w: P + w.fcw, M: BT, K: C, N: 4 * C, kernels: kernels, pool: pool)
             }
+            adaptBackward(.fc, layer: l, x: L.ln2.pointer, ldx: C, dy: a.d4C.pointer, ldy: 4 * C, dx: a.dC.pointer,
+                          M: BT, weightGradients: weightGradients)
             timed("layernorm bwd") {
                 norms?.layerNorm(dout: a.dC.pointer, x: L.res2.pointer, mean: L.ln2Mean.pointer, rstd: L.ln2Rstd.pointer, C: C)
-                LayerNorm.backward(dx: a.dres.pointer, dw: G + w.ln2w, db: G + w.ln2b, dout: a.dC.pointer,
+                LayerNorm.backward(dx: a.dres.pointer, dw: wgrad(w.ln2w), db: wgrad(w.ln2b), dout: a.dC.pointer,
                                    x: L.res2.pointer, mean: L.ln2Mean.pointer, rstd: L.ln2Rstd.pointer,
                                    w: P + w.ln2w, M: BT, C: C, partials: a.lnPartials.pointer, kernels: kernels, pool: pool)
             }
@@ -241,18 +340,22 @@ public final class GPT {
                 Linear.backward(dinp: a.dC.pointer, dw: wgrad(w.projw), db: wgrad(w.projb), dout: a.dres.pointer,
                                 inp: L.atty.pointer, w: P + w.projw, M: BT, K: C, N: C, kernels: kernels, pool: pool)
             }
+            adaptBackward(.proj, layer: l, x: L.atty.pointer, ldx: C, dy: a.dres.pointer, ldy: C, dx: a.dC.pointer,
+                          M: BT, weightGradients: weightGradients)
             timed("attention bwd") {
                 Attention.backward(dqkv: a.dqkv.pointer, dy: a.dC.pointer, qkv: L.qkv.pointer, att: L.att.pointer,
-                                   B: B, T: T, C: C, H: H, scratch: a.attScratch.pointer, kernels: kernels, pool: pool)
+                                   shape: attentionShape(B: B, T: T), scratch: a.attScratch.pointer, kernels: kernels, pool: pool)
             }
             timed("matmul bwd") {
                 norms?.linear(inp: L.ln1.pointer, dout: a.dqkv.pointer, K: C, N: 3 * C)
                 Linear.backward(dinp: a.dC.pointer, dw: wgrad(w.qkvw), db: wgrad(w.qkvb), dout: a.dqkv.pointer,
                                 inp: L.ln1.pointer, w: P + w.qkvw, M: BT, K: C, N: 3 * C, kernels: kernels, pool: pool)
             }
+            adaptBackward(.attn, layer: l, x: L.ln1.pointer, ldx: C, dy: a.dqkv.pointer, ldy: 3 * C, dx: a.dC.pointer,
+                          M: BT, weightGradients: weightGradients)
             timed("layernorm bwd") {
                 norms?.layerNorm(dout: a.dC.pointer, x: a.residual[l].pointer, mean: L.ln1Mean.pointer, rstd: L.ln1Rstd.pointer, C: C)
-                LayerNorm.backward(dx: a.dres.pointer, dw: G + w.ln1w, db: G + w.ln1b, dout: a.dC.pointer,
+                LayerNorm.backward(dx: a.dres.pointer, dw: wgrad(w.ln1w), db: wgrad(w.ln1b), dout: a.dC.pointer,
                                    x: a.residual[l].pointer, mean: L.ln1Mean.pointer, rstd: L.ln1Rstd.pointer,
                                    w: P + w.ln1w, M: BT, C: C, partials: a.lnPartials.pointer, kernels: kernels, pool: pool)
             }
@@ -260,13 +363,15 @@ public final class GPT {
         // The tied embedding: the head's share and the lookup's share form one tensor per record.
         norms?.embeddings(dlogits: a.logits.pointer, x: a.lnf.pointer, dx: a.dres.pointer, tokens: a.tokens,
                           T: T, C: C, V: V)
-        if weightGradients {
+        if let G {
             timed("embedding bwd") {
                 Embedding.backward(dwte: G + layout.wte, dwpe: G + layout.wpe, dx: a.dres.pointer, tokens: a.tokens,
                                    B: B, T: T, C: C, context: config.context, pool: pool)
             }
         }
     }
+
+    public func makeDecoder() -> any TokenDecoder { GPT2Decoder(model: self) }
 
     /// Multiplies the loss gradient (dlogits, kept from the last training
     /// forward) of each record's positions by its factor: the next

@@ -1,7 +1,7 @@
 /// Forward activations kept for the backward pass, and backward scratch,
 /// sized for up to `capacity` rows of T positions. A batch of fewer rows
 /// uses a prefix of every buffer (record-sampled DP batches vary in size).
-final class Activations {
+final class GPT2Activations {
     let capacity: Int
     let T: Int
     /// Rows of the current batch (<= capacity).
@@ -37,7 +37,7 @@ final class Activations {
     let attScratch: FloatBuffer   // threads x [T, T]
     let lnPartials: FloatBuffer   // per-part LayerNorm dw/db sums
 
-    init(config c: ModelConfig, B: Int, T: Int, threads: Int) {
+    init(config c: GPT2Configuration, B: Int, T: Int, threads: Int) {
         self.capacity = B
         self.B = B
         self.T = T

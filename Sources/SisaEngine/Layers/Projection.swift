@@ -1,0 +1,43 @@
+// A projection in nn.Linear's layout (llama's weights): W [N, K] = [out, in].
+//
+//   forward:  out[M, N] = inp[M, K] · Wᵀ               (B-transposed product)
+//   backward: dinp[M, K] = dout[M, N] · W[N, K]         (overwritten, or chained on when accumulating)
+//             dW[N, K]   = doutᵀ · inp                  (overwritten)
+//
+// Row strides are explicit because q|k|v and gate|up are fused products
+// whose outputs several consumers read in column slices.
+
+enum Projection {
+    static let rowGrain = 256
+    static let colGrain = 64
+
+    static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                        M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool) {
+        let parts = partCount(M, grain: rowGrain)
+        pool.run(parts: parts) { part, _ in
+            let rows = partRange(part, of: parts, total: M)
+            kernels.gemm(transB: true, m: rows.count, n: N, k: K, a: inp + rows.lowerBound * K, lda: K,
+                         b: w, ldb: K, c: out + rows.lowerBound * N, ldc: N)
+        }
+    }
+
+    /// dinp (when given) and dW (when given) from dout.
+    static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                         inp: UnsafePointer<Float>, w: UnsafePointer<Float>, M: Int, K: Int, N: Int,
+                         kernels: Kernels, pool: WorkerPool) {
+        let rowParts = dinp == nil ? 0 : partCount(M, grain: rowGrain)
+        let colParts = dw == nil ? 0 : partCount(K, grain: colGrain)
+        pool.run(parts: rowParts + colParts) { part, _ in
+            if part < rowParts, let dinp {
+                let rows = partRange(part, of: rowParts, total: M)
+                kernels.gemm(m: rows.count, n: K, k: N, a: dout + rows.lowerBound * N, lda: N, b: w, ldb: K,
+                             c: dinp + rows.lowerBound * K, ldc: K)
+            } else if let dw {
+                // dW[:, cols] = doutᵀ · inp[:, cols]
+                let cols = partRange(part - rowParts, of: colParts, total: K)
+                kernels.gemm(transA: true, m: N, n: cols.count, k: M, a: dout, lda: N, b: inp + cols.lowerBound, ldb: K,
+                             c: dw + cols.lowerBound, ldc: K)
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+
+/// A pretrained model as users have it, with its tokenizer: a Hugging Face
+/// folder (`config.json` with `model_type` gpt2 or llama, safetensors, a
+/// tokenizer) or a GGUF file (llama.cpp's format, quantized or not). The
+/// factory picks the family by `model_type` (or `general.architecture`).
+///
+/// The engine never reads pickle files (`pytorch_model.bin`, `.pt`): a
+/// model file from the internet is data, and pickle is code.
+public struct BaseModel {
+    public let model: any LanguageModel
+    public let tokenizer: BPETokenizer
+    public let url: URL
+    public let format: Format
+
+    public enum Format: String, Sendable { case gguf, huggingFace = "hugging-face" }
+
+    /// The family of the model at `url`, and its configuration, without reading weights.
+    public enum Configuration: Sendable, Equatable {
+        case gpt2(GPT2Configuration)
+        case llama(LlamaConfiguration)
+
+        public var architecture: ModelArchitecture {
+            switch self { case .gpt2: return .gpt2; case .llama: return .llama }
+        }
+        public var context: Int {
+            switch self { case .gpt2(let c): return c.context; case .llama(let c): return c.context }
+        }
+        public var layers: Int {
+            switch self { case .gpt2(let c): return c.layers; case .llama(let c): return c.layers }
+        }
+        public var loraTargets: [LoRATarget] {
+            switch self {
+            case .gpt2(let c): return GPT2Model.loraTargets(c)
+            case .llama(let c): return LlamaModel.loraTargets(c)
+            }
+        }
+    }
+
+    public static func isGGUF(_ url: URL) -> Bool {
+        var dir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &dir) && !dir.boolValue && GGUFFile.isGGUF(url)
+    }
+
+    /// The configuration at `url` (a GGUF file or a Hugging Face folder).
+    public static func configuration(at url: URL) throws -> Configuration {
+        var dir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &dir) else { throw EngineError.io("\(url.path): no such file or folder") }
+        if dir.boolValue {
+            let c = try ModelConfigJSON(url: url.appendingPathComponent("config.json"))
+            switch c.modelType {
+            case "gpt2": return .gpt2(try GPT2Configuration(json: c))
+            case "llama": return .llama(try LlamaConfiguration(json: c))
+            case let t: throw c.fail("model_type \(t ?? "(missing)") is not supported (gpt2, llama)")
+            }
+        }
+        return try configuration(of: GGUFFile(url: url))
+    }
+
+    static func configuration(of g: GGUFFile) throws -> Configuration {
+        let arch = try g.string("general.architecture")
+        switch arch {
+        case "llama": return .llama(try LlamaConfiguration(gguf: g))
+        case "gpt2": return .gpt2(try GPT2Configuration(gguf: g))
+        default: throw g.file.fail("general.architecture \(arch) is not supported (gpt2, llama)")
+        }
+    }
+
+    /// The tokenizer alone (`sisa tokenize`): a folder's tokenizer files need no weights beside them.
+    public static func tokenizer(at url: URL) throws -> BPETokenizer {
+        var dir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &dir) else { throw EngineError.io("\(url.path): no such file or folder") }
+        return dir.boolValue ? try TokenizerFiles.load(folder: url) : try TokenizerFiles.load(gguf: GGUFFile(url: url))
+    }
+
+    /// Loads model and tokenizer. `context` caps the working context (llama
+    /// defaults to min(model's, 4096)); `trainable` allocates gradients for
+    /// the weights (full fine-tuning; otherwise the base is frozen).
+    public static func load(_ url: URL, context: Int? = nil, trainable: Bool = false, pool: WorkerPool = .shared,
+                            kernels: Kernels? = nil) throws -> BaseModel {
+        var dir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &dir) else { throw EngineError.io("\(url.path): no such file or folder") }
+        if dir.boolValue {
+            let config = try configuration(at: url)
+            let tokenizer = try TokenizerFiles.load(folder: url)
+            let st = try SafetensorsCheckpoint(folder: url)
+            let model = try build(config, context: context, trainable: trainable, pool: pool, kernels: kernels)
+            switch model {
+            case let m as LlamaModel: try LlamaWeights.load(m, from: st)
+            case let m as GPT2Model: try GPT2Weights.load(m, from: st)
+            default: fatalError("unreachable")
+            }
+            try check(tokenizer, fits: model, source: url.path)
+            return BaseModel(model: model, tokenizer: tokenizer, url: url, format: .huggingFace)
+        }
+        let g = try GGUFFile(url: url)
+        let config = try configuration(of: g)
+        let tokenizer = try TokenizerFiles.load(gguf: g)
+        let model = try build(config, context: context, trainable: trainable, pool: pool, kernels: kernels)
+        switch model {
+        case let m as LlamaModel: try LlamaWeights.load(m, from: g)
+        case let m as GPT2Model: try GPT2Weights.load(m, from: g)
+        default: fatalError("unreachable")
+        }
+        try check(tokenizer, fits: model, source: url.path)
+        return BaseModel(model: model, tokenizer: tokenizer, url: url, format: .gguf)
+    }
+
+    static func build(_ config: Configuration, context: Int?, trainable: Bool, pool: WorkerPool,
+                      kernels: Kernels?) throws -> any LanguageModel {
+        switch config {
+        case .llama(let c):
+            return try LlamaModel(config: c, context: context, trainable: trainable, pool: pool, kernels: kernels)
+        case .gpt2(let c):
+            if let context, context != c.context {
+                guard context >= 2, context <= c.context else {
+                    throw EngineError.invalidConfig("context \(context) must be between 2 and the model's \(c.context)")
+                }
+            }
+            return try GPT2Model(config: c, pool: pool, kernels: kernels, trainable: trainable)
+        }
+    }
+
+    private static func check(_ t: BPETokenizer, fits m: any LanguageModel, source: String) throws {
+        guard t.vocabularySize <= m.vocabularySize else {
+            throw EngineError.format("\(source): the tokenizer has \(t.vocabularySize) ids, the model \(m.vocabularySize)")
+        }
+    }
+}

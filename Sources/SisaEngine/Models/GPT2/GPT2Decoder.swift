@@ -1,0 +1,111 @@
+import Foundation
+
+/// Incremental GPT-2 inference for one sequence with a key/value cache:
+/// feed one token, get the next-token logits. Used by generation and by the
+/// ensemble, which feeds the same token to every shard's decoder. Every
+/// product is the chain of the batch forward (`gemv` for the [in, out]
+/// weights, `gemvRows` for q·k and the tied head), so the logits equal the
+/// batch forward's at the same positions.
+public final class GPT2Decoder: TokenDecoder {
+    public let model: GPT2Model
+    private let keys: [FloatBuffer]    // per layer [T, C]
+    private let values: [FloatBuffer]  // per layer [T, C]
+    private let x, h, qkv, y, tmp, fc, fcGelu, scores, stats, u: FloatBuffer
+    public let logits: FloatBuffer     // [V]
+    public private(set) var history: [Int32] = []
+    private var position = 0
+    private let single = WorkerPool(threads: 1)
+
+    public var vocabularySize: Int { model.config.vocab }
+
+    public init(model: GPT2Model) {
+        self.model = model
+        let c = model.config
+        keys = (0..<c.layers).map { _ in FloatBuffer(count: c.context * c.dim) }
+        values = (0..<c.layers).map { _ in FloatBuffer(count: c.context * c.dim) }
+        x = FloatBuffer(count: c.dim); h = FloatBuffer(count: c.dim); y = FloatBuffer(count: c.dim)
+        tmp = FloatBuffer(count: c.dim); qkv = FloatBuffer(count: 3 * c.dim)
+        fc = FloatBuffer(count: 4 * c.dim); fcGelu = FloatBuffer(count: 4 * c.dim)
+        scores = FloatBuffer(count: c.context); stats = FloatBuffer(count: 2)
+        u = FloatBuffer(count: model.adapter?.config.rank ?? 1)
+        logits = FloatBuffer(count: c.vocab)
+    }
+
+    public func reset() {
+        history = []
+        position = 0
+    }
+
+    /// Appends `token` and returns the logits for the next one. When the context
+    /// is full, the cache is rebuilt from the last half of the history.
+    @discardableResult
+    public func feed(_ token: Int32) -> UnsafeBufferPointer<Float> {
+        precondition(token >= 0 && Int(token) < model.config.vocab, "token id \(token) out of range")
+        let T = model.config.context
+        history.append(token)
+        if position == T {
+            let keep = Array(history.suffix(T / 2))
+            position = 0
+            for t in keep { step(t) }
+        } else {
+            step(token)
+        }
+        return UnsafeBufferPointer(start: logits.pointer, count: logits.count)
+    }
+
+    /// y[out] += s · B (A x) for the adapter's slots on `product` of layer `l`.
+    private func adapt(_ product: GPT2Model.Product, layer l: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        guard let adapter = model.adapter else { return }
+        let K = model.kernels, P = adapter.parameters.values.pointer, r = adapter.config.rank
+        for s in adapter.slots(layer: l, product: product.rawValue) {
+            K.gemvRows(y: u.pointer, w: P + s.a, x: x, n: r, k: s.target.inFeatures, ldw: s.target.inFeatures)
+            for i in 0..<r { u[i] *= adapter.config.scale }
+            K.gemv(y: y + s.target.column, x: u.pointer, w: P + s.bT, k: r, n: s.target.outFeatures, ldw: s.target.outFeatures,
+                   accumulate: true)
+        }
+    }
+
+    private func step(_ token: Int32) {
+        let c = model.config, C = c.dim, H = c.heads, hs = c.headSize, V = c.vocab
+        let L = model.layout, P = model.params.pointer, K = model.kernels, eps = c.epsilon
+        let pos = position
+        for i in 0..<C { x[i] = P[L.wte + Int(token) * C + i] + P[L.wpe + pos * C + i] }
+        for l in 0..<c.layers {
+            let w = L.blocks[l]
+            LayerNorm.forward(out: h.pointer, mean: stats.pointer, rstd: stats.pointer + 1, x: x.pointer,
+                              w: P + w.ln1w, b: P + w.ln1b, M: 1, C: C, eps: eps, kernels: K, pool: single)
+            qkv.pointer.update(from: P + w.qkvb, count: 3 * C)
+            K.gemv(y: qkv.pointer, x: h.pointer, w: P + w.qkvw, k: C, n: 3 * C, ldw: 3 * C, accumulate: true)
+            adapt(.attn, layer: l, x: h.pointer, y: qkv.pointer)
+            (keys[l].pointer + pos * C).update(from: qkv.pointer + C, count: C)
+            (values[l].pointer + pos * C).update(from: qkv.pointer + 2 * C, count: C)
+            let scale = 1 / Float(hs).squareRoot()
+            for head in 0..<H {
+                // scores[j] = q_h · k_j (the chain over hs of the batch's q kᵀ)
+                K.gemvRows(y: scores.pointer, w: keys[l].pointer + head * hs, x: qkv.pointer + head * hs, n: pos + 1, k: hs, ldw: C)
+                K.softmaxCausal(scores.pointer, valid: pos + 1, width: pos + 1, scale: scale)
+                // y_head[hs] = scores[0...pos] · values[0...pos, head]
+                K.gemv(y: y.pointer + head * hs, x: scores.pointer, w: values[l].pointer + head * hs,
+                       k: pos + 1, n: hs, ldw: C)
+            }
+            tmp.pointer.update(from: P + w.projb, count: C)
+            K.gemv(y: tmp.pointer, x: y.pointer, w: P + w.projw, k: C, n: C, ldw: C, accumulate: true)
+            adapt(.proj, layer: l, x: y.pointer, y: tmp.pointer)
+            addInPlace(x.pointer, tmp.pointer, C)
+            LayerNorm.forward(out: h.pointer, mean: stats.pointer, rstd: stats.pointer + 1, x: x.pointer,
+                              w: P + w.ln2w, b: P + w.ln2b, M: 1, C: C, eps: eps, kernels: K, pool: single)
+            fc.pointer.update(from: P + w.fcb, count: 4 * C)
+            K.gemv(y: fc.pointer, x: h.pointer, w: P + w.fcw, k: C, n: 4 * C, ldw: 4 * C, accumulate: true)
+            adapt(.fc, layer: l, x: h.pointer, y: fc.pointer)
+            GELU.forward(out: fcGelu.pointer, x: fc.pointer, N: 4 * C, kernels: K, pool: single)
+            tmp.pointer.update(from: P + w.fc2b, count: C)
+            K.gemv(y: tmp.pointer, x: fcGelu.pointer, w: P + w.fc2w, k: 4 * C, n: C, ldw: C, accumulate: true)
+            adapt(.mlpProj, layer: l, x: fcGelu.pointer, y: tmp.pointer)
+            addInPlace(x.pointer, tmp.pointer, C)
+        }
+        LayerNorm.forward(out: h.pointer, mean: stats.pointer, rstd: stats.pointer + 1, x: x.pointer,
+                          w: P + L.lnfw, b: P + L.lnfb, M: 1, C: C, eps: eps, kernels: K, pool: single)
+        K.gemvRows(y: logits.pointer, w: P + L.wte, x: h.pointer, n: V, k: C, ldw: C)
+        position += 1
+    }
+}

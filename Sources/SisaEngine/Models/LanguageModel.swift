@@ -1,0 +1,101 @@
+import Foundation
+
+/// The model families the engine runs, by the `model_type` of a Hugging
+/// Face configuration (or the `general.architecture` of a GGUF file).
+public enum ModelArchitecture: String, Codable, Sendable, CaseIterable {
+    case gpt2, llama
+}
+
+/// A flat buffer of named tensors with an optional gradient buffer beside
+/// it: a model's weights, or an adapter's. The optimizer trains one of these.
+public final class ParameterSet: @unchecked Sendable {
+    public let values: FloatBuffer
+    /// nil when nothing is trained here (a frozen base, an inference copy).
+    public let gradients: FloatBuffer?
+    public let tensors: [ParameterTensor]
+
+    public init(values: FloatBuffer, gradients: FloatBuffer?, tensors: [ParameterTensor]) {
+        precondition(gradients.map { $0.count == values.count } ?? true, "gradient buffer of another size")
+        self.values = values
+        self.gradients = gradients
+        self.tensors = tensors
+    }
+
+    public var count: Int { values.count }
+
+    /// sha256 of the values (little-endian fp32, tensor order).
+    public var digest: String { Digest.sha256Hex(values.bytes) }
+
+    public func tensor(named name: String) -> ParameterTensor? { tensors.first { $0.name == name } }
+}
+
+/// What every model family offers the trainer, the scorer, the ensemble and
+/// the decoder: a forward pass over a batch (keeping what its backward needs),
+/// the backward pass, and incremental decoding with a key/value cache.
+///
+/// Each family lives in its own folder (Models/GPT2, Models/Llama) with its
+/// configuration, tensor layout, model and decoder; `BaseModel` builds the
+/// right one from a Hugging Face folder or a GGUF file.
+public protocol LanguageModel: AnyObject {
+    var architecture: ModelArchitecture { get }
+    var vocabularySize: Int { get }
+    /// Longest row the model takes (batch T and the decoder's window).
+    var context: Int { get }
+    var pool: WorkerPool { get }
+    var kernels: Kernels { get }
+    /// The model's own weights: a byte model's parameters, or a pretrained base.
+    var weights: ParameterSet { get }
+    /// A LoRA adapter over the frozen weights (nil: none). Its parameters get
+    /// gradients; the weights get them only when `weights.gradients` exists.
+    var adapter: LoRAAdapter? { get }
+    /// Per-kernel timings (benchmarks only).
+    var profiler: Profiler? { get set }
+
+    /// Runs the model on `batch`. With `gradients`, the logits are replaced by
+    /// dlogits for `backward()`. Returns the mean NLL over the batch's targets.
+    @discardableResult
+    func forward(_ batch: Batch, gradients: Bool, gradScale: Float?) -> Double
+
+    /// Gradients of the last training forward: into the adapter's parameters
+    /// (when there is one) and into the weights (when they have a gradient
+    /// buffer). `weightGradients: false` propagates through the activations only.
+    func backward(weightGradients: Bool, recordNorms: RecordGradientNorms?)
+
+    /// Per-position NLL of the last forward, [B * T].
+    var lastTokenLosses: [Float] { get }
+    /// Logits of the last forward without gradients, [B * T * V].
+    func withLastLogits<R>(_ body: (UnsafeBufferPointer<Float>) -> R) -> R
+    /// Multiplies the kept dlogits of each span by its factor (per-record weighting).
+    func scaleLossGradients(spans: [Range<Int>], factors: [Float])
+
+    /// A decoder with its own key/value cache over this model's weights.
+    func makeDecoder() -> any TokenDecoder
+}
+
+extension LanguageModel {
+    @discardableResult
+    public func forward(_ batch: Batch) -> Double { forward(batch, gradients: false, gradScale: nil) }
+
+    @discardableResult
+    public func forward(_ batch: Batch, gradients: Bool) -> Double { forward(batch, gradients: gradients, gradScale: nil) }
+
+    public func backward() { backward(weightGradients: true, recordNorms: nil) }
+
+    /// sha256 of what is trained: the adapter's parameters when there is one,
+    /// else the weights.
+    public var digest: String { adapter?.parameters.digest ?? weights.digest }
+
+    /// The parameters an optimizer updates for this model.
+    public var trainable: ParameterSet { adapter?.parameters ?? weights }
+}
+
+/// Incremental inference for one sequence: feed a token, get the logits of
+/// the next. The key/value cache holds the window so far; when it is full
+/// the cache is rebuilt from the last half of the history.
+public protocol TokenDecoder: AnyObject {
+    var vocabularySize: Int { get }
+    var history: [Int32] { get }
+    func reset()
+    @discardableResult
+    func feed(_ token: Int32) -> UnsafeBufferPointer<Float>
+}

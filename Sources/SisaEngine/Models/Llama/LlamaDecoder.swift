@@ -1,0 +1,105 @@
+/// Incremental Llama inference with a key/value cache: feed one token, get
+/// the next-token logits. Every product is the row-chain of the batch
+/// forward (`gemvRows` for the [out, in] weights), so the logits equal the
+/// batch forward's at the same positions.
+public final class LlamaDecoder: TokenDecoder {
+    public let model: LlamaModel
+    private let keys: [FloatBuffer]    // per layer [window, Hkv·hs], rotated
+    private let values: [FloatBuffer]  // per layer [window, Hkv·hs]
+    private let x, h, qkv, y, tmp, gu, act, scores, rstd, u: FloatBuffer
+    public let logits: FloatBuffer     // [V]
+    public private(set) var history: [Int32] = []
+    private var position = 0
+    private let single = WorkerPool(threads: 1)
+
+    public var vocabularySize: Int { model.config.vocab }
+
+    public init(model: LlamaModel) {
+        self.model = model
+        let c = model.config, T = model.context
+        keys = (0..<c.layers).map { _ in FloatBuffer(count: T * c.kvWidth) }
+        values = (0..<c.layers).map { _ in FloatBuffer(count: T * c.kvWidth) }
+        x = FloatBuffer(count: c.dim); h = FloatBuffer(count: c.dim); tmp = FloatBuffer(count: c.dim)
+        qkv = FloatBuffer(count: c.qkvWidth); y = FloatBuffer(count: c.qWidth)
+        gu = FloatBuffer(count: 2 * c.ffDim); act = FloatBuffer(count: c.ffDim)
+        scores = FloatBuffer(count: T); rstd = FloatBuffer(count: 1)
+        u = FloatBuffer(count: model.adapter?.config.rank ?? 1)
+        logits = FloatBuffer(count: c.vocab)
+    }
+
+    public func reset() {
+        history = []
+        position = 0
+    }
+
+    @discardableResult
+    public func feed(_ token: Int32) -> UnsafeBufferPointer<Float> {
+        precondition(token >= 0 && Int(token) < model.config.vocab, "token id \(token) out of range")
+        let T = model.context
+        history.append(token)
+        if position == T {
+            let keep = Array(history.suffix(T / 2))
+            position = 0
+            for t in keep { step(t) }
+        } else {
+            step(token)
+        }
+        return UnsafeBufferPointer(start: logits.pointer, count: logits.count)
+    }
+
+    /// y[out] += s · Bᵀᵀ (A x) for the adapter's slots on `product` of layer `l`.
+    private func adapt(_ product: LlamaModel.Product, layer l: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        guard let adapter = model.adapter else { return }
+        let K = model.kernels, P = adapter.parameters.values.pointer, r = adapter.config.rank
+        for s in adapter.slots(layer: l, product: product.rawValue) {
+            K.gemvRows(y: u.pointer, w: P + s.a, x: x, n: r, k: s.target.inFeatures, ldw: s.target.inFeatures)
+            for i in 0..<r { u[i] *= adapter.config.scale }
+            K.gemv(y: y + s.target.column, x: u.pointer, w: P + s.bT, k: r, n: s.target.outFeatures, ldw: s.target.outFeatures,
+                   accumulate: true)
+        }
+    }
+
+    private func step(_ token: Int32) {
+        let c = model.config, C = c.dim, F = c.ffDim, hs = c.headDim, W = c.qkvWidth
+        let L = model.layout, P = model.weights.values.pointer, K = model.kernels
+        let pos = position, group = c.heads / c.kvHeads
+        let cosP = model.rope.cos(at: pos), sinP = model.rope.sin(at: pos)
+        x.pointer.update(from: P + L.embed + Int(token) * C, count: C)
+        let scale = 1 / Float(hs).squareRoot()
+        for l in 0..<c.layers {
+            let w = L.blocks[l]
+            RMSNorm.forward(out: h.pointer, rstd: rstd.pointer, x: x.pointer, w: P + w.attnNorm, M: 1, C: C, eps: c.rmsEpsilon,
+                            kernels: K, pool: single)
+            K.gemvRows(y: qkv.pointer, w: P + w.qkv, x: h.pointer, n: W, k: C, ldw: C)
+            adapt(.qkv, layer: l, x: h.pointer, y: qkv.pointer)
+            K.ropeForward(qkv.pointer, heads: c.heads, headSize: hs, cos: cosP, sin: sinP)
+            K.ropeForward(qkv.pointer + c.qWidth, heads: c.kvHeads, headSize: hs, cos: cosP, sin: sinP)
+            (keys[l].pointer + pos * c.kvWidth).update(from: qkv.pointer + c.qWidth, count: c.kvWidth)
+            (values[l].pointer + pos * c.kvWidth).update(from: qkv.pointer + c.qWidth + c.kvWidth, count: c.kvWidth)
+            for head in 0..<c.heads {
+                let g = head / group
+                // scores[j] = q_h · k_j (the chain over hs of the batch's q kᵀ)
+                K.gemvRows(y: scores.pointer, w: keys[l].pointer + g * hs, x: qkv.pointer + head * hs, n: pos + 1, k: hs,
+                           ldw: c.kvWidth)
+                K.softmaxCausal(scores.pointer, valid: pos + 1, width: pos + 1, scale: scale)
+                // y_h[hs] = scores[0...pos] · v[0...pos, g]
+                K.gemv(y: y.pointer + head * hs, x: scores.pointer, w: values[l].pointer + g * hs, k: pos + 1, n: hs, ldw: c.kvWidth)
+            }
+            K.gemvRows(y: tmp.pointer, w: P + w.o, x: y.pointer, n: C, k: c.qWidth, ldw: c.qWidth)
+            adapt(.o, layer: l, x: y.pointer, y: tmp.pointer)
+            addInPlace(x.pointer, tmp.pointer, C)
+            RMSNorm.forward(out: h.pointer, rstd: rstd.pointer, x: x.pointer, w: P + w.mlpNorm, M: 1, C: C, eps: c.rmsEpsilon,
+                            kernels: K, pool: single)
+            K.gemvRows(y: gu.pointer, w: P + w.gateUp, x: h.pointer, n: 2 * F, k: C, ldw: C)
+            adapt(.gateUp, layer: l, x: h.pointer, y: gu.pointer)
+            K.swigluForward(out: act.pointer, gu: gu.pointer, rows: 1, F: F)
+            K.gemvRows(y: tmp.pointer, w: P + w.down, x: act.pointer, n: C, k: F, ldw: F)
+            adapt(.down, layer: l, x: act.pointer, y: tmp.pointer)
+            addInPlace(x.pointer, tmp.pointer, C)
+        }
+        RMSNorm.forward(out: h.pointer, rstd: rstd.pointer, x: x.pointer, w: P + L.norm, M: 1, C: C, eps: c.rmsEpsilon,
+                        kernels: K, pool: single)
+        K.gemvRows(y: logits.pointer, w: P + L.head, x: h.pointer, n: c.vocab, k: C, ldw: C)
+        position += 1
+    }
+}

@@ -1,0 +1,363 @@
+import Foundation
+
+/// A Llama-family model: weights in one flat buffer (`LlamaLayout`), an
+/// optional LoRA adapter over them, explicit forward and backward passes.
+///
+///   x = E[tokens]                                           [B, T, C]
+///   per block:  h1 = rmsnorm(x) · w_attn
+///               q|k|v = h1 Wqkvᵀ (+ LoRA)                   [B, T, H·hs | Hkv·hs | Hkv·hs]
+///               q, k = rope(q), rope(k)
+///               y = attention(q, k, v)                      [B, T, H·hs]
+///               x2 = x + y Woᵀ (+ LoRA)
+///               h2 = rmsnorm(x2) · w_mlp
+///               gate|up = h2 Wguᵀ (+ LoRA)                  [B, T, 2F]
+///               x' = x2 + (silu(gate) ⊙ up) Wdᵀ (+ LoRA)
+///   logits = rmsnorm(x_L) · w_norm · Eᵀ (or lm_headᵀ)       [B, T, V]
+///
+/// The weights get gradients only when built `trainable` (full fine-tuning);
+/// a frozen base passes activation gradients through to its adapter.
+public final class LlamaModel: LanguageModel {
+    public let config: LlamaConfiguration
+    public let layout: LlamaLayout
+    public let weights: ParameterSet
+    public private(set) var adapter: LoRAAdapter?
+    public let pool: WorkerPool
+    public let kernels: Kernels
+    public var profiler: Profiler?
+    /// The working context: the longest row this instance takes.
+    public let context: Int
+    let rope: RotaryTable
+    private var acts: LlamaActivations?
+    private var loraActs: LoRAActivations?
+
+    public var architecture: ModelArchitecture { .llama }
+    public var vocabularySize: Int { config.vocab }
+
+    /// The products LoRA targets add to.
+    enum Product: Int { case qkv = 0, o, gateUp, down }
+
+    /// A model with zero weights (a loader or `initialize` fills them).
+    /// `context` defaults to the configuration's, capped at 4096 positions.
+    public init(config: LlamaConfiguration, context: Int? = nil, trainable: Bool, pool: WorkerPool = .shared,
+                kernels: Kernels? = nil) throws {
+        try config.validate()
+        let ctx = context ?? min(config.context, 4096)
+        guard ctx >= 2, ctx <= config.context else {
+            throw EngineError.invalidConfig("context \(ctx) must be between 2 and the model's \(config.context)")
+        }
+        self.config = config
+        self.context = ctx
+        self.kernels = try kernels ?? Kernels.processDefault()
+        self.pool = pool
+        layout = LlamaLayout(config)
+        weights = ParameterSet(values: FloatBuffer(count: layout.count), gradients: trainable ? FloatBuffer(count: layout.count) : nil,
+                               tensors: layout.tensors)
+        rope = RotaryTable(config: config, positions: ctx)
+    }
+
+    /// An inference instance over `other`'s weights and adapter values (shared,
+    /// never written), with its own activations and `pool`.
+    public init(sharing other: LlamaModel, pool: WorkerPool) {
+        config = other.config
+        context = other.context
+        kernels = other.kernels
+        layout = other.layout
+        weights = ParameterSet(values: other.weights.values, gradients: nil, tensors: other.weights.tensors)
+        adapter = other.adapter?.sharingValues()
+        rope = other.rope
+        self.pool = pool
+    }
+
+    /// The projections LoRA may adapt, in order.
+    public static func loraTargets(_ c: LlamaConfiguration) -> [LoRATarget] {
+        let C = c.dim, F = c.ffDim
+        return [
+            LoRATarget(name: "q", inFeatures: C, outFeatures: c.qWidth, product: Product.qkv.rawValue, column: 0, module: "self_attn.q_proj"),
+            LoRATarget(name: "k", inFeatures: C, outFeatures: c.kvWidth, product: Product.qkv.rawValue, column: c.qWidth, module: "self_attn.k_proj"),
+            LoRATarget(name: "v", inFeatures: C, outFeatures: c.kvWidth, product: Product.qkv.rawValue, column: c.qWidth + c.kvWidth,
+                       module: "self_attn.v_proj"),
+            LoRATarget(name: "o", inFeatures: c.qWidth, outFeatures: C, product: Product.o.rawValue, column: 0, module: "self_attn.o_proj"),
+            LoRATarget(name: "gate", inFeatures: C, outFeatures: F, product: Product.gateUp.rawValue, column: 0, module: "mlp.gate_proj"),
+            LoRATarget(name: "up", inFeatures: C, outFeatures: F, product: Product.gateUp.rawValue, column: F, module: "mlp.up_proj"),
+            LoRATarget(name: "down", inFeatures: F, outFeatures: C, product: Product.down.rawValue, column: 0, module: "mlp.down_proj"),
+        ]
+    }
+
+    /// Attaches an adapter built for this model's targets.
+    public func attach(_ adapter: LoRAAdapter) {
+        precondition(adapter.layerCount == config.layers, "adapter for another model")
+        self.adapter = adapter
+        loraActs = nil
+    }
+
+    /// Llama's initialisation for a model trained from scratch (tests): N(0, 0.02)
+    /// matrices and embedding, unit RMSNorm gains.
+    public func initialize(rng: inout Xoshiro256) {
+        for t in layout.tensors {
+            let p = weights.values.pointer + t.offset
+            if t.shape.count == 2 {
+                for i in 0..<t.count { p[i] = Float(rng.nextGaussian() * 0.02) }
+            } else {
+                p.update(repeating: 1, count: t.count)
+            }
+        }
+    }
+
+    @inline(__always)
+    private func timed(_ name: String, _ body: () -> Void) {
+        if let profiler { profiler.measure(name, body) } else { body() }
+    }
+
+    private func activations(B: Int, T: Int, training: Bool) -> LlamaActivations {
+        if let a = acts, a.capacity >= B, a.T == T, a.training == training || (a.training && !training) {
+            a.B = B
+            return a
+        }
+        acts = nil  // release before allocating the next
+        let a = LlamaActivations(config: config, B: B, T: T, threads: pool.threads, training: training)
+        acts = a
+        return a
+    }
+
+    private func loraActivations(rows: Int) -> LoRAActivations? {
+        guard let adapter else { return nil }
+        if let l = loraActs, l.capacity >= rows { return l }
+        let l = LoRAActivations(adapter: adapter, capacity: rows)
+        loraActs = l
+        return l
+    }
+
+    private var attentionShape: (Int, Int) -> AttentionShape {
+        let c = config
+        return { B, T in
+            AttentionShape(B: B, T: T, heads: c.heads, kvHeads: c.kvHeads, headSize: c.headDim, stride: c.qkvWidth,
+                           kOffset: c.qWidth, vOffset: c.qWidth + c.kvWidth, yStride: c.qWidth)
+        }
+    }
+
+    // MARK: forward
+
+    @discardableResult
+    public func forward(_ batch: Batch, gradients: Bool, gradScale: Float?) -> Double {
+        let B = batch.B, T = batch.T
+        precondition(T >= 1 && T <= context, "sequence length \(T) exceeds context \(context)")
+        let a = activations(B: B, T: T, training: gradients)
+        let c = config, C = c.dim, F = c.ffDim, V = c.vocab, BT = B * T, W = c.qkvWidth
+        let P = weights.values.pointer
+        for i in 0..<BT {
+            let tok = batch.tokens[i], tgt = batch.targets[i]
+            precondition(tok >= 0 && Int(tok) < V && Int(tgt) < V && tgt >= -1, "token id out of range")
+            a.tokens[i] = tok
+            a.targets[i] = tgt
+        }
+        let lora = loraActivations(rows: BT)
+        timed("embedding fwd") {
+            Embedding.forward(x: a.stream(0).pointer, tokens: a.tokens, wte: P + layout.embed, wpe: nil, B: B, T: T, C: C, pool: pool)
+        }
+        for l in 0..<c.layers {
+            let w = layout.blocks[l], L = a.layer(l)
+            let x = a.stream(l).pointer, out = a.stream(l + 1).pointer
+            timed("rmsnorm fwd") {
+                RMSNorm.forward(out: L.h1.pointer, rstd: L.r1.pointer, x: x, w: P + w.attnNorm, M: BT, C: C, eps: c.rmsEpsilon,
+                                kernels: kernels, pool: pool)
+            }
+            timed("matmul fwd") {
+                Projection.forward(out: L.qkv.pointer, inp: L.h1.pointer, w: P + w.qkv, M: BT, K: C, N: W, kernels: kernels, pool: pool)
+            }
+            adapt(.qkv, layer: l, x: L.h1.pointer, ldx: C, y: L.qkv.pointer, ldy: W, M: BT, lora: lora)
+            timed("rope fwd") {
+                RotaryEmbedding.forward(L.qkv.pointer, stride: W, heads: c.heads, headSize: c.headDim, M: BT, T: T, table: rope,
+                                        kernels: kernels, pool: pool)
+                RotaryEmbedding.forward(L.qkv.pointer + c.qWidth, stride: W, heads: c.kvHeads, headSize: c.headDim, M: BT, T: T,
+                                        table: rope, kernels: kernels, pool: pool)
+            }
+            timed("attention fwd") {
+                Attention.forward(y: L.atty.pointer, att: L.att.pointer, qkv: L.qkv.pointer, shape: attentionShape(B, T),
+                                  kernels: kernels, pool: pool)
+            }
+            timed("matmul fwd") {
+                Projection.forward(out: L.x2.pointer, inp: L.atty.pointer, w: P + w.o, M: BT, K: c.qWidth, N: C, kernels: kernels, pool: pool)
+            }
+            adapt(.o, layer: l, x: L.atty.pointer, ldx: c.qWidth, y: L.x2.pointer, ldy: C, M: BT, lora: lora)
+            timed("residual fwd") { addResidual(L.x2.pointer, x, BT * C) }
+            timed("rmsnorm fwd") {
+                RMSNorm.forward(out: L.h2.pointer, rstd: L.r2.pointer, x: L.x2.pointer, w: P + w.mlpNorm, M: BT, C: C,
+                                eps: c.rmsEpsilon, kernels: kernels, pool: pool)
+            }
+            timed("matmul fwd") {
+                Projection.forward(out: L.gu.pointer, inp: L.h2.pointer, w: P + w.gateUp, M: BT, K: C, N: 2 * F, kernels: kernels, pool: pool)
+            }
+            adapt(.gateUp, layer: l, x: L.h2.pointer, ldx: C, y: L.gu.pointer, ldy: 2 * F, M: BT, lora: lora)
+            timed("swiglu fwd") { SwiGLU.forward(out: L.act.pointer, gu: L.gu.pointer, M: BT, F: F, kernels: kernels, pool: pool) }
+            timed("matmul fwd") {
+                Projection.forward(out: out, inp: L.act.pointer, w: P + w.down, M: BT, K: F, N: C, kernels: kernels, pool: pool)
+            }
+            adapt(.down, layer: l, x: L.act.pointer, ldx: F, y: out, ldy: C, M: BT, lora: lora)
+            timed("residual fwd") { addResidual(out, L.x2.pointer, BT * C) }
+        }
+        timed("rmsnorm fwd") {
+            RMSNorm.forward(out: a.hf.pointer, rstd: a.rf.pointer, x: a.stream(c.layers).pointer, w: P + layout.norm, M: BT, C: C,
+                            eps: c.rmsEpsilon, kernels: kernels, pool: pool)
+        }
+        timed("head fwd") {
+            Head.forward(logits: a.logits.pointer, x: a.hf.pointer, wte: P + layout.head, M: BT, C: C, V: V, kernels: kernels, pool: pool)
+        }
+        let count = batch.targetCount
+        timed("softmax-xent fwd") {
+            let scale: Float? = gradients ? (gradScale ?? 1 / Float(max(count, 1))) : nil
+            precondition(batch.weights.map { $0.count == BT } ?? true, "batch weights must hold B*T values")
+            (batch.weights ?? []).withUnsafeBufferPointer { wp in
+                CrossEntropy.forwardBackward(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets,
+                                             weights: batch.weights == nil ? nil : wp.baseAddress, M: BT, V: V,
+                                             gradScale: scale, kernels: kernels, pool: pool)
+            }
+        }
+        guard count > 0 else { return 0 }
+        var total = 0.0
+        for i in 0..<BT { total += Double(a.losses[i]) }
+        return total / Double(count)
+    }
+
+    /// Adds the adapter's updates to product `product` of layer `layer`.
+    private func adapt(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>,
+                       ldy: Int, M: Int, lora: LoRAActivations?) {
+        guard let adapter, let lora else { return }
+        let slots = adapter.slots(layer: layer, product: product.rawValue)
+        guard !slots.isEmpty else { return }
+        let P = adapter.parameters.values.pointer, r = adapter.config.rank
+        timed("lora fwd") {
+            for s in slots {
+                LoRALinear.forward(x: x, ldx: ldx, y: y + s.target.column, ldy: ldy, M: M, a: P + s.a, bT: P + s.bT, rank: r,
+                                   inFeatures: s.target.inFeatures, outFeatures: s.target.outFeatures, scale: adapter.config.scale,
+                                   u: lora.u[s.index].pointer, kernels: kernels, pool: pool)
+            }
+        }
+    }
+
+    /// Gradients of the adapter's updates on product `product`, dx accumulated into.
+    private func adaptBackward(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>,
+                               ldy: Int, dx: UnsafeMutablePointer<Float>, M: Int, weightGradients: Bool) {
+        guard let adapter, let lora = loraActs else { return }
+        let slots = adapter.slots(layer: layer, product: product.rawValue)
+        guard !slots.isEmpty else { return }
+        let P = adapter.parameters.values.pointer, G = adapter.parameters.gradients?.pointer, r = adapter.config.rank
+        let grads = weightGradients ? G : nil
+        timed("lora bwd") {
+            for s in slots {
+                LoRALinear.backward(x: x, ldx: ldx, dy: dy + s.target.column, ldy: ldy, dx: dx, M: M, a: P + s.a, bT: P + s.bT,
+                                    dA: grads.map { $0 + s.a }, dBT: grads.map { $0 + s.bT }, rank: r,
+                                    inFeatures: s.target.inFeatures, outFeatures: s.target.outFeatures, scale: adapter.config.scale,
+                                    u: lora.u[s.index].pointer, du: lora.du.pointer, kernels: kernels, pool: pool)
+            }
+        }
+    }
+
+    private func addResidual(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+        let parts = partCount(n, grain: 32_768)
+        pool.run(parts: parts) { part, _ in
+            let r = partRange(part, of: parts, total: n)
+            addInPlace(y + r.lowerBound, x + r.lowerBound, r.count)
+        }
+    }
+
+    public var lastTokenLosses: [Float] {
+        guard let a = acts else { return [] }
+        return Array(UnsafeBufferPointer(start: a.losses.pointer, count: a.B * a.T))
+    }
+
+    public func withLastLogits<R>(_ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+        let a = acts!
+        return body(UnsafeBufferPointer(start: a.logits.pointer, count: a.B * a.T * config.vocab))
+    }
+
+    public func scaleLossGradients(spans: [Range<Int>], factors: [Float]) {
+        guard let a = acts else { preconditionFailure("scaleLossGradients() before forward()") }
+        precondition(spans.count == factors.count)
+        let V = config.vocab
+        for (span, f) in zip(spans, factors) where f != 1 {
+            precondition(span.upperBound <= a.B * a.T)
+            let p = a.logits.pointer + span.lowerBound * V
+            for i in 0..<(span.count * V) { p[i] *= f }
+        }
+    }
+
+    // MARK: backward
+
+    public func backward(weightGradients: Bool = true, recordNorms: RecordGradientNorms? = nil) {
+        guard let a = acts, a.training else { preconditionFailure("backward() needs a forward with gradients") }
+        precondition(recordNorms == nil, "per-record gradient norms are not implemented for llama")
+        let B = a.B, T = a.T, BT = B * T
+        let c = config, C = c.dim, F = c.ffDim, V = c.vocab, W = c.qkvWidth
+        let P = weights.values.pointer
+        let G: UnsafeMutablePointer<Float>? = weightGradients ? weights.gradients?.pointer : nil
+        func wgrad(_ offset: Int) -> UnsafeMutablePointer<Float>? { G.map { $0 + offset } }
+        // Head: dlogits -> d hf (in dC); d head weight (overwritten: the lookup adds its share later when tied).
+        timed("head bwd") {
+            Head.backward(dx: a.dC.pointer, dwte: wgrad(layout.head), dlogits: a.logits.pointer, x: a.hf.pointer,
+                          wte: P + layout.head, M: BT, C: C, V: V, kernels: kernels, pool: pool)
+        }
+        a.dres.zero()
+        timed("rmsnorm bwd") {
+            RMSNorm.backward(dx: a.dres.pointer, dw: wgrad(layout.norm), dout: a.dC.pointer, x: a.stream(c.layers).pointer,
+                             rstd: a.rf.pointer, w: P + layout.norm, M: BT, C: C, partials: a.normPartials.pointer,
+                             kernels: kernels, pool: pool)
+        }
+        for l in stride(from: c.layers - 1, through: 0, by: -1) {
+            let w = layout.blocks[l], L = a.layer(l)
+            // MLP. a.dres = d(block output).
+            timed("matmul bwd") {
+                Projection.backward(dinp: a.dF.pointer, dw: wgrad(w.down), dout: a.dres.pointer, inp: L.act.pointer, w: P + w.down,
+                                    M: BT, K: F, N: C, kernels: kernels, pool: pool)
+            }
+            adaptBackward(.down, layer: l, x: L.act.pointer, ldx: F, dy: a.dres.pointer, ldy: C, dx: a.dF.pointer, M: BT,
+                          weightGradients: weightGradients)
+            timed("swiglu bwd") { SwiGLU.backward(dgu: a.dGU.pointer, dout: a.dF.pointer, gu: L.gu.pointer, M: BT, F: F, kernels: kernels, pool: pool) }
+            timed("matmul bwd") {
+                Projection.backward(dinp: a.dC.pointer, dw: wgrad(w.gateUp), dout: a.dGU.pointer, inp: L.h2.pointer, w: P + w.gateUp,
+                                    M: BT, K: C, N: 2 * F, kernels: kernels, pool: pool)
+            }
+            adaptBackward(.gateUp, layer: l, x: L.h2.pointer, ldx: C, dy: a.dGU.pointer, ldy: 2 * F, dx: a.dC.pointer, M: BT,
+                          weightGradients: weightGradients)
+            timed("rmsnorm bwd") {
+                RMSNorm.backward(dx: a.dres.pointer, dw: wgrad(w.mlpNorm), dout: a.dC.pointer, x: L.x2.pointer, rstd: L.r2.pointer,
+                                 w: P + w.mlpNorm, M: BT, C: C, partials: a.normPartials.pointer, kernels: kernels, pool: pool)
+            }
+            // Attention. a.dres = d(x2).
+            timed("matmul bwd") {
+                Projection.backward(dinp: a.dY.pointer, dw: wgrad(w.o), dout: a.dres.pointer, inp: L.atty.pointer, w: P + w.o,
+                                    M: BT, K: c.qWidth, N: C, kernels: kernels, pool: pool)
+            }
+            adaptBackward(.o, layer: l, x: L.atty.pointer, ldx: c.qWidth, dy: a.dres.pointer, ldy: C, dx: a.dY.pointer, M: BT,
+                          weightGradients: weightGradients)
+            timed("attention bwd") {
+                Attention.backward(dqkv: a.dQKV.pointer, dy: a.dY.pointer, qkv: L.qkv.pointer, att: L.att.pointer,
+                                   shape: attentionShape(B, T), scratch: a.attScratch.pointer, kernels: kernels, pool: pool)
+            }
+            timed("rope bwd") {
+                RotaryEmbedding.backward(a.dQKV.pointer, stride: W, heads: c.heads, headSize: c.headDim, M: BT, T: T, table: rope,
+                                         kernels: kernels, pool: pool)
+                RotaryEmbedding.backward(a.dQKV.pointer + c.qWidth, stride: W, heads: c.kvHeads, headSize: c.headDim, M: BT, T: T,
+                                         table: rope, kernels: kernels, pool: pool)
+            }
+            timed("matmul bwd") {
+                Projection.backward(dinp: a.dC.pointer, dw: wgrad(w.qkv), dout: a.dQKV.pointer, inp: L.h1.pointer, w: P + w.qkv,
+                                    M: BT, K: C, N: W, kernels: kernels, pool: pool)
+            }
+            adaptBackward(.qkv, layer: l, x: L.h1.pointer, ldx: C, dy: a.dQKV.pointer, ldy: W, dx: a.dC.pointer, M: BT,
+                          weightGradients: weightGradients)
+            timed("rmsnorm bwd") {
+                RMSNorm.backward(dx: a.dres.pointer, dw: wgrad(w.attnNorm), dout: a.dC.pointer, x: a.stream(l).pointer,
+                                 rstd: L.r1.pointer, w: P + w.attnNorm, M: BT, C: C, partials: a.normPartials.pointer,
+                                 kernels: kernels, pool: pool)
+            }
+        }
+        if let dE = wgrad(layout.embed) {
+            timed("embedding bwd") {
+                if !c.tiedEmbeddings { dE.update(repeating: 0, count: V * C) }
+                Embedding.backward(dwte: dE, dwpe: nil, dx: a.dres.pointer, tokens: a.tokens, B: B, T: T, C: C, context: T, pool: pool)
+            }
+        }
+    }
+
+    public func makeDecoder() -> any TokenDecoder { LlamaDecoder(model: self) }
+}
