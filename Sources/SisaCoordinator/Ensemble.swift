@@ -137,7 +137,7 @@ public final class Ensemble {
 public func meanNLL(_ scores: [RecordScore]) -> Double {
     let tokens = scores.reduce(0) { $0 + $1.tokens }
     guard tokens > 0 else { return .nan }
-    return scores.reduce(0.0) { $0 + $1.nll * Double($1.tokens) } / Double(tokens)
+    return scores.reduce(0.0) { $0 + ($1.tokens > 0 ? $1.nll * Double($1.tokens) : 0) } / Double(tokens)
 }
 
 public struct GroupEvaluation: Codable, Sendable {

@@ -14,7 +14,7 @@ struct Sisa: ParsableCommand {
         sisa delete. Every shard's model after a deletion is bit-for-bit the model a store that \
         never saw the record would have trained.
         """,
-        subcommands: [Init.self, Ingest.self, Train.self, Status.self, Records.self, Query.self, Score.self,
+        subcommands: [Init.self, Ingest.self, Train.self, Status.self, Records.self, Query.self, Score.self, Tokenize.self,
                       Eval.self, Delete.self, Verify.self, Export.self, Compare.self, Plot.self, Audit.self,
                       Canaries.self, ExposureCommand.self, Privacy.self, Filter.self, Token.self, Serve.self, WorkerCommand.self, Benchmark.self, Bench.self]
     )
@@ -81,6 +81,13 @@ func reportEncoder() -> JSONEncoder {
 /// Prints JSON to stdout.
 func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: try reportEncoder().encode(value), as: UTF8.self))
+}
+
+/// Prints JSON on one line (long id lists stay readable by tools, not by eye).
+func printCompactJSON<T: Encodable>(_ value: T) throws {
+    let e = reportEncoder()
+    e.outputFormatting = [.sortedKeys]
+    print(String(decoding: try e.encode(value), as: UTF8.self))
 }
 
 /// Writes JSON to a file.

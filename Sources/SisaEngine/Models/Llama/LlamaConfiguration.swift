@@ -117,11 +117,20 @@ public struct LlamaConfiguration: Codable, Equatable, Hashable, Sendable, Custom
         if try c.optionalBool("attention_bias") == true || c.optionalBool("mlp_bias") == true {
             throw c.fail("attention_bias and mlp_bias are not supported")
         }
+        // transformers 5 writes rope_parameters {rope_theta, rope_type, factor, ...}; earlier
+        // versions rope_theta beside rope_scaling {rope_type (or type), factor, ...}.
+        let params = try c.dictionary("rope_parameters")
+        let rs = try params ?? c.dictionary("rope_scaling")
+        var theta = try c.optionalDouble("rope_theta") ?? 10_000
+        if let t = params?["rope_theta"] {
+            guard let n = t as? NSNumber, n.doubleValue.isFinite else { throw c.fail("rope_parameters.rope_theta is not a number") }
+            theta = n.doubleValue
+        }
         var scaling: RopeScaling?
-        if let rs = try c.dictionary("rope_scaling") {
+        if let rs {
             let type = (rs["rope_type"] as? String) ?? (rs["type"] as? String) ?? "default"
             if type != "default" {
-                guard let factor = (rs["factor"] as? NSNumber)?.doubleValue else { throw c.fail("rope_scaling.factor is missing") }
+                guard let factor = (rs["factor"] as? NSNumber)?.doubleValue else { throw c.fail("rope scaling factor is missing") }
                 scaling = RopeScaling(type: type, factor: factor,
                                       lowFrequencyFactor: (rs["low_freq_factor"] as? NSNumber)?.doubleValue,
                                       highFrequencyFactor: (rs["high_freq_factor"] as? NSNumber)?.doubleValue,
@@ -133,7 +142,7 @@ public struct LlamaConfiguration: Codable, Equatable, Hashable, Sendable, Custom
                   headDim: try c.optionalInt("head_dim"), ffDim: try c.int("intermediate_size"),
                   vocab: try c.int("vocab_size"), context: try c.optionalInt("max_position_embeddings") ?? 2048,
                   rmsEpsilon: Float(try c.optionalDouble("rms_norm_eps") ?? 1e-6),
-                  ropeTheta: try c.optionalDouble("rope_theta") ?? 10_000, ropeScaling: scaling,
+                  ropeTheta: theta, ropeScaling: scaling,
                   tiedEmbeddings: try c.optionalBool("tie_word_embeddings") ?? false)
         do { try validate() } catch { throw c.fail("\(error)") }
     }
