@@ -9,11 +9,13 @@ struct ReferenceGPT {
     let config: GPT2Configuration
     let layout: GPT2Layout
     var p: [Double]
+    var lora: ReferenceLoRA?
 
-    init(config: GPT2Configuration, params: [Float]) {
+    init(config: GPT2Configuration, params: [Float], lora: LoRAAdapter? = nil) {
         self.config = config
         layout = GPT2Layout(config)
         p = params.map(Double.init)
+        self.lora = lora.map(ReferenceLoRA.init)
     }
 
     func layerNorm(_ x: [Double], _ w: Int, _ b: Int) -> [Double] {
@@ -43,8 +45,13 @@ struct ReferenceGPT {
         var x: [[Double]] = (0..<T).map { t in
             (0..<C).map { c in p[layout.wte + Int(tokens[t]) * C + c] + p[layout.wpe + t * C + c] }
         }
-        for blk in layout.blocks {
-            let qkv = x.map { linear(layerNorm($0, blk.ln1w, blk.ln1b), blk.qkvw, blk.qkvb, K: C, N: 3 * C) }
+        for (l, blk) in layout.blocks.enumerated() {
+            let qkv = x.map { row -> [Double] in
+                let h = layerNorm(row, blk.ln1w, blk.ln1b)
+                var v = linear(h, blk.qkvw, blk.qkvb, K: C, N: 3 * C)
+                lora?.add(layer: l, targets: ["attn"], x: h, to: &v)
+                return v
+            }
             var y = [[Double]](repeating: [Double](repeating: 0, count: C), count: T)
             for h in 0..<H {
                 for t in 0..<T {
@@ -62,10 +69,15 @@ struct ReferenceGPT {
                 }
             }
             for t in 0..<T {
-                let a = linear(y[t], blk.projw, blk.projb, K: C, N: C)
+                var a = linear(y[t], blk.projw, blk.projb, K: C, N: C)
+                lora?.add(layer: l, targets: ["proj"], x: y[t], to: &a)
                 for c in 0..<C { x[t][c] += a[c] }
-                let hdn = linear(layerNorm(x[t], blk.ln2w, blk.ln2b), blk.fcw, blk.fcb, K: C, N: 4 * C).map(gelu)
-                let m = linear(hdn, blk.fc2w, blk.fc2b, K: 4 * C, N: C)
+                let h2 = layerNorm(x[t], blk.ln2w, blk.ln2b)
+                var pre = linear(h2, blk.fcw, blk.fcb, K: C, N: 4 * C)
+                lora?.add(layer: l, targets: ["fc"], x: h2, to: &pre)
+                let hdn = pre.map(gelu)
+                var m = linear(hdn, blk.fc2w, blk.fc2b, K: 4 * C, N: C)
+                lora?.add(layer: l, targets: ["mlp_proj"], x: hdn, to: &m)
                 for c in 0..<C { x[t][c] += m[c] }
             }
         }

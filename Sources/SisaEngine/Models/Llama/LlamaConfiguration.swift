@@ -32,6 +32,15 @@ public struct LlamaConfiguration: Codable, Equatable, Hashable, Sendable, Custom
         public var lowFrequencyFactor: Double?
         public var highFrequencyFactor: Double?
         public var originalContext: Int?
+
+        public init(type: String, factor: Double, lowFrequencyFactor: Double? = nil, highFrequencyFactor: Double? = nil,
+                    originalContext: Int? = nil) {
+            self.type = type
+            self.factor = factor
+            self.lowFrequencyFactor = lowFrequencyFactor
+            self.highFrequencyFactor = highFrequencyFactor
+            self.originalContext = originalContext
+        }
     }
 
     public init(layers: Int, dim: Int, heads: Int, kvHeads: Int, headDim: Int? = nil, ffDim: Int, vocab: Int, context: Int,

@@ -1,0 +1,140 @@
+import Foundation
+import SisaEngine
+import XCTest
+
+/// Decoding with a key/value cache, scoring and training of the pretrained
+/// families: the same bits as the batch forward, on every kernel path and
+/// thread count.
+final class PretrainedInferenceTests: XCTestCase {
+    /// Feeding tokens one by one gives, bit for bit, the batch forward's logits at each position.
+    private func checkDecoder(_ model: any LanguageModel, vocab: Int, T: Int) {
+        var rng = Xoshiro256(seed: 4)
+        let ids = (0..<T).map { _ in Int32(rng.nextInt(below: vocab)) }
+        model.forward(Batch(B: 1, T: T, tokens: ids, targets: [Int32](repeating: -1, count: T)))
+        let batch = model.withLastLogits { Array($0) }
+        let d = model.makeDecoder()
+        for (t, id) in ids.enumerated() {
+            let step = Array(d.feed(id))
+            XCTAssertEqual(step, Array(batch[(t * vocab)..<((t + 1) * vocab)]), "position \(t)")
+        }
+    }
+
+    func testLlamaDecoderEqualsBatchForward() throws {
+        for c in [SmallModels.llama, SmallModels.llamaTied] {
+            let m = try SmallModels.llamaModel(c, trainable: false)
+            checkDecoder(m, vocab: c.vocab, T: 20)
+            m.attach(try SmallModels.adapter(targets: LlamaModel.loraTargets(c), layers: c.layers))
+            checkDecoder(m, vocab: c.vocab, T: 20)
+        }
+    }
+
+    func testGPT2DecoderWithAdapterEqualsBatchForward() throws {
+        let m = try SmallModels.gpt2Model(trainable: false)
+        checkDecoder(m, vocab: SmallModels.gpt2.vocab, T: 20)
+        m.attach(try SmallModels.adapter(targets: GPT2Model.loraTargets(SmallModels.gpt2), layers: SmallModels.gpt2.layers))
+        checkDecoder(m, vocab: SmallModels.gpt2.vocab, T: 20)
+    }
+
+    /// A decoder past its window keeps the last half of the history, as the byte models' does.
+    func testLlamaDecoderSlidesPastTheContext() throws {
+        let c = SmallModels.llama
+        let m = try LlamaModel(config: c, context: 8, trainable: false, pool: WorkerPool(threads: 1))
+        SmallModels.randomize(m.weights, seed: 1)
+        let d = m.makeDecoder()
+        for t in 0..<20 { d.feed(Int32(t % c.vocab)) }
+        XCTAssertEqual(d.history.count, 20)
+        // Window 8: a full cache restarts from the last 4 tokens (the new one included),
+        // at tokens 8, 13 and 18, so the last logits are a fresh decoder's after tokens 15..<20.
+        let fresh = m.makeDecoder()
+        var last: [Float] = []
+        for t in 15..<20 { last = Array(fresh.feed(Int32(t % c.vocab))) }
+        let again = m.makeDecoder()
+        var out: [Float] = []
+        for t in 0..<20 { out = Array(again.feed(Int32(t % c.vocab))) }
+        XCTAssertEqual(out, last)
+    }
+
+    /// Scoring: the NLL of the tokens after the first; windows when a text is longer than the context.
+    func testScoreIsTheMeanNLLAfterTheFirstToken() throws {
+        let c = SmallModels.llama
+        let m = try LlamaModel(config: c, context: 16, trainable: false, pool: WorkerPool(threads: 2))
+        SmallModels.randomize(m.weights, seed: 2)
+        var rng = Xoshiro256(seed: 5)
+        let short = (0..<10).map { _ in Int32(rng.nextInt(below: c.vocab)) }
+        let long = (0..<40).map { _ in Int32(rng.nextInt(below: c.vocab)) }
+        let s = m.score(sequences: [short, long, [7]], perToken: true)
+        let ref = ReferenceLlama(config: c, params: m.weights.values.array)
+        let b = Batch(B: 1, T: 9, tokens: Array(short.prefix(9)), targets: Array(short.dropFirst()))
+        XCTAssertEqual(s[0].tokens, 9)
+        XCTAssertEqual(s[0].nll, ref.loss(b), accuracy: 1e-5)
+        XCTAssertEqual(s[1].tokens, 39)
+        XCTAssertEqual(s[1].tokenNLL?.count, 39)
+        XCTAssertEqual(s[2].tokens, 0)
+        XCTAssertTrue(s[2].nll.isNaN, "a single token has nothing to score")
+    }
+
+    private func trainLoRA(threads: Int, kernels: KernelPath?, steps: Int = 3) throws -> (digest: String, moments: [Float]) {
+        let c = SmallModels.llama
+        let m = try SmallModels.llamaModel(c, trainable: false, threads: threads, kernels: kernels)
+        let config = try LoRAConfiguration(rank: 4, alpha: 8, targets: ["q", "k", "v", "o", "gate", "up", "down"])
+            .resolved(against: LlamaModel.loraTargets(c).map(\.name), layerCount: c.layers)
+        let adapter = LoRAAdapter(config: config, targets: LlamaModel.loraTargets(c), layers: c.layers, gradients: true)
+        var rng = Xoshiro256(seed: 11)
+        adapter.initialize(rng: &rng)
+        m.attach(adapter)
+        var opt = OptimizerConfig()
+        opt.learningRate = 1e-2
+        opt.warmupSteps = 0
+        let t = Trainer(model: m, optimizer: opt, rng: rng)
+        for s in 0..<steps { t.step(SmallModels.batch(B: 3, T: 20, vocab: c.vocab, seed: UInt64(s))) }
+        return (m.digest, t.optimizer.m.array + t.optimizer.v.array)
+    }
+
+    private func trainFull(threads: Int, kernels: KernelPath?) throws -> String {
+        let c = SmallModels.llamaTied
+        let m = try SmallModels.llamaModel(c, trainable: true, threads: threads, kernels: kernels)
+        var opt = OptimizerConfig()
+        opt.warmupSteps = 0
+        let t = Trainer(model: m, optimizer: opt, rng: Xoshiro256(seed: 1))
+        for s in 0..<3 { t.step(SmallModels.batch(B: 3, T: 20, vocab: c.vocab, seed: UInt64(s))) }
+        return m.digest
+    }
+
+    /// LoRA on a frozen llama, and full fine-tuning: the same bits on every path this CPU runs, at 1, 2 and 3 threads.
+    func testLlamaTrainingGivesTheSameBitsOnEveryPathAndThreadCount() throws {
+        let lora = try trainLoRA(threads: 1, kernels: .portable)
+        let full = try trainFull(threads: 1, kernels: .portable)
+        for path in Kernels.availablePaths {
+            for threads in [1, 2, 3] where !(path == .portable && threads == 1) {
+                let l = try trainLoRA(threads: threads, kernels: path)
+                XCTAssertEqual(l.digest, lora.digest, "LoRA, \(path), \(threads) threads")
+                XCTAssertEqual(l.moments, lora.moments, "LoRA moments, \(path), \(threads) threads")
+                XCTAssertEqual(try trainFull(threads: threads, kernels: path), full, "full, \(path), \(threads) threads")
+            }
+        }
+        print("llama LoRA digest after 3 steps on every path: \(lora.digest)")
+    }
+
+    /// Training an adapter changes the adapter only: the base's weights keep their bits.
+    func testLoRATrainingLeavesTheBaseUntouched() throws {
+        let c = SmallModels.llama
+        let m = try SmallModels.llamaModel(c, trainable: false)
+        let before = m.weights.digest
+        let adapter = LoRAAdapter(config: try LoRAConfiguration().resolved(against: LlamaModel.loraTargets(c).map(\.name), layerCount: c.layers),
+                                  targets: LlamaModel.loraTargets(c), layers: c.layers, gradients: true)
+        var rng = Xoshiro256(seed: 2)
+        adapter.initialize(rng: &rng)
+        m.attach(adapter)
+        let initial = adapter.parameters.digest
+        var opt = OptimizerConfig()
+        opt.learningRate = 1e-2
+        let t = Trainer(model: m, optimizer: opt, rng: rng)
+        var losses: [Double] = []
+        let b = SmallModels.batch(B: 4, T: 20, vocab: c.vocab, seed: 3)
+        for _ in 0..<30 { losses.append(t.step(b).loss) }
+        XCTAssertEqual(m.weights.digest, before)
+        XCTAssertNotEqual(adapter.parameters.digest, initial)
+        XCTAssertEqual(m.digest, adapter.parameters.digest, "a model's digest is its adapter's")
+        XCTAssertLessThan(losses.last!, losses.first! - 0.5, "the adapter learns the batch: \(losses.first!) -> \(losses.last!)")
+    }
+}
