@@ -10,29 +10,6 @@ import XCTest
 final class ParserRobustnessTests: XCTestCase {
     private let tiny = GPT2Configuration(layers: 1, heads: 2, dim: 16, context: 8)
 
-    /// Seeded mutations of `valid`: truncations, bit flips (concentrated in the
-    /// first `hot` bytes, where headers live), and random garbage appended.
-    private func mutations(of valid: Data, count: Int, hot: Int, seed: UInt64) -> [Data] {
-        var rng = Xoshiro256(seed: seed)
-        var out: [Data] = []
-        for i in 0..<count {
-            var d = valid
-            switch i % 4 {
-            case 0:
-                d = d.prefix(rng.nextInt(below: d.count))
-            case 1, 2:
-                for _ in 0..<(1 + rng.nextInt(below: 3)) {
-                    let at = i % 4 == 1 ? rng.nextInt(below: min(hot, d.count)) : rng.nextInt(below: d.count)
-                    d[d.startIndex + at] ^= UInt8(1) << UInt8(rng.nextInt(below: 8))
-                }
-            default:
-                d.append(contentsOf: (0..<(1 + rng.nextInt(below: 64))).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
-            }
-            out.append(d)
-        }
-        return out
-    }
-
     private func littleEndian(_ v: UInt64) -> Data { withUnsafeBytes(of: v.littleEndian) { Data($0) } }
     private func littleEndian(_ v: UInt32) -> Data { withUnsafeBytes(of: v.littleEndian) { Data($0) } }
 
@@ -41,7 +18,7 @@ final class ParserRobustnessTests: XCTestCase {
         t.step(randomBatch(B: 2, T: 8, seed: 1))
         let valid = t.serialize()
         var rejected = 0, accepted = 0
-        for d in mutations(of: valid, count: 3000, hot: 400, seed: 11) {
+        for d in seededMutations(of: valid, count: 3000, hot: 400, seed: 11) {
             do {
                 let r = try Trainer(restoring: d, pool: WorkerPool(threads: 1))
                 XCTAssertEqual(r.model.params.count, t.model.params.count)
@@ -90,7 +67,7 @@ final class ParserRobustnessTests: XCTestCase {
                                    metadata: ["format": "pt"])
         }
         var rejected = 0
-        for d in mutations(of: valid, count: 3000, hot: 180, seed: 12) {
+        for d in seededMutations(of: valid, count: 3000, hot: 180, seed: 12) {
             do {
                 let (tensors, _) = try Safetensors.decode(d)
                 for t in tensors.values { XCTAssertEqual(t.values.count, t.shape.reduce(1, *)) }

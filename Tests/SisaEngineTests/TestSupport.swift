@@ -68,3 +68,26 @@ enum Fixtures {
         return o
     }
 }
+
+/// Seeded mutations of `valid`: truncations, bit flips (concentrated in the
+/// first `hot` bytes, where headers live), and random garbage appended.
+func seededMutations(of valid: Data, count: Int, hot: Int, seed: UInt64) -> [Data] {
+    var rng = Xoshiro256(seed: seed)
+    var out: [Data] = []
+    for i in 0..<count {
+        var d = valid
+        switch i % 4 {
+        case 0:
+            d = d.prefix(rng.nextInt(below: d.count))
+        case 1, 2:
+            for _ in 0..<(1 + rng.nextInt(below: 3)) {
+                let at = i % 4 == 1 ? rng.nextInt(below: min(hot, d.count)) : rng.nextInt(below: d.count)
+                d[d.startIndex + at] ^= UInt8(1) << UInt8(rng.nextInt(below: 8))
+            }
+        default:
+            d.append(contentsOf: (0..<(1 + rng.nextInt(below: 64))).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        }
+        out.append(d)
+    }
+    return out
+}

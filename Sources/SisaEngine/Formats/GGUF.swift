@@ -233,6 +233,18 @@ public struct GGUFFile: Sendable {
 
     // MARK: tensor data
 
+    /// Every listed tensor is present with these extents and a supported encoding:
+    /// checked before a model is allocated for them.
+    public func check(_ required: [(String, [Int])]) throws {
+        for (name, dims) in required {
+            guard let t = tensors[name] else { throw file.fail("tensor \(name) is missing") }
+            guard t.dims == dims else { throw file.fail("tensor \(name) has extents \(t.dims), the metadata needs \(dims)") }
+            guard t.encoding != nil else {
+                throw file.fail("tensor \(name) is \(t.typeName); supported: \(TensorEncoding.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+    }
+
     /// Decodes tensor `name` into `dst` (exactly `count` floats), checking its extents.
     public func read(_ name: String, dims expected: [Int], into dst: UnsafeMutablePointer<Float>) throws {
         guard let t = tensors[name] else { throw file.fail("tensor \(name) is missing") }

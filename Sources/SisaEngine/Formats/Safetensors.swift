@@ -182,7 +182,11 @@ public struct SafetensorsCheckpoint: Sendable {
         var files: [SafetensorsFile] = []
         var owner: [String: Int] = [:]
         for (i, name) in shardNames.enumerated() {
-            let f = try SafetensorsFile(url: folder.appendingPathComponent(name))
+            let shard = folder.appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: shard.path) else {
+                throw raw.fail("weight_map names \(name), which is not in the folder")
+            }
+            let f = try SafetensorsFile(url: shard)
             files.append(f)
             for t in f.tensors.keys where shardOf[t] == name { owner[t] = i }
         }

@@ -84,6 +84,10 @@ public struct BaseModel {
             let config = try configuration(at: url)
             let tokenizer = try TokenizerFiles.load(folder: url)
             let st = try SafetensorsCheckpoint(folder: url)
+            switch config {
+            case .llama(let c): try LlamaWeights.check(c, in: st)
+            case .gpt2(let c): try GPT2Weights.check(c, in: st)
+            }
             let model = try build(config, context: context, trainable: trainable, pool: pool, kernels: kernels)
             switch model {
             case let m as LlamaModel: try LlamaWeights.load(m, from: st)
@@ -96,6 +100,10 @@ public struct BaseModel {
         let g = try GGUFFile(url: url)
         let config = try configuration(of: g)
         let tokenizer = try TokenizerFiles.load(gguf: g)
+        switch config {
+        case .llama(let c): try g.check(LlamaWeights.requirements(c))
+        case .gpt2(let c): try g.check(GPT2Weights.requirements(c))
+        }
         let model = try build(config, context: context, trainable: trainable, pool: pool, kernels: kernels)
         switch model {
         case let m as LlamaModel: try LlamaWeights.load(m, from: g)
@@ -123,7 +131,7 @@ public struct BaseModel {
 
     private static func check(_ t: BPETokenizer, fits m: any LanguageModel, source: String) throws {
         guard t.vocabularySize <= m.vocabularySize else {
-            throw EngineError.format("\(source): the tokenizer has \(t.vocabularySize) ids, the model \(m.vocabularySize)")
+            throw EngineError.format("\(t.source): the tokenizer has \(t.vocabularySize) ids, the model in \(source) \(m.vocabularySize)")
         }
     }
 }

@@ -38,6 +38,8 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public let vocabularySize: Int
     public let special: SpecialTokens
     public let added: [AddedToken]
+    /// The file(s) it was read from, for messages.
+    public let source: String
     let normalizer: Normalizer?
     let preTokenizer: PreTokenizer
     let ignoreMerges: Bool
@@ -100,6 +102,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
             if let t, t < 0 || Int(t) >= size { throw fail("special token id \(t) is outside the vocabulary") }
         }
         vocabularySize = size
+        self.source = source
         self.special = special
         self.added = addedTokens
         self.normalizer = normalizer

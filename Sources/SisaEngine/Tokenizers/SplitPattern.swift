@@ -14,9 +14,10 @@ import Foundation
 /// Anything else is refused with the pattern and the offset.
 ///
 /// \s is Unicode White_Space (as Oniguruma's), \d is Nd, \w is letters,
-/// marks, Nd and Pc. Matching is bounded: a position that needs more than
-/// `stepBudget` steps is treated as not matching (no pattern a tokenizer
-/// ships comes near it).
+/// marks, Nd and Pc. Matching is bounded: a text may take at most
+/// `stepBudget` + `stepsPerScalar` x its length steps in all; past that, the
+/// rest of the text matches nothing (no pattern a tokenizer ships comes near
+/// it; a pathological one cannot hang the process).
 public struct SplitPattern: Sendable, CustomStringConvertible {
     public let source: String
     private let program: Program
@@ -32,16 +33,17 @@ public struct SplitPattern: Sendable, CustomStringConvertible {
         program = try c.compile(node)
     }
 
-    /// Steps the matcher may take at one starting position.
-    static let stepBudget = 1_000_000
+    /// Steps the matcher may take over one text.
+    static let stepBudget = 1_000_000, stepsPerScalar = 10_000
 
     /// The non-overlapping matches in `text`, left to right (an empty match
     /// advances by one scalar, as regex engines do).
     public func matches(in text: [Unicode.Scalar]) -> [Range<Int>] {
         var out: [Range<Int>] = []
         var matcher = Matcher(program: program, text: text)
+        matcher.budget = SplitPattern.stepBudget + SplitPattern.stepsPerScalar * text.count
         var pos = 0
-        while pos <= text.count {
+        while pos <= text.count && matcher.budget > 0 {
             guard let end = matcher.match(at: pos, program: 0) else {
                 pos += 1
                 continue
@@ -563,6 +565,8 @@ private struct Matcher {
     let text: [Unicode.Scalar]
     private var stack: [(pc: Int, pos: Int, reg: Int, value: Int)] = []
     private var registers: [Int]
+    /// Steps left for this text.
+    var budget = 0
 
     init(program: Program, text: [Unicode.Scalar]) {
         self.program = program
@@ -575,7 +579,7 @@ private struct Matcher {
         let code = program.code[p]
         let base = stack.count
         defer { stack.removeSubrange(base...) }
-        var pc = 0, pos = start, steps = 0
+        var pc = 0, pos = start
         // Backtrack entries: (pc, pos) to resume, or (-1, reg, value) to restore a register.
         func backtrack(_ pc: inout Int, _ pos: inout Int, _ stack: inout [(pc: Int, pos: Int, reg: Int, value: Int)],
                        _ registers: inout [Int]) -> Bool {
@@ -592,8 +596,8 @@ private struct Matcher {
             return false
         }
         while true {
-            steps += 1
-            if steps > SplitPattern.stepBudget { return nil }
+            budget -= 1
+            if budget < 0 { return nil }
             switch code[pc] {
             case .match:
                 return pos

@@ -178,7 +178,8 @@ public enum TokenizerFiles {
             if special.bos == nil { special.bos = Int32(eot) }
         }
         return try BPETokenizer(vocab: vocab, merges: merges, added: added, special: special,
-                                preTokenizer: .byteLevel(addPrefixSpace: false, useRegex: true), source: mu.path)
+                                preTokenizer: .byteLevel(addPrefixSpace: false, useRegex: true),
+                                source: "\(vu.path) + \(mu.lastPathComponent)")
     }
 
     /// bos, eos and pad ids from `config.json` (ids) of the folder, when present.

@@ -7,7 +7,7 @@ extension GPT2Configuration {
             throw c.fail("activation \(act) is not supported (gelu_new only)")
         }
         let dim = try c.int("n_embd")
-        if let inner = try c.optionalInt("n_inner"), inner != 4 * dim {
+        if let inner = try c.optionalInt("n_inner"), inner % 4 != 0 || inner / 4 != dim {
             throw c.fail("n_inner \(inner) is not 4 x n_embd")
         }
         if try c.optionalBool("scale_attn_by_inverse_layer_idx") == true || c.optionalBool("scale_attn_weights") == false {
@@ -23,7 +23,7 @@ extension GPT2Configuration {
     public init(gguf g: GGUFFile) throws {
         let p = "gpt2."
         let dim = try g.int(p + "embedding_length")
-        if let ff = try g.optionalInt(p + "feed_forward_length"), ff != 4 * dim {
+        if let ff = try g.optionalInt(p + "feed_forward_length"), ff % 4 != 0 || ff / 4 != dim {
             throw g.file.fail("feed_forward_length \(ff) is not 4 x embedding_length")
         }
         let vocab: Int
@@ -50,6 +50,34 @@ enum GPT2Weights {
             let name = names.contains(t.name) ? t.name : "transformer." + t.name
             try st.read(name, shape: t.shape, into: P + t.offset)
         }
+    }
+
+    /// Every tensor of the layout is in the checkpoint with its shape (before allocating the model).
+    static func check(_ c: GPT2Configuration, in st: SafetensorsCheckpoint) throws {
+        let names = st.tensorNames
+        for t in GPT2Layout(c).tensors {
+            let name = names.contains(t.name) ? t.name : "transformer." + t.name
+            guard let shape = st.shape(of: name) else {
+                throw EngineError.format("\(st.files.first?.file.path ?? "checkpoint"): tensor \(t.name) is missing")
+            }
+            guard shape == t.shape else {
+                throw EngineError.format("\(st.files.first?.file.path ?? "checkpoint"): tensor \(t.name) has shape \(shape), the configuration needs \(t.shape)")
+            }
+        }
+    }
+
+    /// The GGUF tensors (name, extents innermost first) a configuration needs.
+    static func requirements(_ c: GPT2Configuration) -> [(String, [Int])] {
+        let C = c.dim
+        var r: [(String, [Int])] = [("token_embd.weight", [C, c.vocab]), ("position_embd.weight", [C, c.context])]
+        for l in 0..<c.layers {
+            let p = "blk.\(l)."
+            r += [(p + "attn_norm.weight", [C]), (p + "attn_norm.bias", [C]), (p + "attn_qkv.weight", [C, 3 * C]),
+                  (p + "attn_qkv.bias", [3 * C]), (p + "attn_output.weight", [C, C]), (p + "attn_output.bias", [C]),
+                  (p + "ffn_norm.weight", [C]), (p + "ffn_norm.bias", [C]), (p + "ffn_up.weight", [C, 4 * C]),
+                  (p + "ffn_up.bias", [4 * C]), (p + "ffn_down.weight", [4 * C, C]), (p + "ffn_down.bias", [C])]
+        }
+        return r + [("output_norm.weight", [C]), ("output_norm.bias", [C])]
     }
 
     static func load(_ model: GPT2Model, from g: GGUFFile) throws {

@@ -176,6 +176,7 @@ public struct LlamaConfiguration: Codable, Equatable, Hashable, Sendable, Custom
         }
         var factors: [Float]?
         if let t = g.tensors["rope_freqs.weight"] {
+            guard t.dims == [headDim / 2] else { throw g.file.fail("rope_freqs.weight has extents \(t.dims), expected [\(headDim / 2)]") }
             var f = [Float](repeating: 0, count: t.count)
             try f.withUnsafeMutableBufferPointer { try g.read("rope_freqs.weight", dims: [headDim / 2], into: $0.baseAddress!) }
             factors = f

@@ -13,6 +13,35 @@ enum LlamaWeights {
         }
     }
 
+    /// Every tensor a configuration needs is in the checkpoint with its shape:
+    /// checked before the model is allocated, so a configuration that claims
+    /// more than the files hold is an error, not a huge allocation.
+    static func check(_ c: LlamaConfiguration, in st: SafetensorsCheckpoint) throws {
+        for t in LlamaLayout(c).tensors {
+            guard let shape = st.shape(of: t.name) else {
+                throw EngineError.format("\(st.files.first?.file.path ?? "checkpoint"): tensor \(t.name) is missing")
+            }
+            guard shape == t.shape else {
+                throw EngineError.format("\(st.files.first?.file.path ?? "checkpoint"): tensor \(t.name) has shape \(shape), the configuration needs \(t.shape)")
+            }
+        }
+    }
+
+    /// The GGUF tensors (name, extents innermost first) a configuration needs.
+    static func requirements(_ c: LlamaConfiguration) -> [(String, [Int])] {
+        let C = c.dim
+        var r: [(String, [Int])] = [("token_embd.weight", [C, c.vocab])]
+        for l in 0..<c.layers {
+            let p = "blk.\(l)."
+            r += [(p + "attn_norm.weight", [C]), (p + "attn_q.weight", [C, c.qWidth]), (p + "attn_k.weight", [C, c.kvWidth]),
+                  (p + "attn_v.weight", [C, c.kvWidth]), (p + "attn_output.weight", [c.qWidth, C]), (p + "ffn_norm.weight", [C]),
+                  (p + "ffn_gate.weight", [C, c.ffDim]), (p + "ffn_up.weight", [C, c.ffDim]), (p + "ffn_down.weight", [c.ffDim, C])]
+        }
+        r.append(("output_norm.weight", [C]))
+        if !c.tiedEmbeddings { r.append(("output.weight", [C, c.vocab])) }
+        return r
+    }
+
     /// The GGUF names of the layout's tensors (extents innermost first).
     static func load(_ model: LlamaModel, from g: GGUFFile) throws {
         let c = model.config, L = model.layout, C = c.dim, P = model.weights.values.pointer

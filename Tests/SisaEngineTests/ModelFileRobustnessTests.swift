@@ -1,0 +1,224 @@
+import Foundation
+import SisaEngine
+import XCTest
+
+/// Model files come from the internet. Every reader (GGUF, safetensors and
+/// their index, tokenizer.json, vocab.json + merges.txt, config.json) gets
+/// seeded truncations, bit flips and appended garbage of a valid file, and
+/// hand-made oversized headers, offsets past the end and overflowing counts.
+/// Each case must end in an error that names the file, or in a model that
+/// runs; a crash or a huge allocation would end this test process.
+final class ModelFileRobustnessTests: XCTestCase {
+    private var scratch: URL!
+
+    override func setUpWithError() throws {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("sisa-fuzz-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: scratch) }
+
+    private func copyFolder(_ name: String) throws -> URL {
+        let dst = scratch.appendingPathComponent(name)
+        try? FileManager.default.removeItem(at: dst)
+        try FileManager.default.copyItem(at: Fixtures.folder.appendingPathComponent(name), to: dst)
+        return dst
+    }
+
+    /// Loads `url` and runs a forward when it loads; an error must name `file`.
+    @discardableResult
+    private func outcome(_ url: URL, naming file: URL, _ what: String) -> Bool {
+        do {
+            let b = try BaseModel.load(url, context: 8, pool: WorkerPool(threads: 1))
+            let V = Int32(b.model.vocabularySize)
+            b.model.forward(Batch(B: 1, T: 3, tokens: [0, 1, V - 1], targets: [1, V - 1, -1]))
+            _ = b.tokenizer.encode("robust <|im_start|> 123")
+            return true
+        } catch {
+            XCTAssertTrue("\(error)".contains(file.lastPathComponent), "\(what): error does not name \(file.lastPathComponent): \(error)")
+            return false
+        }
+    }
+
+    private func le64(_ v: UInt64) -> Data { withUnsafeBytes(of: v.littleEndian) { Data($0) } }
+    private func le32(_ v: UInt32) -> Data { withUnsafeBytes(of: v.littleEndian) { Data($0) } }
+    private func ggufString(_ s: String) -> Data { le64(UInt64(s.utf8.count)) + Data(s.utf8) }
+
+    func testGGUFMutationsNeverCrashTheReader() throws {
+        let valid = try Data(contentsOf: Fixtures.folder.appendingPathComponent("tiny-llama.gguf"))
+        let header = try GGUFFile(ModelFileBytes(path: "tiny-llama.gguf", data: valid)).dataStart
+        let url = scratch.appendingPathComponent("mutant.gguf")
+        var rejected = 0, accepted = 0
+        for (i, d) in seededMutations(of: valid, count: 2500, hot: header, seed: 21).enumerated() {
+            try d.write(to: url)
+            if outcome(url, naming: url, "mutation \(i)") { accepted += 1 } else { rejected += 1 }
+        }
+        XCTAssertGreaterThan(rejected, 1000)
+        print("GGUF: \(rejected) rejected, \(accepted) loaded and ran, of 2500 mutations")
+    }
+
+    func testHostileGGUFHeadersAreRefused() throws {
+        let magic = Data("GGUF".utf8) + le32(3)
+        func kv(_ key: String, type: UInt32, _ value: Data) -> Data { ggufString(key) + le32(type) + value }
+        let arch = kv("general.architecture", type: 8, ggufString("llama"))
+        let cases: [(String, Data)] = [
+            ("tensor count 2^63", magic + le64(1 << 63) + le64(0) + Data(count: 64)),
+            ("metadata count UInt64.max", magic + le64(0) + le64(.max) + Data(count: 64)),
+            ("key length past the end", magic + le64(0) + le64(1) + le64(1 << 40) + Data(count: 64)),
+            ("array count 2^61", magic + le64(0) + le64(1) + ggufString("a") + le32(9) + le32(8) + le64(1 << 61) + Data(count: 64)),
+            ("arrays nested deeply", magic + le64(0) + le64(1) + ggufString("a") + le32(9)
+                + Data((0..<20).flatMap { _ in Array(le32(9) + le64(1)) }) + Data(count: 64)),
+            ("unknown value type", magic + le64(0) + le64(1) + ggufString("a") + le32(77) + Data(count: 64)),
+            ("bool 7", magic + le64(0) + le64(1) + ggufString("a") + le32(7) + Data([7]) + Data(count: 64)),
+            ("version 1", Data("GGUF".utf8) + le32(1) + Data(count: 64)),
+            ("alignment 3", magic + le64(0) + le64(2) + arch + kv("general.alignment", type: 4, le32(3)) + Data(count: 64)),
+            ("tensor with 9 dimensions", magic + le64(1) + le64(1) + arch + ggufString("t") + le32(9) + Data(count: 128)),
+            ("overflowing extents", magic + le64(1) + le64(1) + arch + ggufString("t") + le32(4)
+                + le64(1 << 30) + le64(1 << 30) + le64(1 << 30) + le64(1 << 30) + le32(0) + le64(0) + Data(count: 64)),
+            ("offset past the end", magic + le64(1) + le64(1) + arch + ggufString("t") + le32(1) + le64(32) + le32(0)
+                + le64(1 << 40) + Data(count: 64)),
+            ("data past the end", magic + le64(1) + le64(1) + arch + ggufString("t") + le32(1) + le64(1 << 20) + le32(0)
+                + le64(0) + Data(count: 64)),
+            ("invalid UTF-8 key", magic + le64(0) + le64(1) + le64(2) + Data([0xFF, 0xFE]) + le32(4) + le32(1) + Data(count: 64)),
+        ]
+        let url = scratch.appendingPathComponent("hostile.gguf")
+        for (what, d) in cases {
+            try d.write(to: url)
+            XCTAssertFalse(outcome(url, naming: url, what), what)
+        }
+        // Metadata that claims a model far larger than the file: refused before anything is allocated.
+        let g = try GGUFFile(url: Fixtures.folder.appendingPathComponent("tiny-llama.gguf"))
+        var text = try Data(contentsOf: URL(fileURLWithPath: g.file.path))
+        let key = Data("llama.embedding_length".utf8)
+        let at = try XCTUnwrap(text.range(of: key)).upperBound
+        text.replaceSubrange((at + 4)..<(at + 8), with: le32(16_384))  // type u32, then the value
+        try text.write(to: url)
+        XCTAssertFalse(outcome(url, naming: url, "embedding_length 16384"))
+    }
+
+    func testSafetensorsMutationsNeverCrashTheReader() throws {
+        let folder = try copyFolder("tiny-llama-gqa")
+        let file = folder.appendingPathComponent("model.safetensors")
+        let valid = try Data(contentsOf: file)
+        let headerLength = Int(valid.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+        var rejected = 0
+        for (i, d) in seededMutations(of: valid, count: 2500, hot: 8 + headerLength, seed: 22).enumerated() {
+            try d.write(to: file)
+            if !outcome(folder, naming: file, "mutation \(i)") { rejected += 1 }
+        }
+        XCTAssertGreaterThan(rejected, 1000)
+        print("safetensors: \(rejected) rejected of 2500 mutations")
+        // Oversized header, offsets past the end.
+        for (what, d) in [("header length 2^62", le64(1 << 62) + Data(count: 64)),
+                          ("offsets past the end", le64(88) + Data(#"{"model.norm.weight":{"dtype":"F32","shape":[64],"data_offsets":[0,1099511627776]}}"#.utf8)
+                            + Data(count: 16))] {
+            try d.write(to: file)
+            XCTAssertFalse(outcome(folder, naming: file, what), what)
+        }
+    }
+
+    /// The index names shard files of the folder only; a shard may not be claimed by two files or be missing.
+    func testShardIndexMutationsAndEscapesAreRefused() throws {
+        let folder = try copyFolder("tiny-llama-tied")
+        let index = folder.appendingPathComponent("model.safetensors.index.json")
+        let valid = try Data(contentsOf: index)
+        var rejected = 0
+        for (i, d) in seededMutations(of: valid, count: 2500, hot: valid.count, seed: 23).enumerated() {
+            try d.write(to: index)
+            if !outcome(folder, naming: index, "mutation \(i)") { rejected += 1 }
+        }
+        XCTAssertGreaterThan(rejected, 1500)
+        let json = String(decoding: valid, as: UTF8.self)
+        for bad in ["../escape.safetensors", "/etc/passwd", "sub/dir.safetensors", "model.bin", ".hidden.safetensors",
+                    "model-00009-of-00003.safetensors"] {
+            try Data(json.replacingOccurrences(of: "model-00001-of-00003.safetensors", with: bad).utf8).write(to: index)
+            XCTAssertThrowsError(try BaseModel.load(folder), bad) { e in XCTAssertTrue("\(e)".contains(".safetensors") || "\(e)".contains(bad), "\(e)") }
+        }
+    }
+
+    func testTokenizerJSONMutationsNeverCrashTheReader() throws {
+        let folder = try copyFolder("tiny-llama-gqa")
+        let file = folder.appendingPathComponent("tokenizer.json")
+        let valid = try Data(contentsOf: file)
+        var rejected = 0
+        for (i, d) in seededMutations(of: valid, count: 2500, hot: valid.count, seed: 24).enumerated() {
+            try d.write(to: file)
+            if !outcome(folder, naming: file, "mutation \(i)") { rejected += 1 }
+        }
+        XCTAssertGreaterThan(rejected, 1000)
+        // Structurally hostile: ids past any vocabulary, a catastrophic split pattern, merges outside the vocabulary.
+        var obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: valid) as? [String: Any])
+        var model = try XCTUnwrap(obj["model"] as? [String: Any])
+        let cases: [(String, (inout [String: Any], inout [String: Any]) -> Void)] = [
+            ("id 2^40", { _, m in var v = m["vocab"] as! [String: Any]; v["Ġhuge"] = 1 << 40; m["vocab"] = v }),
+            ("negative id", { _, m in var v = m["vocab"] as! [String: Any]; v["Ġneg"] = -5; m["vocab"] = v }),
+            ("merge outside the vocabulary", { _, m in m["merges"] = ["Ġ zzz"] }),
+            ("unsupported model", { _, m in m["type"] = "WordPiece" }),
+            ("dropout", { _, m in m["dropout"] = 0.1 }),
+            ("catastrophic pattern", { o, _ in o["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [
+                ["type": "Split", "pattern": ["Regex": "(a*)*$"], "behavior": "Isolated", "invert": false],
+                ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false]]] }),
+            ("unsupported pattern", { o, _ in o["pre_tokenizer"] = ["type": "Split", "pattern": ["Regex": "(?<=a)b"], "behavior": "Isolated"] }),
+            ("added token id 2^40", { o, _ in o["added_tokens"] = [["id": 1 << 40, "content": "<x>", "special": true]] }),
+        ]
+        for (what, mutate) in cases {
+            var o = obj, m = model
+            mutate(&o, &m)
+            o["model"] = m
+            try JSONSerialization.data(withJSONObject: o).write(to: file)
+            let loaded = outcome(folder, naming: file, what)
+            if what == "catastrophic pattern" {
+                // Loads (the pattern is legal); matching it is bounded, so encoding returns.
+                XCTAssertTrue(loaded, what)
+                let t = try BaseModel.tokenizer(at: folder)
+                _ = t.encode(String(repeating: "a", count: 5000) + "b")
+            } else {
+                XCTAssertFalse(loaded, what)
+            }
+        }
+        obj["model"] = model
+        model["merges"] = []
+        _ = model
+    }
+
+    func testVocabAndMergesMutationsNeverCrashTheReader() throws {
+        let folder = try copyFolder("tiny-gpt2")
+        let merges = folder.appendingPathComponent("merges.txt"), vocab = folder.appendingPathComponent("vocab.json")
+        for (file, seed) in [(merges, UInt64(25)), (vocab, 26)] {
+            let valid = try Data(contentsOf: file)
+            var rejected = 0
+            for (i, d) in seededMutations(of: valid, count: 1500, hot: valid.count, seed: seed).enumerated() {
+                try d.write(to: file)
+                if !outcome(folder, naming: file, "\(file.lastPathComponent) mutation \(i)") { rejected += 1 }
+            }
+            try valid.write(to: file)
+            XCTAssertGreaterThan(rejected, 300, file.lastPathComponent)
+        }
+    }
+
+    /// config.json values that would overflow sizes, or claim more than the weights hold.
+    func testHostileConfigsAreRefusedBeforeAllocating() throws {
+        let folder = try copyFolder("tiny-llama-gqa")
+        let url = folder.appendingPathComponent("config.json")
+        let original = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        for (key, value) in [("hidden_size", "16384"), ("num_hidden_layers", "256"), ("vocab_size", "1048576"), ("intermediate_size", "65536"),
+                             ("num_attention_heads", "0"), ("num_key_value_heads", "3"), ("head_dim", "-2"), ("hidden_size", "1e300"),
+                             ("rms_norm_eps", "-1"), ("rope_parameters", #"{"rope_type": "yarn", "factor": 4}"#),
+                             ("hidden_act", #""gelu""#), ("max_position_embeddings", "1"), ("model_type", #""mamba""#)] {
+            var json = original
+            json[key] = try JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed])
+            try JSONSerialization.data(withJSONObject: json).write(to: url)
+            XCTAssertThrowsError(try BaseModel.load(folder), "\(key)=\(value)") { e in
+                XCTAssertTrue("\(e)".contains("config.json") || "\(e)".contains("model.safetensors"), "\(key)=\(value): \(e)")
+            }
+        }
+    }
+
+    /// The engine never reads pickle: a folder with only pytorch_model.bin is refused with the reason.
+    func testPickleCheckpointsAreRefused() throws {
+        let folder = try copyFolder("tiny-llama-gqa")
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("model.safetensors"))
+        try Data("not loaded".utf8).write(to: folder.appendingPathComponent("pytorch_model.bin"))
+        XCTAssertThrowsError(try BaseModel.load(folder)) { e in XCTAssertTrue("\(e)".contains("never reads pickle"), "\(e)") }
+    }
+}
