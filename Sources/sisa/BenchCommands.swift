@@ -12,26 +12,38 @@ struct Bench: ParsableCommand {
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train on synthetic (or given) bytes and report tokens/s, GFLOP/s and parameter count.",
+        abstract: "Train on synthetic (or given) bytes, or a pretrained base on random tokens, and report tokens/s.",
         discussion: """
-        FLOPs per token use the usual estimate 6 x parameters + 12 x layers x context x dim, \
+        Byte models: FLOPs per token use the usual estimate 6 x parameters + 12 x layers x context x dim, \
         the same formula as the PyTorch reference (shared/tools/torch_ref_gpt.py), so the \
         two can be compared side by side with the same --layers/--heads/--dim/--ctx/--batch/--threads.
+
+        With --base PATH (a GGUF file or a Hugging Face folder): LoRA on a frozen base (the default) or \
+        full fine-tuning, on batches of random token ids, as shared/tools/torch_ref_llama.py times \
+        PyTorch with the same --batch/--ctx/--threads and adapter options. JSON: tokensPerSecond \
+        (training), forwardTokensPerSecond (scoring, no gradients), kernels, peakMemoryBytes (peak RSS \
+        of the process), trainable and total parameters, and with --profile seconds per step by kernel.
         """
     )
 
     @OptionGroup var model: ModelOptions
-    @Option(help: "Sequences per batch.") var batch: Int = 16
-    @Option(help: "Timed optimizer steps (after 3 warm-up steps).") var steps: Int = 30
+    @Option(help: "A pretrained base to train (a GGUF file or a Hugging Face folder) instead of a byte model.") var base: String?
+    @OptionGroup var adapterOptions: AdapterOptions
+    @Option(name: .customLong("batch"), help: "Sequences per batch (default 16; 8 with --base).") var batchOption: Int?
+    @Option(name: .customLong("steps"), help: "Timed optimizer steps (default 30 after 3 warm-up steps; with --base 6 after 2).") var stepsOption: Int?
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "Train on random windows of this file's bytes instead of random bytes.") var data: String?
     @Option(help: "Seed for initialisation and batches.") var seed: UInt64 = 0
     @Flag(help: "Print where the time goes, by kernel.") var profile = false
     @Flag(help: "Print one JSON object (tokensPerSecond, gflops, parameters, ...).") var json = false
 
+    var batch: Int { batchOption ?? (base == nil ? 16 : 8) }
+    var steps: Int { stepsOption ?? (base == nil ? 30 : 6) }
+
     func run() throws {
-        let config = try model.resolve()
         guard batch >= 1, steps >= 1 else { throw ValidationError("--batch and --steps must be >= 1") }
+        if let base { return try runBase(base) }
+        let config = try model.resolve()
         let pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         var opt = OptimizerConfig()
         opt.learningRate = 3e-4
@@ -91,6 +103,85 @@ struct BenchTrain: ParsableCommand {
     }
 }
 
+extension BenchTrain {
+    func runBase(_ path: String) throws {
+        guard model.preset == nil, model.layers == nil, model.heads == nil, model.dim == nil else {
+            throw ValidationError("--preset, --layers, --heads and --dim describe byte models; a base brings its own shape")
+        }
+        guard data == nil else { throw ValidationError("--data applies to byte models; a base trains on random token ids") }
+        let config: BaseModel.Configuration
+        do { config = try BaseModel.configuration(at: URL(fileURLWithPath: path)) } catch let e as EngineError { throw ValidationError("\(e)") }
+        let ctx = model.ctx ?? min(config.context, 128)
+        guard ctx >= 2, ctx <= config.context else { throw ValidationError("--ctx must be between 2 and the model's \(config.context)") }
+        let lora = try adapterOptions.lora(for: config)
+        let pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let b = try loadBase(path, context: ctx, trainable: lora == nil, pool: pool)
+        var rng = Xoshiro256(seed: seed)
+        if let lora {
+            let adapter = LoRAAdapter(config: lora, targets: config.loraTargets, layers: config.layers, gradients: true)
+            adapter.initialize(rng: &rng)
+            switch b.model {
+            case let m as LlamaModel: m.attach(adapter)
+            case let m as GPT2Model: m.attach(adapter)
+            default: fatalError("unreachable")
+            }
+        }
+        var opt = OptimizerConfig()
+        opt.learningRate = 1e-4
+        opt.warmupSteps = 0
+        let report = TrainingThroughput.measure(model: b.model, optimizer: opt, rng: rng, batch: batch, context: ctx,
+                                                steps: steps, profile: profile, seed: seed)
+        let kernels = b.model.kernels.path.rawValue
+        let what = lora.map { "\($0)" } ?? "full fine-tuning"
+        if json {
+            try printJSON(BaseBenchReport(base: path, architecture: config.architecture.rawValue, adapter: lora == nil ? "full" : "lora",
+                                          lora: lora, batch: batch, ctx: ctx, steps: steps, threads: pool.threads, kernels: kernels,
+                                          peakMemoryBytes: TrainingThroughput.peakResidentBytes, report: report))
+        } else {
+            print(String(format: "%@, %@: batch %d ctx %d threads %d kernels %@: train %.0f tokens/s (%.2f s/step), forward %.0f tokens/s, loss %.3f, peak RSS %.0f MB",
+                         (path as NSString).lastPathComponent, what, batch, ctx, pool.threads, kernels, report.tokensPerSecond,
+                         report.stepSeconds, report.forwardTokensPerSecond, report.loss, Double(TrainingThroughput.peakResidentBytes) / 1e6))
+            if let p = report.profile {
+                let total = p.values.reduce(0, +)
+                print("per step, by kernel (ms):")
+                for (name, s) in p.sorted(by: { $0.value > $1.value }) {
+                    print(String(format: "  %-18@ %8.2f  %5.1f%%", name as NSString, s * 1000, 100 * s / total))
+                }
+            }
+        }
+    }
+
+    struct BaseBenchReport: Encodable {
+        let base: String
+        let architecture: String
+        let adapter: String
+        let lora: LoRAConfiguration?
+        let batch, ctx, steps, threads: Int
+        let kernels: String
+        let peakMemoryBytes: Int
+        let report: TrainingThroughput.Report
+
+        enum CodingKeys: String, CodingKey {
+            case base, architecture, adapter, lora, batch, ctx, steps, threads, kernels, peakMemoryBytes
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(base, forKey: .base)
+            try c.encode(architecture, forKey: .architecture)
+            try c.encode(adapter, forKey: .adapter)
+            try c.encodeIfPresent(lora, forKey: .lora)
+            try c.encode(batch, forKey: .batch)
+            try c.encode(ctx, forKey: .ctx)
+            try c.encode(steps, forKey: .steps)
+            try c.encode(threads, forKey: .threads)
+            try c.encode(kernels, forKey: .kernels)
+            try c.encode(peakMemoryBytes, forKey: .peakMemoryBytes)
+            try report.encode(to: encoder)
+        }
+    }
+}
+
 struct BenchGemm: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm",
@@ -106,6 +197,7 @@ struct BenchGemm: ParsableCommand {
     @Option(help: "Sequences per batch (the products have batch x context rows).") var batch: Int = 16
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "Seconds per timing (best of three is reported).") var seconds: Double = 0.2
+    @Option(help: "Experiment: cap a product's parts at N per thread (0: the engine's split).") var partsPerThread: Int = 0
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -119,7 +211,7 @@ struct BenchGemm: ParsableCommand {
         let products = KernelBenchmark.trainingProducts(config: config, batch: batch)
         var rows: [GemmRow] = []
         for p in products {
-            let g = KernelBenchmark.measure(p, kernels: kernels, pool: pool, minSeconds: seconds)
+            let g = KernelBenchmark.measure(p, kernels: kernels, pool: pool, minSeconds: seconds, partsPerThread: partsPerThread)
             rows.append(GemmRow(name: p.name, op: p.op, m: p.m, n: p.n, k: p.k, count: p.count, gflops: g))
             if !json {
                 print(String(format: "%-18@ %@ m %5d n %5d k %5d x%-4d %7.1f GFLOP/s", p.name as NSString, p.op, p.m, p.n, p.k,

