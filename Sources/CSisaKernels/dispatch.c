@@ -20,6 +20,24 @@ const SisaKernelTable *sisa_kernel_table(SisaKernelPath path) {
     }
 }
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+void sisa_cpu_identity(uint32_t *vendor, uint32_t *family, uint32_t *model) {
+    *vendor = 0; *family = 0; *model = 0;
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return;
+    if (b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163) *vendor = 1;       // "AuthenticAMD"
+    else if (b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e) *vendor = 2;  // "GenuineIntel"
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    const unsigned base = (a >> 8) & 0xf, ext = (a >> 20) & 0xff;
+    *family = base == 0xf ? base + ext : base;
+    *model = ((a >> 4) & 0xf) | ((base == 0xf || base == 0x6) ? ((a >> 16) & 0xf) << 4 : 0);
+#endif
+}
+
 float sisa_expf(float x) {
     if (x != x) return x;
     return vexp1(x);

@@ -42,6 +42,16 @@ static void gemv_portable(float *y, const float *x, const float *w, long K, long
     }
 }
 
+/// 12 independent scalar FMA chains per iteration.
+static float peak_portable(long iterations) {
+    float a[12] = {0};
+    for (long i = 0; i < iterations; i++)
+        for (int j = 0; j < 12; j++) a[j] = fmaf(a[j], 0.999999f, 1e-7f);
+    float s = 0;
+    for (int j = 0; j < 12; j++) s += a[j];
+    return s;
+}
+
 #define GEMM(name) name##_portable
 #define MICRO_ROWS micro_rows_portable
 #define MICRO_COLS micro_cols_portable
@@ -53,5 +63,6 @@ static void gemv_portable(float *y, const float *x, const float *w, long K, long
 #define PATH_ENUM SISA_PATH_PORTABLE
 #define PATH_MR MR
 #define PATH_NR NR
+#define PATH_PEAK peak_portable
 #define PATH_GEMV gemv_portable
 #include "ops.inc"

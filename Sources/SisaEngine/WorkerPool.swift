@@ -109,6 +109,15 @@ public final class WorkerPool: @unchecked Sendable {
     }
 }
 
+extension WorkerPool {
+    /// Parts for a matrix product cut along an extent of `total`: at most one
+    /// per thread. A product is the one exception to "parts by shape alone":
+    /// each output element is one chain over k whichever part computes it,
+    /// so its bits do not depend on the cut, and fewer parts pack the shared
+    /// operand fewer times.
+    public func productParts(_ total: Int, grain: Int) -> Int { min(partCount(total, grain: grain), threads) }
+}
+
 /// Splits `total` items into parts of about `grain` items: a function of the
 /// problem size alone (see `WorkerPool`).
 @inline(__always)

@@ -185,57 +185,100 @@ extension BenchTrain {
 struct BenchGemm: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm",
-        abstract: "GFLOP/s of the engine's matrix kernel at the shapes of a training step.",
+        abstract: "GFLOP/s of the engine's matrix kernel at the shapes of a training step, against the machine's peak.",
         discussion: """
         Times every distinct matrix product of one training step of the model (forward, input \
-        gradients, weight gradients, attention), split over threads the way the engine splits it. \
-        scripts/bench-gemm runs this for each kernel path and numpy (OpenBLAS, its fastest kernel) \
-        on the same shapes. SISA_KERNELS chooses the path.
+        gradients, weight gradients, attention), split over threads the way the engine splits it, \
+        and the machine's fused multiply-add peak (12 independent vector FMA chains per thread, on \
+        every thread). Each product shows its share of that peak and, with the products tuned per \
+        shape (the default; SISA_KERNELS forces one path), the path and blocking chosen for it. \
+        With --base PATH the shapes are the base's (LoRA's forward and input gradients, full \
+        fine-tuning's weight gradients). scripts/bench-gemm runs this for each kernel path and \
+        numpy (OpenBLAS, its fastest kernel) on the same shapes.
         """)
 
     @OptionGroup var model: ModelOptions
-    @Option(help: "Sequences per batch (the products have batch x context rows).") var batch: Int = 16
+    @Option(help: "Take the shapes of this pretrained llama base (a GGUF file or a Hugging Face folder).") var base: String?
+    @Option(help: "Sequences per batch (the products have batch x context rows; default 16, 8 with --base).") var batch: Int?
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "Seconds per timing (best of three is reported).") var seconds: Double = 0.2
-    @Option(help: "Experiment: cap a product's parts at N per thread (0: the engine's split).") var partsPerThread: Int = 0
+    @Flag(help: "Also time every candidate path and blocking the planner chooses from, at every shape.") var candidates = false
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
-        guard batch >= 1, seconds > 0 else { throw ValidationError("--batch must be >= 1 and --seconds > 0") }
+        guard (batch ?? 1) >= 1, seconds > 0 else { throw ValidationError("--batch must be >= 1 and --seconds > 0") }
     }
 
     func run() throws {
-        let config = try model.resolve()
         let kernels = try Kernels.processDefault()
         let pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        let products = KernelBenchmark.trainingProducts(config: config, batch: batch)
+        let products: [KernelBenchmark.Product], label: String, B: Int
+        if let base {
+            guard case .llama(let c) = try BaseModel.configuration(at: URL(fileURLWithPath: base)) else {
+                throw ValidationError("--base: only llama shapes are listed")
+            }
+            B = batch ?? 8
+            let T = model.ctx ?? min(c.context, 128)
+            products = KernelBenchmark.trainingProducts(llama: c, batch: B, context: T)
+            label = "\((base as NSString).lastPathComponent) ctx \(T)"
+        } else {
+            let config = try model.resolve()
+            B = batch ?? 16
+            products = KernelBenchmark.trainingProducts(config: config, batch: B)
+            label = config.description
+        }
+        let peak = KernelBenchmark.peakGFLOPS(pool: pool)
         var rows: [GemmRow] = []
         for p in products {
-            let g = KernelBenchmark.measure(p, kernels: kernels, pool: pool, minSeconds: seconds, partsPerThread: partsPerThread)
-            rows.append(GemmRow(name: p.name, op: p.op, m: p.m, n: p.n, k: p.k, count: p.count, gflops: g))
+            let g = KernelBenchmark.measure(p, kernels: kernels, pool: pool, minSeconds: seconds)
+            let choice = kernels.planner?.plan(.init(transA: p.op == "TN", transB: p.op == "NT", m: p.m, n: p.n, k: p.k)).description
+            var alternatives: [String: Double]?
+            if candidates, let planner = kernels.planner {
+                alternatives = [:]
+                for c in planner.candidates {
+                    alternatives![c.description] = KernelBenchmark.measure(p, kernels: kernels.forcing(c), pool: pool, minSeconds: seconds)
+                }
+            }
+            rows.append(GemmRow(name: p.name, op: p.op, m: p.m, n: p.n, k: p.k, count: p.count, gflops: g, shareOfPeak: g / peak.gflops,
+                                choice: choice, candidates: alternatives))
             if !json {
-                print(String(format: "%-18@ %@ m %5d n %5d k %5d x%-4d %7.1f GFLOP/s", p.name as NSString, p.op, p.m, p.n, p.k,
-                             p.count, g))
+                print(String(format: "%-18@ %@ m %5d n %5d k %5d x%-4d %7.1f GFLOP/s %5.1f%% of peak  %@", p.name as NSString, p.op, p.m, p.n, p.k,
+                             p.count, g, 100 * g / peak.gflops, (choice ?? "") as NSString))
+                if let alternatives {
+                    print("    " + alternatives.sorted { $0.value > $1.value }.map { String(format: "%@ %.1f", $0.key as NSString, $0.value) }
+                        .joined(separator: ", "))
+                }
             }
         }
         let totalFlops = products.reduce(0) { $0 + $1.flops }
         let totalTime = zip(products, rows).reduce(0) { $0 + $1.0.flops / ($1.1.gflops * 1e9) }
         let overall = totalFlops / totalTime / 1e9
         if json {
-            try printJSON(GemmReport(kernels: kernels.path.rawValue, threads: pool.threads, model: config.description,
-                                     batch: batch, products: rows, overallGflops: overall))
+            try printJSON(GemmReport(kernels: kernels.description, threads: pool.threads, model: label, batch: B, peakGflops: peak.gflops,
+                                     peakPath: peak.path.rawValue, products: rows, overallGflops: overall))
         } else {
-            print(String(format: "all products of a step (%@, batch %d, %@ kernels, %d threads): %.1f GFLOP/s",
-                         config.description, batch, kernels.path.rawValue, pool.threads, overall))
+            print(String(format: "machine peak: %.1f GFLOP/s (12 %@ FMA chains per thread, %d threads)", peak.gflops,
+                         peak.path.rawValue as NSString, pool.threads))
+            print(String(format: "all products of a step (%@, batch %d, %@ kernels, %d threads): %.1f GFLOP/s, %.1f%% of peak",
+                         label, B, kernels.description, pool.threads, overall, 100 * overall / peak.gflops))
         }
     }
 
-    struct GemmRow: Codable { let name: String; let op: String; let m, n, k, count: Int; let gflops: Double }
+    struct GemmRow: Codable {
+        let name: String; let op: String; let m, n, k, count: Int; let gflops: Double
+        let shareOfPeak: Double
+        /// Path and blocking the planner chooses for this shape (absent when a path is forced).
+        let choice: String?
+        /// GFLOP/s of every candidate (with --candidates).
+        let candidates: [String: Double]?
+    }
     struct GemmReport: Codable {
         let kernels: String
         let threads: Int
         let model: String
         let batch: Int
+        let peakGflops: Double
+        let peakPath: String
         let products: [GemmRow]
         /// Total FLOPs over total time: the step's matrix work at these rates.
         let overallGflops: Double

@@ -119,6 +119,32 @@ final class KernelTests: XCTestCase {
         XCTAssertTrue(sensitive, "the data must make summation order visible, or this test could not fail")
     }
 
+    /// Every path and blocking the product planner may choose gives the portable path's bits.
+    func testEveryPlannerCandidateGivesThePortableBits() throws {
+        let planner = try XCTUnwrap(Kernels.best.planner)
+        XCTAssertFalse(planner.candidates.isEmpty)
+        let portable = Kernels(.portable)!
+        for (m, n, k) in [(37, 70, 300), (130, 33, 513), (8, 1100, 257)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true)] {
+                let a = randomFloats(m * k, seed: 1), b = randomFloats(k * n, seed: 2), c0 = randomFloats(m * n, seed: 3)
+                func product(_ kern: Kernels) -> [Float] {
+                    var c = c0
+                    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                        kern.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: pa.baseAddress!, lda: ta ? m : k, b: pb.baseAddress!,
+                                  ldb: tb ? k : n, c: pc.baseAddress!, ldc: n, accumulate: true)
+                    } } }
+                    return c
+                }
+                let reference = bits(product(portable))
+                XCTAssertEqual(bits(product(Kernels.best)), reference, "planned, \(m)x\(n)x\(k) \(ta) \(tb)")
+                for cand in planner.candidates {
+                    XCTAssertEqual(bits(product(Kernels.best.forcing(cand))), reference, "\(cand), \(m)x\(n)x\(k) \(ta) \(tb)")
+                }
+            }
+        }
+        print("product planner: family \(planner.family), \(planner.candidates.count) candidates")
+    }
+
     func testGemvIsTheSameChainAsGemm() throws {
         for (k, n) in [(1, 1), (7, 33), (129, 257), (300, 65)] {
             let ldw = n + 3

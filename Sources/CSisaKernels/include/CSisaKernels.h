@@ -41,6 +41,15 @@ typedef struct SisaKernelTable {
     void (*gemm)(int trans_a, int trans_b, long M, long N, long K, const float *A, long lda,
                  const float *B, long ldb, float *C, long ldc, int accumulate, const float *bias);
 
+    // The same product with a k-block of kc and a column block of nc (a multiple of gemm_nr;
+    // 0 for the defaults): blocking is a speed choice, never a change of bits.
+    void (*gemm_blocked)(int trans_a, int trans_b, long M, long N, long K, const float *A, long lda,
+                         const float *B, long ldb, float *C, long ldc, int accumulate, const float *bias,
+                         long kc, long nc);
+    // Throughput probe: `iterations` rounds of 12 independent vector fused multiply-add
+    // chains (the machine's peak, for reports); returns a value that depends on every chain.
+    float (*fma_peak)(long iterations);
+
     // y[N] = x[K] . W[K, N] (row stride ldw), chained from y when accumulate.
     void (*gemv)(float *y, const float *x, const float *w, long K, long N, long ldw, int accumulate);
 
@@ -98,6 +107,10 @@ const SisaKernelTable *sisa_kernel_table(SisaKernelPath path);
 void sisa_gemm(const SisaKernelTable *t, int trans_a, int trans_b, long M, long N, long K,
                const float *A, long lda, const float *B, long ldb, float *C, long ldc, int accumulate,
                const float *bias);
+
+// CPUID's vendor (1 AMD, 2 Intel, 0 other), family and model (with their
+// extended fields), all 0 off x86: what the product planner's tables key on.
+void sisa_cpu_identity(uint32_t *vendor, uint32_t *family, uint32_t *model);
 
 // The project's own exp and log (no libm), scalar; the vector paths use the
 // same formulas and give the same bits.

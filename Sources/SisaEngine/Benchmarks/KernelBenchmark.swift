@@ -37,11 +37,33 @@ public enum KernelBenchmark {
         ]
     }
 
+    /// Every distinct product of a training step of a llama model with `batch` rows of `context`
+    /// tokens: forward and input gradients of the fused projections and the head (what LoRA on a
+    /// frozen base runs), the weight gradients of full fine-tuning, and attention's.
+    public static func trainingProducts(llama c: LlamaConfiguration, batch: Int, context T: Int) -> [Product] {
+        let M = batch * T, C = c.dim, F = c.ffDim, V = c.vocab, hs = c.headDim
+        let blocks = (T + Attention.block - 1) / Attention.block, rb = min(T, Attention.block)
+        func p(_ name: String, _ op: String, _ m: Int, _ n: Int, _ k: Int, _ count: Int = 1) -> Product {
+            Product(name: name, op: op, m: m, n: n, k: k, count: count)
+        }
+        return [
+            p("q|k|v forward", "NT", M, c.qkvWidth, C), p("o forward", "NT", M, C, c.qWidth),
+            p("gate|up forward", "NT", M, 2 * F, C), p("down forward", "NT", M, C, F), p("head forward", "NT", M, V, C),
+            p("q|k|v dinp", "NN", M, C, c.qkvWidth), p("o dinp", "NN", M, c.qWidth, C),
+            p("gate|up dinp", "NN", M, C, 2 * F), p("down dinp", "NN", M, F, C), p("head dx", "NN", M, C, V),
+            p("q|k|v dw (full)", "TN", c.qkvWidth, C, M), p("o dw (full)", "TN", C, c.qWidth, M),
+            p("gate|up dw (full)", "TN", 2 * F, C, M), p("down dw (full)", "TN", C, F, M),
+            p("attention q.k^T", "NT", rb, T, hs, batch * c.heads * blocks),
+            p("attention P.v", "NN", rb, hs, T, batch * c.heads * blocks),
+            p("attention dS^T.q", "TN", rb, hs, T, batch * c.heads * blocks),
+        ]
+    }
+
     /// GFLOP/s of `product` on `kernels`, split over `pool` the engine's way
     /// (rows of 256, or columns of 64 when M is small, or one product per part),
     /// best of `repeats` timings of at least `minSeconds` each.
     public static func measure(_ product: Product, kernels: Kernels, pool: WorkerPool,
-                               minSeconds: Double = 0.2, repeats: Int = 3, partsPerThread: Int = 0) -> Double {
+                               minSeconds: Double = 0.2, repeats: Int = 3) -> Double {
         let transA = product.op == "TN", transB = product.op == "NT"
         let (m, n, k) = (product.m, product.n, product.k)
         let count = product.count
@@ -50,9 +72,11 @@ public enum KernelBenchmark {
         for i in 0..<a.count { a[i] = Float(rng.nextDouble() - 0.5) }
         for i in 0..<b.count { b[i] = Float(rng.nextDouble() - 0.5) }
         let lda = transA ? m : k, ldb = transB ? k : n
-        let byRows = count == 1 && m >= 512
-        var parts = count > 1 ? count : byRows ? partCount(m, grain: Linear.rowGrain) : partCount(n, grain: Linear.colGrain)
-        if partsPerThread > 0 && count == 1 { parts = min(parts, partsPerThread * pool.threads) }
+        // The layers' splits: weight gradients (A transposed) by column, one part per thread;
+        // other long products by rows of 256; the rest by columns of 64.
+        let byRows = count == 1 && m >= 512 && !transA
+        let parts = count > 1 ? count : byRows ? partCount(m, grain: Linear.rowGrain)
+            : transA ? pool.productParts(n, grain: Linear.colGrain) : partCount(n, grain: Linear.colGrain)
         func once() {
             pool.run(parts: parts) { part, _ in
                 if count > 1 {
@@ -85,5 +109,30 @@ public enum KernelBenchmark {
             best = max(best, product.flops * Double(reps) / dt / 1e9)
         }
         return best
+    }
+
+    /// The machine's fused multiply-add peak in GFLOP/s: 12 independent
+    /// vector FMA chains per thread (the widest path this CPU runs), on
+    /// every thread of `pool` at once, best of `repeats` timings.
+    public static func peakGFLOPS(pool: WorkerPool, repeats: Int = 3) -> (gflops: Double, path: KernelPath) {
+        let path = Kernels.availablePaths[0]
+        let k = Kernels(path)!
+        let lanes = path == .avx512 ? 16 : path == .avx2 ? 8 : 1
+        let iterations = 20_000_000
+        var best = 0.0
+        var sink: Float = 0
+        for _ in 0..<repeats {
+            var results = [Float](repeating: 0, count: pool.threads)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            results.withUnsafeMutableBufferPointer { out in
+                let o = out.baseAddress!
+                pool.run(parts: pool.threads) { part, _ in o[part] = k.fmaPeak(iterations: iterations) }
+            }
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            sink += results.reduce(0, +)
+            best = max(best, Double(iterations) * 12 * Double(lanes) * 2 * Double(pool.threads) / dt / 1e9)
+        }
+        if sink.isNaN { print("") }  // keeps the probe's results alive
+        return (best, path)
     }
 }

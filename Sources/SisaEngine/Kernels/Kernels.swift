@@ -23,23 +23,35 @@ public enum KernelPath: String, CaseIterable, Sendable, CustomStringConvertible 
 /// unchecked. Every entry point is single-threaded: the layers split work
 /// into parts fixed by the shapes and run them on a `WorkerPool`.
 public struct Kernels: @unchecked Sendable, CustomStringConvertible {
+    /// The path of every kernel but the matrix products when they are tuned.
     public let path: KernelPath
     let table: UnsafePointer<SisaKernelTable>
+    /// Per-shape choice of path and blocking for the matrix products (auto
+    /// mode); nil when a path is forced, which then runs every product.
+    public let planner: ProductPlanner?
 
-    /// The kernels of `path`, or nil when this CPU cannot run it.
+    /// The kernels of `path` alone, or nil when this CPU cannot run it.
     public init?(_ path: KernelPath) {
         guard let t = sisa_kernel_table(path.cPath) else { return nil }
         self.path = path
         self.table = t
+        planner = nil
     }
 
-    public var description: String { path.rawValue }
+    private init(path: KernelPath, planner: ProductPlanner) {
+        self.path = path
+        table = sisa_kernel_table(path.cPath)!
+        self.planner = planner
+    }
+
+    public var description: String { planner == nil ? path.rawValue : "\(path.rawValue) (products planned per shape)" }
 
     /// Paths this CPU can run, fastest first.
     public static var availablePaths: [KernelPath] { KernelPath.allCases.filter { Kernels($0) != nil } }
 
-    /// The fastest path this CPU can run.
-    public static var best: Kernels { Kernels(availablePaths[0])! }
+    /// The fastest path this CPU can run, its products planned per shape over every SIMD path.
+    public static var best: Kernels { plannedDefault }
+    private static let plannedDefault = Kernels(path: availablePaths[0], planner: ProductPlanner(paths: availablePaths))
 
     /// The environment variable that forces a path.
     public static let environmentKey = "SISA_KERNELS"
@@ -79,8 +91,22 @@ public struct Kernels: @unchecked Sendable, CustomStringConvertible {
         precondition(!(accumulate && bias != nil), "gemm: a chain starts from C or from the bias, not both")
         precondition(lda >= max(1, transA ? m : k) && ldb >= max(1, transB ? k : n) && ldc >= max(1, n),
                      "gemm: leading dimension too small (lda \(lda), ldb \(ldb), ldc \(ldc) for m \(m), n \(n), k \(k))")
-        sisa_gemm(table, transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0, bias)
+        guard let planner else {
+            sisa_gemm(table, transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0, bias)
+            return
+        }
+        let cand = planner.plan(ProductPlanner.Shape(transA: transA, transB: transB, m: m, n: n, k: k))
+        cand.table.pointee.gemm_blocked(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0,
+                                        bias, cand.kc, cand.nc)
     }
+
+    /// These kernels with every product run by `candidate` (benchmarks of the planner's choices).
+    public func forcing(_ candidate: ProductPlanner.Candidate) -> Kernels {
+        Kernels(path: path, planner: ProductPlanner(forcing: candidate))
+    }
+
+    /// Runs the fused multiply-add throughput probe for `iterations` rounds (see `KernelBenchmark.peak`).
+    func fmaPeak(iterations: Int) -> Float { table.pointee.fma_peak(iterations) }
 
     /// y[n] (=|+=) x[k] · W[k, n] (row stride ldw): the same chains as `gemm` with m = 1.
     public func gemv(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,

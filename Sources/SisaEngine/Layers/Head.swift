@@ -23,7 +23,7 @@ enum Head {
                          dlogits: UnsafePointer<Float>, x: UnsafePointer<Float>, wte: UnsafePointer<Float>,
                          M: Int, C: Int, V: Int, kernels: Kernels, pool: WorkerPool) {
         let rowParts = partCount(M, grain: rowGrain)
-        let vocabParts = dwte == nil ? 0 : partCount(V, grain: vocabGrain)
+        let vocabParts = dwte == nil ? 0 : pool.productParts(V, grain: vocabGrain)
         pool.run(parts: rowParts + vocabParts) { part, _ in
             if part < rowParts {
                 let rows = partRange(part, of: rowParts, total: M)

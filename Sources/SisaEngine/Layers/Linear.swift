@@ -1,3 +1,4 @@
+import Foundation
 // Fully connected layer, Hugging Face GPT-2 layout: weight [in, out].
 //
 //   forward:  out[M, N] = inp[M, K] · w[K, N] + b[N]
@@ -28,23 +29,45 @@ enum Linear {
     static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
                          db: UnsafeMutablePointer<Float>?,
                          dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                         M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool) {
-        let rowParts = dinp == nil ? 0 : partCount(M, grain: rowGrain)
-        let colParts = dw == nil ? 0 : partCount(N, grain: colGrain)
-        pool.run(parts: rowParts + colParts) { part, _ in
-            if part < rowParts, let dinp {
-                // dinp rows = dout rows · w^T
-                let rows = partRange(part, of: rowParts, total: M)
-                kernels.gemm(transB: true, m: rows.count, n: K, k: N,
-                             a: dout + rows.lowerBound * N, lda: N, b: w, ldb: N,
-                             c: dinp + rows.lowerBound * K, ldc: K)
-            } else if let dw {
-                let cols = partRange(part - rowParts, of: colParts, total: N)
-                // dw[:, cols] = inp^T · dout[:, cols]
-                kernels.gemm(transA: true, m: K, n: cols.count, k: M,
-                             a: inp, lda: K, b: dout + cols.lowerBound, ldb: N,
-                             c: dw + cols.lowerBound, ldc: N)
-                if let db { columnSums(db + cols.lowerBound, dout + cols.lowerBound, rows: M, cols: cols.count, ld: N) }
+                         M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool, profiler: Profiler? = nil) {
+        if let dinp {
+            let rowParts = partCount(M, grain: rowGrain)
+            let run = {
+                pool.run(parts: rowParts) { part, _ in
+                    // dinp rows = dout rows · w^T
+                    let rows = partRange(part, of: rowParts, total: M)
+                    kernels.gemm(transB: true, m: rows.count, n: K, k: N,
+                                 a: dout + rows.lowerBound * N, lda: N, b: w, ldb: N,
+                                 c: dinp + rows.lowerBound * K, ldc: K)
+                }
+            }
+            if let profiler { profiler.measure("matmul bwd dinp", run) } else { run() }
+        }
+        if let dw {
+            // One column part per thread: each part packs all of inp, so fewer parts pack it fewer times.
+            let colParts = pool.productParts(N, grain: colGrain)
+            let run = {
+                pool.run(parts: colParts) { part, _ in
+                    let cols = partRange(part, of: colParts, total: N)
+                    // dw[:, cols] = inp^T · dout[:, cols]
+                    kernels.gemm(transA: true, m: K, n: cols.count, k: M,
+                                 a: inp, lda: K, b: dout + cols.lowerBound, ldb: N,
+                                 c: dw + cols.lowerBound, ldc: N)
+                }
+            }
+            if let profiler { profiler.measure("matmul bwd dw", run) } else { run() }
+            if let db {
+                let run = {
+                    // db = 1ᵀ · dout: fma(1, x, s) rounds x + s once, so this is the sum of rows in row order.
+                    let ones = [Float](repeating: 1, count: M)
+                    ones.withUnsafeBufferPointer { one in
+                        pool.run(parts: colParts) { part, _ in
+                            let cols = partRange(part, of: colParts, total: N)
+                            kernels.gemv(y: db + cols.lowerBound, x: one.baseAddress!, w: dout + cols.lowerBound, k: M, n: cols.count, ldw: N)
+                        }
+                    }
+                }
+                if let profiler { profiler.measure("bias bwd", run) } else { run() }
             }
         }
     }

@@ -26,7 +26,7 @@ enum Projection {
                          inp: UnsafePointer<Float>, w: UnsafePointer<Float>, M: Int, K: Int, N: Int,
                          kernels: Kernels, pool: WorkerPool) {
         let rowParts = dinp == nil ? 0 : partCount(M, grain: rowGrain)
-        let colParts = dw == nil ? 0 : partCount(K, grain: colGrain)
+        let colParts = dw == nil ? 0 : pool.productParts(K, grain: colGrain)
         pool.run(parts: rowParts + colParts) { part, _ in
             if part < rowParts, let dinp {
                 let rows = partRange(part, of: rowParts, total: M)

@@ -316,20 +316,20 @@ public final class GPT2Model: LanguageModel {
         for l in stride(from: config.layers - 1, through: 0, by: -1) {
             let w = layout.blocks[l], L = a.layers[l]
             // MLP. a.dres = d(block output).
-            timed("matmul bwd") {
+            do {
                 norms?.linear(inp: L.fchGelu.pointer, dout: a.dres.pointer, K: 4 * C, N: C)
                 Linear.backward(dinp: a.d4C.pointer, dw: wgrad(w.fc2w), db: wgrad(w.fc2b), dout: a.dres.pointer,
-                                inp: L.fchGelu.pointer, w: P + w.fc2w, M: BT, K: 4 * C, N: C, kernels: kernels, pool: pool)
+                                inp: L.fchGelu.pointer, w: P + w.fc2w, M: BT, K: 4 * C, N: C, kernels: kernels, pool: pool, profiler: profiler)
             }
             adaptBackward(.mlpProj, layer: l, x: L.fchGelu.pointer, ldx: 4 * C, dy: a.dres.pointer, ldy: C, dx: a.d4C.pointer,
                           M: BT, weightGradients: weightGradients)
             timed("gelu bwd") {
                 GELU.backward(dx: a.d4C.pointer, dout: a.d4C.pointer, x: L.fch.pointer, N: BT * 4 * C, kernels: kernels, pool: pool)
             }
-            timed("matmul bwd") {
+            do {
                 norms?.linear(inp: L.ln2.pointer, dout: a.d4C.pointer, K: C, N: 4 * C)
                 Linear.backward(dinp: a.dC.pointer, dw: wgrad(w.fcw), db: wgrad(w.fcb), dout: a.d4C.pointer,
-                                inp: L.ln2.pointer, w: P + w.fcw, M: BT, K: C, N: 4 * C, kernels: kernels, pool: pool)
+                                inp: L.ln2.pointer, w: P + w.fcw, M: BT, K: C, N: 4 * C, kernels: kernels, pool: pool, profiler: profiler)
             }
             adaptBackward(.fc, layer: l, x: L.ln2.pointer, ldx: C, dy: a.d4C.pointer, ldy: 4 * C, dx: a.dC.pointer,
                           M: BT, weightGradients: weightGradients)
@@ -340,10 +340,10 @@ public final class GPT2Model: LanguageModel {
                                    w: P + w.ln2w, M: BT, C: C, partials: a.lnPartials.pointer, kernels: kernels, pool: pool)
             }
             // Attention. a.dres = d(res2).
-            timed("matmul bwd") {
+            do {
                 norms?.linear(inp: L.atty.pointer, dout: a.dres.pointer, K: C, N: C)
                 Linear.backward(dinp: a.dC.pointer, dw: wgrad(w.projw), db: wgrad(w.projb), dout: a.dres.pointer,
-                                inp: L.atty.pointer, w: P + w.projw, M: BT, K: C, N: C, kernels: kernels, pool: pool)
+                                inp: L.atty.pointer, w: P + w.projw, M: BT, K: C, N: C, kernels: kernels, pool: pool, profiler: profiler)
             }
             adaptBackward(.proj, layer: l, x: L.atty.pointer, ldx: C, dy: a.dres.pointer, ldy: C, dx: a.dC.pointer,
                           M: BT, weightGradients: weightGradients)
@@ -351,10 +351,10 @@ public final class GPT2Model: LanguageModel {
                 Attention.backward(dqkv: a.dqkv.pointer, dy: a.dC.pointer, qkv: L.qkv.pointer, att: L.att.pointer,
                                    shape: attentionShape(B: B, T: T), scratch: a.attScratch.pointer, kernels: kernels, pool: pool)
             }
-            timed("matmul bwd") {
+            do {
                 norms?.linear(inp: L.ln1.pointer, dout: a.dqkv.pointer, K: C, N: 3 * C)
                 Linear.backward(dinp: a.dC.pointer, dw: wgrad(w.qkvw), db: wgrad(w.qkvb), dout: a.dqkv.pointer,
-                                inp: L.ln1.pointer, w: P + w.qkvw, M: BT, K: C, N: 3 * C, kernels: kernels, pool: pool)
+                                inp: L.ln1.pointer, w: P + w.qkvw, M: BT, K: C, N: 3 * C, kernels: kernels, pool: pool, profiler: profiler)
             }
             adaptBackward(.attn, layer: l, x: L.ln1.pointer, ldx: C, dy: a.dqkv.pointer, ldy: 3 * C, dx: a.dC.pointer,
                           M: BT, weightGradients: weightGradients)

@@ -1,0 +1,103 @@
+import CSisaKernels
+import Foundation
+
+/// The kernel path and cache blocking of each matrix-product shape on this
+/// CPU: a table by CPU family, looked up per call (no lock, no state).
+///
+/// Every candidate computes each element as the same chain of fused
+/// multiply-adds (Numerics), so the choice changes speed only, never a bit.
+/// `sisa bench gemm --candidates` times every candidate at a step's shapes,
+/// the measurements a family's rules are written from.
+public struct ProductPlanner: Sendable {
+    public struct Candidate: Sendable, CustomStringConvertible, Equatable {
+        public let path: KernelPath
+        /// k-block and column block of the product (floats).
+        public let kc: Int, nc: Int
+        let table: UnsafePointer<SisaKernelTable>
+        public var description: String { "\(path) kc \(kc) nc \(nc)" }
+        public static func == (a: Candidate, b: Candidate) -> Bool { a.path == b.path && a.kc == b.kc && a.nc == b.nc }
+    }
+
+    public struct Shape: Hashable, Sendable, CustomStringConvertible {
+        public let transA: Bool, transB: Bool
+        public let m: Int, n: Int, k: Int
+        public init(transA: Bool, transB: Bool, m: Int, n: Int, k: Int) {
+            self.transA = transA
+            self.transB = transB
+            self.m = m
+            self.n = n
+            self.k = k
+        }
+        public var description: String { "\(transA ? "T" : "N")\(transB ? "T" : "N") m \(m) n \(n) k \(k)" }
+    }
+
+    /// CPU families with rules of their own.
+    public enum Family: String, Sendable {
+        /// AMD Zen 4 (family 19h, models 10h-1Fh and 60h-7Fh and A0h-AFh): AVX-512 as two 256-bit halves.
+        case zen4
+        /// AMD Zen 5 (family 1Ah): full-width AVX-512.
+        case zen5
+        case other
+    }
+
+    public let family: Family
+    /// Every path this CPU runs (SIMD paths only, unless portable is all there is) x a few blockings.
+    public let candidates: [Candidate]
+    private let preferred: Int
+    /// A planner that runs every product with one candidate (benchmarks).
+    private let forced: Candidate?
+
+    init(forcing c: Candidate) {
+        family = .other
+        candidates = [c]
+        preferred = 0
+        forced = c
+    }
+
+    init(paths: [KernelPath], family: Family = ProductPlanner.detectFamily()) {
+        self.family = family
+        let simd = paths.filter { $0 != .portable }
+        var c: [Candidate] = []
+        for p in simd.isEmpty ? paths : simd {
+            guard let t = sisa_kernel_table(p.cPath) else { continue }
+            for (kc, nc) in ProductPlanner.blockings { c.append(Candidate(path: p, kc: kc, nc: nc, table: t)) }
+        }
+        candidates = c
+        preferred = 0
+        forced = nil
+    }
+
+    /// k-block x column-block pairs tried (the first is the kernels' default).
+    static let blockings = [(256, 512), (128, 512), (384, 512), (256, 1024)]
+
+    /// The candidate for `shape` on this CPU.
+    @inline(__always)
+    public func plan(_ shape: Shape) -> Candidate {
+        if let forced { return forced }
+        switch family {
+        case .zen4:
+            // Measured on a 2-core Zen 4 VM (`sisa bench gemm --candidates`, tiny, small and
+            // SmolLM2-135M shapes, several runs): no candidate beats AVX-512 with the default
+            // blocking by more than the run-to-run noise (±10%) at any shape, AVX2 included.
+            return candidates[preferred]
+        case .zen5, .other:
+            return candidates[preferred]
+        }
+    }
+
+    private func candidate(_ path: KernelPath, kc: Int, nc: Int = 512) -> Candidate? {
+        candidates.first { $0.path == path && $0.kc == kc && $0.nc == nc }
+    }
+
+    /// The family from CPUID's vendor, family and model (x86); other architectures are `other`.
+    public static func detectFamily() -> Family {
+        var vendor: UInt32 = 0, family: UInt32 = 0, model: UInt32 = 0
+        sisa_cpu_identity(&vendor, &family, &model)
+        guard vendor == 1 else { return .other }  // AMD
+        if family == 0x1A { return .zen5 }
+        if family == 0x19, (0x10...0x1F).contains(model) || (0x60...0x7F).contains(model) || (0xA0...0xAF).contains(model) {
+            return .zen4
+        }
+        return .other
+    }
+}
