@@ -125,21 +125,24 @@ final class PretrainedGradientTests: XCTestCase {
         }
     }
 
-    /// The base is frozen: it has no gradient buffer, and only the adapter's A and B get gradients.
+    /// The base is frozen: it has no gradient buffer, and only the adapter's A and B get gradients
+    /// (on every layer, and on the top layer alone, where the backward stops early).
     func testLlamaLoRAGradientsOnEveryTargetMatchFiniteDifferences() throws {
         let c = SmallModels.llama
-        let m = try SmallModels.llamaModel(c, trainable: false)
-        let adapter = try SmallModels.adapter(targets: LlamaModel.loraTargets(c), layers: c.layers)
-        m.attach(adapter)
-        XCTAssertNil(m.weights.gradients)
-        XCTAssertEqual(Set(adapter.slots.map(\.target.name)), ["q", "k", "v", "o", "gate", "up", "down"])
-        let b = SmallModels.batch(B: 2, T: 16, vocab: c.vocab, seed: 8)
-        m.forward(b, gradients: true)
-        m.backward()
-        var ref = ReferenceLlama(config: c, params: m.weights.values.array, lora: adapter)
-        check(tensors: adapter.parameters.tensors, grads: adapter.parameters.gradients!.array, values: ref.lora!.q) { v in
-            ref.lora!.q = v
-            return ref.loss(b)
+        for top in [nil, 1] as [Int?] {
+            let m = try SmallModels.llamaModel(c, trainable: false)
+            let adapter = try SmallModels.adapter(targets: LlamaModel.loraTargets(c), layers: c.layers, top: top)
+            m.attach(adapter)
+            XCTAssertNil(m.weights.gradients)
+            XCTAssertEqual(Set(adapter.slots.map(\.target.name)), ["q", "k", "v", "o", "gate", "up", "down"])
+            let b = SmallModels.batch(B: 2, T: 16, vocab: c.vocab, seed: 8)
+            m.forward(b, gradients: true)
+            m.backward()
+            var ref = ReferenceLlama(config: c, params: m.weights.values.array, lora: adapter)
+            check(tensors: adapter.parameters.tensors, grads: adapter.parameters.gradients!.array, values: ref.lora!.q) { v in
+                ref.lora!.q = v
+                return ref.loss(b)
+            }
         }
     }
 

@@ -241,7 +241,7 @@ public final class LlamaModel: LanguageModel {
 
     /// Gradients of the adapter's updates on product `product`, dx accumulated into.
     private func adaptBackward(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>,
-                               ldy: Int, dx: UnsafeMutablePointer<Float>, M: Int, weightGradients: Bool) {
+                               ldy: Int, dx: UnsafeMutablePointer<Float>?, M: Int, weightGradients: Bool) {
         guard let adapter, let lora = loraActs else { return }
         let slots = adapter.slots(layer: layer, product: product.rawValue)
         guard !slots.isEmpty else { return }
@@ -307,7 +307,11 @@ public final class LlamaModel: LanguageModel {
                              rstd: a.rf.pointer, w: P + layout.norm, M: BT, C: C, partials: a.normPartials.pointer,
                              kernels: kernels, pool: pool)
         }
-        for l in stride(from: c.layers - 1, through: 0, by: -1) {
+        // With the weights frozen, nothing below the lowest adapted layer learns, and that
+        // layer needs no gradient of its input: the backward stops there.
+        let lowest = G == nil ? (adapter?.slots.map(\.layer).min() ?? c.layers) : 0
+        for l in stride(from: c.layers - 1, through: 0, by: -1) where l >= lowest {
+            let needInput = l > lowest || G != nil
             let w = layout.blocks[l], L = a.layer(l)
             // MLP. a.dres = d(block output).
             timed("matmul bwd") {
@@ -345,11 +349,12 @@ public final class LlamaModel: LanguageModel {
                                          table: rope, kernels: kernels, pool: pool)
             }
             timed("matmul bwd") {
-                Projection.backward(dinp: a.dC.pointer, dw: wgrad(w.qkv), dout: a.dQKV.pointer, inp: L.h1.pointer, w: P + w.qkv,
-                                    M: BT, K: C, N: W, kernels: kernels, pool: pool)
+                Projection.backward(dinp: needInput ? a.dC.pointer : nil, dw: wgrad(w.qkv), dout: a.dQKV.pointer, inp: L.h1.pointer,
+                                    w: P + w.qkv, M: BT, K: C, N: W, kernels: kernels, pool: pool)
             }
-            adaptBackward(.qkv, layer: l, x: L.h1.pointer, ldx: C, dy: a.dQKV.pointer, ldy: W, dx: a.dC.pointer, M: BT,
-                          weightGradients: weightGradients)
+            adaptBackward(.qkv, layer: l, x: L.h1.pointer, ldx: C, dy: a.dQKV.pointer, ldy: W, dx: needInput ? a.dC.pointer : nil,
+                          M: BT, weightGradients: weightGradients)
+            guard needInput else { break }
             timed("rmsnorm bwd") {
                 RMSNorm.backward(dx: a.dres.pointer, dw: wgrad(w.attnNorm), dout: a.dC.pointer, x: a.stream(l).pointer,
                                  rstd: L.r1.pointer, w: P + w.attnNorm, M: BT, C: C, partials: a.normPartials.pointer,
