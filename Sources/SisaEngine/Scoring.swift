@@ -58,6 +58,9 @@ extension LanguageModel {
         for (i, s) in seqs.enumerated() {
             windows += scoringWindows(record: i, tokenCount: s.count, context: context)
         }
+        // Windows of similar length share a batch, so little is padding; a window's
+        // scores do not depend on its companions, so the order changes no result.
+        windows.sort { ($0.end - $0.start, $1.record, $1.start) > ($1.end - $1.start, $0.record, $0.start) }
         var nll = seqs.map { [Float](repeating: 0, count: max(0, $0.count - 1)) }
         var i = 0
         while i < windows.count {

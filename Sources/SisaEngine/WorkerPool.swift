@@ -116,6 +116,21 @@ extension WorkerPool {
     /// so its bits do not depend on the cut, and fewer parts pack the shared
     /// operand fewer times.
     public func productParts(_ total: Int, grain: Int) -> Int { min(partCount(total, grain: grain), threads) }
+
+    /// Runs `body(rows, columns)` over blocks of an M x N product's output: by
+    /// rows of about `rowGrain` when there are rows enough for every thread,
+    /// else by columns, one block per thread (short batches, such as scoring
+    /// a few short texts, still use every core).
+    public func productBlocks(rows M: Int, columns N: Int, rowGrain: Int, columnGrain: Int = 64,
+                              _ body: (_ rows: Range<Int>, _ columns: Range<Int>) -> Void) {
+        if M >= rowGrain * threads || N < columnGrain * 2 {
+            let parts = partCount(M, grain: rowGrain)
+            run(parts: parts) { part, _ in body(partRange(part, of: parts, total: M), 0..<N) }
+        } else {
+            let parts = productParts(N, grain: columnGrain)
+            run(parts: parts) { part, _ in body(0..<M, partRange(part, of: parts, total: N)) }
+        }
+    }
 }
 
 /// Splits `total` items into parts of about `grain` items: a function of the

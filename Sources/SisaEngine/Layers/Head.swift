@@ -10,11 +10,9 @@ enum Head {
 
     static func forward(logits: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
                         wte: UnsafePointer<Float>, M: Int, C: Int, V: Int, kernels: Kernels, pool: WorkerPool) {
-        let parts = partCount(M, grain: rowGrain)
-        pool.run(parts: parts) { part, _ in
-            let rows = partRange(part, of: parts, total: M)
-            kernels.gemm(transB: true, m: rows.count, n: V, k: C, a: x + rows.lowerBound * C, lda: C,
-                         b: wte, ldb: C, c: logits + rows.lowerBound * V, ldc: V)
+        pool.productBlocks(rows: M, columns: V, rowGrain: rowGrain) { rows, vs in
+            kernels.gemm(transB: true, m: rows.count, n: vs.count, k: C, a: x + rows.lowerBound * C, lda: C,
+                         b: wte + vs.lowerBound * C, ldb: C, c: logits + rows.lowerBound * V + vs.lowerBound, ldc: V)
         }
     }
 

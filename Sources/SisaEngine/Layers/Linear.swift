@@ -1,4 +1,3 @@
-import Foundation
 // Fully connected layer, Hugging Face GPT-2 layout: weight [in, out].
 //
 //   forward:  out[M, N] = inp[M, K] · w[K, N] + b[N]
@@ -6,8 +5,9 @@ import Foundation
 //             dw[K, N]   = inp[M, K]^T · dout[M, N]
 //             db[N]      = Σ_rows dout[M, N]
 //
-// Parallel split: forward and dinp by rows of M, dw and db by columns of N;
-// the part counts depend on the shapes only (see WorkerPool).
+// Parallel split: forward and dinp by rows of M (or by columns when the
+// batch is short), dw and db by columns of N, one part per thread. Every
+// output element is one chain whatever the split (see WorkerPool).
 
 enum Linear {
     static let rowGrain = 256
@@ -17,11 +17,10 @@ enum Linear {
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
                         M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool) {
-        let parts = partCount(M, grain: rowGrain)
-        pool.run(parts: parts) { part, _ in
-            let rows = partRange(part, of: parts, total: M)
-            kernels.gemm(m: rows.count, n: N, k: K, a: inp + rows.lowerBound * K, lda: K,
-                         b: w, ldb: N, c: out + rows.lowerBound * N, ldc: N, bias: b)
+        pool.productBlocks(rows: M, columns: N, rowGrain: rowGrain) { rows, cols in
+            kernels.gemm(m: rows.count, n: cols.count, k: K, a: inp + rows.lowerBound * K, lda: K,
+                         b: w + cols.lowerBound, ldb: N, c: out + rows.lowerBound * N + cols.lowerBound, ldc: N,
+                         bias: b.map { $0 + cols.lowerBound })
         }
     }
 
@@ -31,14 +30,12 @@ enum Linear {
                          dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
                          M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool, profiler: Profiler? = nil) {
         if let dinp {
-            let rowParts = partCount(M, grain: rowGrain)
             let run = {
-                pool.run(parts: rowParts) { part, _ in
-                    // dinp rows = dout rows · w^T
-                    let rows = partRange(part, of: rowParts, total: M)
-                    kernels.gemm(transB: true, m: rows.count, n: K, k: N,
-                                 a: dout + rows.lowerBound * N, lda: N, b: w, ldb: N,
-                                 c: dinp + rows.lowerBound * K, ldc: K)
+                pool.productBlocks(rows: M, columns: K, rowGrain: rowGrain) { rows, cols in
+                    // dinp = dout · wᵀ (w [K, N]: its rows `cols` are the output's columns)
+                    kernels.gemm(transB: true, m: rows.count, n: cols.count, k: N,
+                                 a: dout + rows.lowerBound * N, lda: N, b: w + cols.lowerBound * N, ldb: N,
+                                 c: dinp + rows.lowerBound * K + cols.lowerBound, ldc: K)
                 }
             }
             if let profiler { profiler.measure("matmul bwd dinp", run) } else { run() }

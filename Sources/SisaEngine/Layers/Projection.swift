@@ -13,11 +13,9 @@ enum Projection {
 
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
                         M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool) {
-        let parts = partCount(M, grain: rowGrain)
-        pool.run(parts: parts) { part, _ in
-            let rows = partRange(part, of: parts, total: M)
-            kernels.gemm(transB: true, m: rows.count, n: N, k: K, a: inp + rows.lowerBound * K, lda: K,
-                         b: w, ldb: K, c: out + rows.lowerBound * N, ldc: N)
+        pool.productBlocks(rows: M, columns: N, rowGrain: rowGrain) { rows, cols in
+            kernels.gemm(transB: true, m: rows.count, n: cols.count, k: K, a: inp + rows.lowerBound * K, lda: K,
+                         b: w + cols.lowerBound * K, ldb: K, c: out + rows.lowerBound * N + cols.lowerBound, ldc: N)
         }
     }
 
