@@ -66,7 +66,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SisaEngineTests",
-            dependencies: ["SisaEngine", "CSisaKernels"]
+            dependencies: ["SisaEngine", "CSisaKernels"],
+            // Reference data made once by transformers and tokenizers (Fixtures/generate), read by path.
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "SisaCoordinatorTests",

@@ -141,9 +141,10 @@ extension BenchTrain {
             print(String(format: "%@, %@: batch %d ctx %d threads %d kernels %@: train %.0f tokens/s (%.2f s/step), forward %.0f tokens/s, loss %.3f, peak RSS %.0f MB",
                          (path as NSString).lastPathComponent, what, batch, ctx, pool.threads, kernels, report.tokensPerSecond,
                          report.stepSeconds, report.forwardTokensPerSecond, report.loss, Double(TrainingThroughput.peakResidentBytes) / 1e6))
-            if let p = report.profile {
+            for (title, profile) in [("per training step", report.profile), ("per forward pass", report.forwardProfile)] {
+                guard let p = profile else { continue }
                 let total = p.values.reduce(0, +)
-                print("per step, by kernel (ms):")
+                print("\(title), by kernel (ms):")
                 for (name, s) in p.sorted(by: { $0.value > $1.value }) {
                     print(String(format: "  %-18@ %8.2f  %5.1f%%", name as NSString, s * 1000, 100 * s / total))
                 }

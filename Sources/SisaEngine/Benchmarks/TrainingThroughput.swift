@@ -13,8 +13,10 @@ public enum TrainingThroughput {
         public let loss: Double
         public let trainableParameters: Int
         public let parameters: Int
-        /// Seconds per step by kernel (when profiled).
+        /// Seconds per training step by kernel (when profiled).
         public let profile: [String: Double]?
+        /// Seconds per forward pass (logits, no loss) by kernel (when profiled).
+        public let forwardProfile: [String: Double]?
     }
 
     /// Random ids in 0..<vocab, seeded: B rows of T+1 tokens.
@@ -55,11 +57,20 @@ public enum TrainingThroughput {
             passes.append(Double(DispatchTime.now().uptimeNanoseconds - f0) * 1e-9)
         }
         let ft = passes.reduce(0, +) / Double(forwardPasses)
+        var forwardProfile: [String: Double]?
+        if profile {
+            let p = Profiler()
+            model.profiler = p
+            for _ in 0..<2 { model.forward(probe) }
+            model.profiler = nil
+            forwardProfile = Dictionary(uniqueKeysWithValues: p.report.map { ($0.name, $0.seconds / 2) })
+        }
         let tokens = Double(B * T)
         return Report(tokensPerSecond: tokens * Double(steps) / dt, forwardTokensPerSecond: tokens / ft,
                       stepSeconds: dt / Double(steps), forwardSeconds: ft, loss: loss,
                       trainableParameters: model.trainable.count, parameters: model.weights.count,
-                      profile: profile ? Dictionary(uniqueKeysWithValues: profiler.report.map { ($0.name, $0.seconds / Double(steps)) }) : nil)
+                      profile: profile ? Dictionary(uniqueKeysWithValues: profiler.report.map { ($0.name, $0.seconds / Double(steps)) }) : nil,
+                      forwardProfile: forwardProfile)
     }
 
     /// Peak resident memory of this process so far, in bytes (getrusage).
