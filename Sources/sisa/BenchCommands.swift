@@ -289,15 +289,22 @@ struct BenchGemm: ParsableCommand {
 struct BenchParityExport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parity-export",
-        abstract: "Train a model briefly, export it as a Hugging Face GPT-2 folder, and write the engine's logits for a probe text (probe.json) so scripts/hf-parity can compare them with transformers.")
+        abstract: "Train a model briefly, export it as a Hugging Face GPT-2 folder, and write the engine's logits for a probe text (probe.json) so scripts/hf-parity can compare them with transformers.",
+        discussion: """
+        With --base PATH nothing is trained or exported: the base's tokenizer cuts the probe text (at \
+        most --ctx tokens) and DIR receives probe.json (the ids, the vocabulary size, the engine's NLL) \
+        and logits.f32 (little-endian float32 [tokens, vocabulary]), for scripts/hf-parity --base.
+        """)
 
     @OptionGroup var model: ModelOptions
+    @Option(help: "A pretrained base (a GGUF file or a Hugging Face folder) whose logits to write.") var base: String?
     @Option(help: "Training steps before export.") var steps: Int = 50
     @Option(help: "Text to train on (default: random bytes).") var data: String?
     @Option(help: "Probe text whose logits are written.") var probe: String = "Exactly forgotten, cheaply: SISA."
     @Argument(help: "Output folder.") var dir: String
 
     func run() throws {
+        if let base { return try exportBase(base) }
         let config = try model.resolve(defaultPreset: "nano")
         let trainer = try Trainer(model: config, optimizer: OptimizerConfig(), seed: 1)
         let raw: [UInt8] = try data.map { path in
@@ -322,5 +329,22 @@ struct BenchParityExport: ParsableCommand {
                                   "digest": trainer.model.digest]
         try JSONSerialization.data(withJSONObject: obj).write(to: url.appendingPathComponent("probe.json"))
         print("exported \(config) (digest \(trainer.model.digest.prefix(16))...) to \(dir)")
+    }
+}
+
+extension BenchParityExport {
+    func exportBase(_ path: String) throws {
+        let config = try BaseModel.configuration(at: URL(fileURLWithPath: path))
+        let T = model.ctx ?? min(config.context, 128)
+        let b = try loadBase(path, context: T)
+        let ids = Array(b.tokenizer.encode(probe).prefix(T))
+        guard ids.count >= 2 else { throw ValidationError("the probe text has fewer than two tokens") }
+        let nll = b.model.forward(Batch(B: 1, T: ids.count, tokens: ids, targets: Array(ids.dropFirst()) + [-1]))
+        let url = URL(fileURLWithPath: dir)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        try b.model.withLastLogits { Data(buffer: $0) }.write(to: url.appendingPathComponent("logits.f32"))
+        let obj: [String: Any] = ["tokens": ids.map(Int.init), "vocab": b.model.vocabularySize, "nll": nll, "base": path]
+        try JSONSerialization.data(withJSONObject: obj).write(to: url.appendingPathComponent("probe.json"))
+        print("wrote the logits of \(ids.count) tokens under \((path as NSString).lastPathComponent) to \(dir)")
     }
 }
