@@ -132,9 +132,10 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
                     str.unicodeScalars.append(contentsOf: scalars)
                     s = Array(normalizer.apply(str).unicodeScalars)
                 }
+                var bytes: [UInt8] = []
                 for piece in preTokenizer.apply([s]) {
-                    var bytes: [UInt8] = []
-                    for sc in piece { bytes += Array(String(sc).utf8) }
+                    bytes.removeAll(keepingCapacity: true)
+                    for sc in piece { UTF8.encode(sc) { bytes.append($0) } }
                     out += encodePiece(bytes)
                 }
             }

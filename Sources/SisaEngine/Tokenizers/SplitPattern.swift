@@ -470,7 +470,8 @@ private struct Parser {
 // MARK: program
 
 private enum Instruction: Sendable {
-    case set(ScalarSet)
+    /// Matches one scalar of `Program.sets[i]`.
+    case set(Int)
     /// Try `first`, and on failure `second`.
     case split(Int, Int)
     case jump(Int)
@@ -486,6 +487,7 @@ private enum Instruction: Sendable {
 private struct Program: Sendable {
     /// Program 0 is the pattern; the others are lookahead bodies.
     var code: [[Instruction]] = []
+    var sets: [ScalarSet] = []
     var registers = 0
 }
 
@@ -502,7 +504,9 @@ private struct Compiler {
     mutating func emit(_ node: Node, into p: Int) throws {
         guard program.code[p].count < 200_000 else { throw EngineError.format("split pattern too large") }
         switch node {
-        case .set(let s): program.code[p].append(.set(s))
+        case .set(let s):
+            program.sets.append(s)
+            program.code[p].append(.set(program.sets.count - 1))
         case .start: program.code[p].append(.start)
         case .end: program.code[p].append(.end)
         case .sequence(let ns): for n in ns { try emit(n, into: p) }
@@ -601,8 +605,8 @@ private struct Matcher {
             switch code[pc] {
             case .match:
                 return pos
-            case .set(let s):
-                if pos < text.count && s.contains(text[pos]) {
+            case .set(let i):
+                if pos < text.count && program.sets[i].contains(text[pos]) {
                     pos += 1
                     pc += 1
                 } else if !backtrack(&pc, &pos, &stack, &registers) {
