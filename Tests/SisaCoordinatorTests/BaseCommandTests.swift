@@ -23,18 +23,9 @@ final class BaseCommandTests: XCTestCase {
 
     @discardableResult
     private func run(_ args: [String], expect status: Int32 = 0) throws -> (out: String, err: String) {
-        let p = Process()
-        p.executableURL = sisa
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let r = (String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-        XCTAssertEqual(p.terminationStatus, status, "sisa \(args.joined(separator: " ")): \(r.1)")
-        return r
+        let r = try runSisa(sisa, args)
+        XCTAssertEqual(r.status, status, "sisa \(args.joined(separator: " ")): \(r.err)")
+        return (r.out, r.err)
     }
 
     private func json(_ s: String) throws -> [String: Any] {

@@ -12,19 +12,7 @@ final class CLITests: XCTestCase {
     @discardableResult
     func run(_ args: [String], store: URL?, environment: [String: String] = [:],
              expectSuccess: Bool = true) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = sisa
-        p.arguments = args + (store.map { ["--store", $0.path] } ?? [])
-        if !environment.isEmpty {
-            p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let result = (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        let result = try runSisa(sisa, args + (store.map { ["--store", $0.path] } ?? []), environment: environment)
         if expectSuccess { XCTAssertEqual(result.0, 0, "sisa \(args.joined(separator: " ")) failed: \(result.2)") }
         return result
     }

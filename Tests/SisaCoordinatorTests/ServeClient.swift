@@ -15,6 +15,23 @@ func sisaBinary() throws -> URL {
     return found
 }
 
+/// Runs `sisa ARGUMENTS` to its end: exit status, stdout and stderr.
+func runSisa(_ sisa: URL, _ args: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+    let p = Process()
+    p.executableURL = sisa
+    p.arguments = args
+    if !environment.isEmpty {
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
 /// Starts `sisa serve --port 0 ARGUMENTS` and returns it with its /v1
 /// address (from its first line). Its stderr goes to `stderr`, or nowhere.
 func startServe(_ sisa: URL, store: URL, arguments: [String] = ["--coalesce", "0.2"], stderr: Pipe? = nil) throws -> (Process, URL) {

@@ -82,44 +82,51 @@ public enum Numerics {
         return (e * ln2Hi + 2 * s * series) + e * ln2Lo
     }
 
-    /// cos(x) for |x| < 2^20: x = k pi/2 + r with |r| <= pi/4, then the
-    /// Taylor series of cos r or sin r (to r^20) by quadrant.
-    public static func cos(_ x: Double) -> Double {
-        if !x.isFinite { return .nan }
-        precondition(abs(x) < 1_048_576, "Numerics.cos: argument \(x) out of range")
+    /// x = k·pi/2 + r with |r| <= pi/4: the quadrant k mod 4 and r, for |x| < 2^20.
+    private static func quarterTurns(_ x: Double) -> (quadrant: Int, r: Double) {
+        precondition(abs(x) < 1_048_576, "Numerics: argument \(x) of cos or sin out of range")
         // pi/2 = pio2Hi + pio2Tail, pio2Hi with 33 bits: k * pio2Hi is exact for |k| < 2^20.
         let k = (x * 0.6366197723675814).rounded(.toNearestOrEven)
-        let r = (x - k * 1.57079632673412561417) - k * 6.07710050650619224932e-11
-        let r2 = r * r
-        let quadrant = Int(k) & 3
-        if quadrant % 2 == 0 {
-            var c = inverseFactorials[20]
-            for j in stride(from: 18, through: 0, by: -2) { c = -c * r2 + inverseFactorials[j] }
-            return quadrant == 0 ? c : -c
-        }
-        var s = inverseFactorials[19]
-        for j in stride(from: 17, through: 1, by: -2) { s = -s * r2 + inverseFactorials[j] }
-        s *= r
-        return quadrant == 1 ? -s : s
+        return (Int(k) & 3, (x - k * 1.57079632673412561417) - k * 6.07710050650619224932e-11)
     }
 
-    /// sin(x) for |x| < 2^20, by the same reduction as `cos`.
-    public static func sin(_ x: Double) -> Double {
-        if !x.isFinite { return .nan }
-        precondition(abs(x) < 1_048_576, "Numerics.sin: argument \(x) out of range")
-        let k = (x * 0.6366197723675814).rounded(.toNearestOrEven)
-        let r = (x - k * 1.57079632673412561417) - k * 6.07710050650619224932e-11
+    /// cos r and sin r for |r| <= pi/4, their Taylor series to r^20 and r^19.
+    private static func cosSeries(_ r: Double) -> Double {
         let r2 = r * r
-        let quadrant = Int(k) & 3
-        if quadrant % 2 == 1 {
-            var c = inverseFactorials[20]
-            for j in stride(from: 18, through: 0, by: -2) { c = -c * r2 + inverseFactorials[j] }
-            return quadrant == 1 ? c : -c
-        }
+        var c = inverseFactorials[20]
+        for j in stride(from: 18, through: 0, by: -2) { c = -c * r2 + inverseFactorials[j] }
+        return c
+    }
+
+    private static func sinSeries(_ r: Double) -> Double {
+        let r2 = r * r
         var s = inverseFactorials[19]
         for j in stride(from: 17, through: 1, by: -2) { s = -s * r2 + inverseFactorials[j] }
-        s *= r
-        return quadrant == 0 ? s : -s
+        return s * r
+    }
+
+    /// cos(x) for |x| < 2^20, by quadrant from the series of cos r or sin r.
+    public static func cos(_ x: Double) -> Double {
+        if !x.isFinite { return .nan }
+        let (q, r) = quarterTurns(x)
+        switch q {
+        case 0: return cosSeries(r)
+        case 1: return -sinSeries(r)
+        case 2: return -cosSeries(r)
+        default: return sinSeries(r)
+        }
+    }
+
+    /// sin(x) for |x| < 2^20, by the same reduction.
+    public static func sin(_ x: Double) -> Double {
+        if !x.isFinite { return .nan }
+        let (q, r) = quarterTurns(x)
+        switch q {
+        case 0: return sinSeries(r)
+        case 1: return cosSeries(r)
+        case 2: return -sinSeries(r)
+        default: return -cosSeries(r)
+        }
     }
 
     /// b^e for b > 0 and any e, as exp(e · log b) in Double (within a few ulp).

@@ -80,38 +80,42 @@ public struct BaseModel {
                             kernels: Kernels? = nil) throws -> BaseModel {
         var dir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &dir) else { throw EngineError.io("\(url.path): no such file or folder") }
+        // Configuration, tokenizer, and every tensor checked against the files before the model is allocated.
+        let config: Configuration, tokenizer: BPETokenizer, format: Format
+        let fill: (any LanguageModel) throws -> Void
         if dir.boolValue {
-            let config = try configuration(at: url)
-            let tokenizer = try TokenizerFiles.load(folder: url)
+            config = try configuration(at: url)
+            tokenizer = try TokenizerFiles.load(folder: url)
             let st = try SafetensorsCheckpoint(folder: url)
             switch config {
             case .llama(let c): try LlamaWeights.check(c, in: st)
             case .gpt2(let c): try GPT2Weights.check(c, in: st)
             }
-            let model = try build(config, context: context, trainable: trainable, pool: pool, kernels: kernels)
-            switch model {
-            case let m as LlamaModel: try LlamaWeights.load(m, from: st)
-            case let m as GPT2Model: try GPT2Weights.load(m, from: st)
-            default: fatalError("unreachable")
+            format = .huggingFace
+            fill = { model in
+                if let m = model as? LlamaModel { try LlamaWeights.load(m, from: st) }
+                if let m = model as? GPT2Model { try GPT2Weights.load(m, from: st) }
             }
-            try check(tokenizer, fits: model, source: url.path)
-            return BaseModel(model: model, tokenizer: tokenizer, url: url, format: .huggingFace)
-        }
-        let g = try GGUFFile(url: url)
-        let config = try configuration(of: g)
-        let tokenizer = try TokenizerFiles.load(gguf: g)
-        switch config {
-        case .llama(let c): try g.check(LlamaWeights.requirements(c))
-        case .gpt2(let c): try g.check(GPT2Weights.requirements(c))
+        } else {
+            let g = try GGUFFile(url: url)
+            config = try configuration(of: g)
+            tokenizer = try TokenizerFiles.load(gguf: g)
+            switch config {
+            case .llama(let c): try g.check(LlamaWeights.requirements(c))
+            case .gpt2(let c): try g.check(GPT2Weights.requirements(c))
+            }
+            format = .gguf
+            fill = { model in
+                if let m = model as? LlamaModel { try LlamaWeights.load(m, from: g) }
+                if let m = model as? GPT2Model { try GPT2Weights.load(m, from: g) }
+            }
         }
         let model = try build(config, context: context, trainable: trainable, pool: pool, kernels: kernels)
-        switch model {
-        case let m as LlamaModel: try LlamaWeights.load(m, from: g)
-        case let m as GPT2Model: try GPT2Weights.load(m, from: g)
-        default: fatalError("unreachable")
+        try fill(model)
+        guard tokenizer.vocabularySize <= model.vocabularySize else {
+            throw EngineError.format("\(tokenizer.source): the tokenizer has \(tokenizer.vocabularySize) ids, the model in \(url.path) \(model.vocabularySize)")
         }
-        try check(tokenizer, fits: model, source: url.path)
-        return BaseModel(model: model, tokenizer: tokenizer, url: url, format: .gguf)
+        return BaseModel(model: model, tokenizer: tokenizer, url: url, format: format)
     }
 
     static func build(_ config: Configuration, context: Int?, trainable: Bool, pool: WorkerPool,
@@ -126,12 +130,6 @@ public struct BaseModel {
                 }
             }
             return try GPT2Model(config: c, pool: pool, kernels: kernels, trainable: trainable)
-        }
-    }
-
-    private static func check(_ t: BPETokenizer, fits m: any LanguageModel, source: String) throws {
-        guard t.vocabularySize <= m.vocabularySize else {
-            throw EngineError.format("\(t.source): the tokenizer has \(t.vocabularySize) ids, the model in \(source) \(m.vocabularySize)")
         }
     }
 }

@@ -84,13 +84,60 @@ public final class LoRAAdapter: @unchecked Sendable {
 /// What an adapter keeps from a forward pass for its backward: each slot's
 /// scaled uᵀ = s · A xᵀ [rank, rows], sized for `capacity` rows.
 final class LoRAActivations {
+    let adapter: LoRAAdapter
     let capacity: Int
     let u: [FloatBuffer]
     let du: FloatBuffer
 
     init(adapter: LoRAAdapter, capacity: Int) {
+        self.adapter = adapter
         self.capacity = capacity
         u = adapter.slots.map { _ in FloatBuffer(count: adapter.config.rank * capacity) }
         du = FloatBuffer(count: adapter.config.rank * capacity)
+    }
+
+    /// Adds the updates of layer `layer`'s slots on `product` to its output y [M, ·] (row stride ldy).
+    func forward(product: Int, layer: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int, M: Int,
+                 kernels: Kernels, pool: WorkerPool) {
+        let P = adapter.parameters.values.pointer, c = adapter.config
+        for s in adapter.slots(layer: layer, product: product) {
+            LoRALinear.forward(x: x, ldx: ldx, y: y + s.target.column, ldy: ldy, M: M, a: P + s.a, bT: P + s.bT, rank: c.rank,
+                               inFeatures: s.target.inFeatures, outFeatures: s.target.outFeatures, scale: c.scale,
+                               u: u[s.index].pointer, kernels: kernels, pool: pool)
+        }
+    }
+
+    /// Their gradients from dy: into the adapter's gradient buffer (when `weightGradients`), dx accumulated into (when given).
+    func backward(product: Int, layer: Int, x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>, ldy: Int,
+                  dx: UnsafeMutablePointer<Float>?, M: Int, weightGradients: Bool, kernels: Kernels, pool: WorkerPool) {
+        let P = adapter.parameters.values.pointer, c = adapter.config
+        let G = weightGradients ? adapter.parameters.gradients?.pointer : nil
+        for s in adapter.slots(layer: layer, product: product) {
+            LoRALinear.backward(x: x, ldx: ldx, dy: dy + s.target.column, ldy: ldy, dx: dx, M: M, a: P + s.a, bT: P + s.bT,
+                                dA: G.map { $0 + s.a }, dBT: G.map { $0 + s.bT }, rank: c.rank, inFeatures: s.target.inFeatures,
+                                outFeatures: s.target.outFeatures, scale: c.scale, u: u[s.index].pointer, du: du.pointer,
+                                kernels: kernels, pool: pool)
+        }
+    }
+
+    /// The adapter for `rows` rows: `current` when it is big enough and for this adapter.
+    static func sized(_ current: LoRAActivations?, adapter: LoRAAdapter?, rows: Int) -> LoRAActivations? {
+        guard let adapter else { return nil }
+        if let c = current, c.adapter === adapter, c.capacity >= rows { return c }
+        return LoRAActivations(adapter: adapter, capacity: rows)
+    }
+}
+
+extension LoRAAdapter {
+    /// One vector's updates for decoding: y[out] += s · Bᵀᵀ (A x) for layer `layer`'s slots on
+    /// `product` (the batch forward's chains, so the logits match it bit for bit). `u` holds `rank` floats.
+    func addUpdates(product: Int, layer: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                    u: UnsafeMutablePointer<Float>, kernels K: Kernels) {
+        let P = parameters.values.pointer, r = config.rank
+        for s in slots(layer: layer, product: product) {
+            K.gemvRows(y: u, w: P + s.a, x: x, n: r, k: s.target.inFeatures, ldw: s.target.inFeatures)
+            for i in 0..<r { u[i] *= config.scale }
+            K.gemv(y: y + s.target.column, x: u, w: P + s.bT, k: r, n: s.target.outFeatures, ldw: s.target.outFeatures, accumulate: true)
+        }
     }
 }

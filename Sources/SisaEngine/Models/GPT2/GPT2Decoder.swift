@@ -12,8 +12,8 @@ public final class GPT2Decoder: TokenDecoder {
     private let values: [FloatBuffer]  // per layer [T, C]
     private let x, h, qkv, y, tmp, fc, fcGelu, scores, stats, u: FloatBuffer
     public let logits: FloatBuffer     // [V]
-    public private(set) var history: [Int32] = []
-    private var position = 0
+    private var window: DecodeWindow
+    public var history: [Int32] { window.history }
     private let single = WorkerPool(threads: 1)
 
     public var vocabularySize: Int { model.config.vocab }
@@ -21,6 +21,7 @@ public final class GPT2Decoder: TokenDecoder {
     public init(model: GPT2Model) {
         self.model = model
         let c = model.config
+        window = DecodeWindow(context: c.context)
         keys = (0..<c.layers).map { _ in FloatBuffer(count: c.context * c.dim) }
         values = (0..<c.layers).map { _ in FloatBuffer(count: c.context * c.dim) }
         x = FloatBuffer(count: c.dim); h = FloatBuffer(count: c.dim); y = FloatBuffer(count: c.dim)
@@ -31,44 +32,23 @@ public final class GPT2Decoder: TokenDecoder {
         logits = FloatBuffer(count: c.vocab)
     }
 
-    public func reset() {
-        history = []
-        position = 0
-    }
+    public func reset() { window.reset() }
 
-    /// Appends `token` and returns the logits for the next one. When the context
-    /// is full, the cache is rebuilt from the last half of the history.
+    /// Appends `token` and returns the logits for the next one.
     @discardableResult
     public func feed(_ token: Int32) -> UnsafeBufferPointer<Float> {
-        precondition(token >= 0 && Int(token) < model.config.vocab, "token id \(token) out of range")
-        let T = model.config.context
-        history.append(token)
-        if position == T {
-            let keep = Array(history.suffix(T / 2))
-            position = 0
-            for t in keep { step(t) }
-        } else {
-            step(token)
-        }
+        precondition(token >= 0 && Int(token) < vocabularySize, "token id \(token) out of range")
+        window.feed(token) { step($0, at: $1) }
         return UnsafeBufferPointer(start: logits.pointer, count: logits.count)
     }
 
-    /// y[out] += s · B (A x) for the adapter's slots on `product` of layer `l`.
     private func adapt(_ product: GPT2Model.Product, layer l: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        guard let adapter = model.adapter else { return }
-        let K = model.kernels, P = adapter.parameters.values.pointer, r = adapter.config.rank
-        for s in adapter.slots(layer: l, product: product.rawValue) {
-            K.gemvRows(y: u.pointer, w: P + s.a, x: x, n: r, k: s.target.inFeatures, ldw: s.target.inFeatures)
-            for i in 0..<r { u[i] *= adapter.config.scale }
-            K.gemv(y: y + s.target.column, x: u.pointer, w: P + s.bT, k: r, n: s.target.outFeatures, ldw: s.target.outFeatures,
-                   accumulate: true)
-        }
+        model.adapter?.addUpdates(product: product.rawValue, layer: l, x: x, y: y, u: u.pointer, kernels: model.kernels)
     }
 
-    private func step(_ token: Int32) {
+    private func step(_ token: Int32, at pos: Int) {
         let c = model.config, C = c.dim, H = c.heads, hs = c.headSize, V = c.vocab
         let L = model.layout, P = model.params.pointer, K = model.kernels, eps = c.epsilon
-        let pos = position
         for i in 0..<C { x[i] = P[L.wte + Int(token) * C + i] + P[L.wpe + pos * C + i] }
         for l in 0..<c.layers {
             let w = L.blocks[l]
@@ -106,6 +86,5 @@ public final class GPT2Decoder: TokenDecoder {
         LayerNorm.forward(out: h.pointer, mean: stats.pointer, rstd: stats.pointer + 1, x: x.pointer,
                           w: P + L.lnfw, b: P + L.lnfb, M: 1, C: C, eps: eps, kernels: K, pool: single)
         K.gemvRows(y: logits.pointer, w: P + L.wte, x: h.pointer, n: V, k: C, ldw: C)
-        position += 1
     }
 }

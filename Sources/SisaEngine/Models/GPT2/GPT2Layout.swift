@@ -20,14 +20,8 @@ public struct GPT2Layout: Sendable {
     public let lnfb: Int
 
     public init(_ c: GPT2Configuration) {
-        var tensors: [ParameterTensor] = []
-        var offset = 0
-        func add(_ name: String, _ shape: [Int]) -> Int {
-            let t = ParameterTensor(name: name, shape: shape, offset: offset)
-            tensors.append(t)
-            offset += t.count
-            return t.offset
-        }
+        var b = TensorLayoutBuilder()
+        func add(_ name: String, _ shape: [Int]) -> Int { b.add(name, shape) }
         let C = c.dim
         wte = add("wte.weight", [c.vocab, C])
         wpe = add("wpe.weight", [c.context, C])
@@ -45,8 +39,8 @@ public struct GPT2Layout: Sendable {
         self.blocks = blocks
         lnfw = add("ln_f.weight", [C])
         lnfb = add("ln_f.bias", [C])
-        self.tensors = tensors
-        self.count = offset
+        tensors = b.tensors
+        count = b.count
     }
 
     public func tensor(named name: String) -> ParameterTensor? { tensors.first { $0.name == name } }

@@ -113,44 +113,22 @@ public final class GPT2Model: LanguageModel {
         return a
     }
 
-    private func loraActivations(rows: Int) -> LoRAActivations? {
-        guard let adapter else { return nil }
-        if let l = loraActs, l.capacity >= rows { return l }
-        let l = LoRAActivations(adapter: adapter, capacity: rows)
-        loraActs = l
-        return l
-    }
-
-    /// Adds the adapter's updates to product `product` of layer `layer` (output [M, N], row stride N).
+    /// Adds the adapter's updates to product `product` of layer `layer`.
     private func adapt(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>,
                        ldy: Int, M: Int, lora: LoRAActivations?) {
-        guard let adapter, let lora else { return }
-        let slots = adapter.slots(layer: layer, product: product.rawValue)
-        guard !slots.isEmpty else { return }
-        let P = adapter.parameters.values.pointer
+        guard let lora else { return }
         timed("lora fwd") {
-            for s in slots {
-                LoRALinear.forward(x: x, ldx: ldx, y: y + s.target.column, ldy: ldy, M: M, a: P + s.a, bT: P + s.bT,
-                                   rank: adapter.config.rank, inFeatures: s.target.inFeatures, outFeatures: s.target.outFeatures,
-                                   scale: adapter.config.scale, u: lora.u[s.index].pointer, kernels: kernels, pool: pool)
-            }
+            lora.forward(product: product.rawValue, layer: layer, x: x, ldx: ldx, y: y, ldy: ldy, M: M, kernels: kernels, pool: pool)
         }
     }
 
+    /// Gradients of the adapter's updates on product `product`, dx accumulated into (when given).
     private func adaptBackward(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>,
-                               ldy: Int, dx: UnsafeMutablePointer<Float>, M: Int, weightGradients: Bool) {
-        guard let adapter, let lora = loraActs else { return }
-        let slots = adapter.slots(layer: layer, product: product.rawValue)
-        guard !slots.isEmpty else { return }
-        let P = adapter.parameters.values.pointer
-        let G = weightGradients ? adapter.parameters.gradients?.pointer : nil
+                               ldy: Int, dx: UnsafeMutablePointer<Float>?, M: Int, weightGradients: Bool) {
+        guard let lora = loraActs else { return }
         timed("lora bwd") {
-            for s in slots {
-                LoRALinear.backward(x: x, ldx: ldx, dy: dy + s.target.column, ldy: ldy, dx: dx, M: M, a: P + s.a, bT: P + s.bT,
-                                    dA: G.map { $0 + s.a }, dBT: G.map { $0 + s.bT }, rank: adapter.config.rank,
-                                    inFeatures: s.target.inFeatures, outFeatures: s.target.outFeatures, scale: adapter.config.scale,
-                                    u: lora.u[s.index].pointer, du: lora.du.pointer, kernels: kernels, pool: pool)
-            }
+            lora.backward(product: product.rawValue, layer: layer, x: x, ldx: ldx, dy: dy, ldy: ldy, dx: dx, M: M,
+                          weightGradients: weightGradients, kernels: kernels, pool: pool)
         }
     }
 
@@ -174,7 +152,8 @@ public final class GPT2Model: LanguageModel {
         let a = activations(B: B, T: T)
         let C = config.dim, V = config.vocab, BT = B * T, eps = config.epsilon
         let P = params.pointer
-        let lora = loraActivations(rows: BT)
+        loraActs = LoRAActivations.sized(loraActs, adapter: adapter, rows: BT)
+        let lora = loraActs
         for i in 0..<BT {
             let tok = batch.tokens[i], tgt = batch.targets[i]
             precondition(tok >= 0 && Int(tok) < V && Int(tgt) < V && tgt >= -1, "token id out of range")
@@ -207,7 +186,7 @@ public final class GPT2Model: LanguageModel {
             }
             adapt(.proj, layer: l, x: L.atty.pointer, ldx: C, y: L.res2.pointer, ldy: C, M: BT, lora: lora)
             timed("residual fwd") {
-                addResidual(L.res2.pointer, x, BT * C)
+                Residual.add(L.res2.pointer, x, count: BT * C, pool: pool)
             }
             timed("layernorm fwd") {
                 LayerNorm.forward(out: L.ln2.pointer, mean: L.ln2Mean.pointer, rstd: L.ln2Rstd.pointer,
@@ -228,7 +207,7 @@ public final class GPT2Model: LanguageModel {
             }
             adapt(.mlpProj, layer: l, x: L.fchGelu.pointer, ldx: 4 * C, y: out, ldy: C, M: BT, lora: lora)
             timed("residual fwd") {
-                addResidual(out, L.res2.pointer, BT * C)
+                Residual.add(out, L.res2.pointer, count: BT * C, pool: pool)
             }
         }
         timed("layernorm fwd") {
@@ -239,33 +218,12 @@ public final class GPT2Model: LanguageModel {
         timed("head fwd") {
             Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, wte: P + layout.wte, M: BT, C: C, V: V, kernels: kernels, pool: pool)
         }
-        let count = batch.targetCount
-        // Logits alone (no target, no gradient): nothing to score.
-        if count == 0 && !gradients {
-            for i in 0..<BT { a.losses[i] = 0 }
-            return 0
-        }
+        var loss = 0.0
         timed("softmax-xent fwd") {
-            let scale: Float? = gradients ? (gradScale ?? 1 / Float(max(count, 1))) : nil
-            precondition(batch.weights.map { $0.count == BT } ?? true, "batch weights must hold B*T values")
-            (batch.weights ?? []).withUnsafeBufferPointer { wp in
-                CrossEntropy.forwardBackward(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets,
-                                             weights: batch.weights == nil ? nil : wp.baseAddress, M: BT, V: V,
-                                             gradScale: scale, kernels: kernels, pool: pool)
-            }
+            loss = CrossEntropy.batchLoss(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets, batch: batch, V: V,
+                                          gradients: gradients, gradScale: gradScale, kernels: kernels, pool: pool)
         }
-        guard count > 0 else { return 0 }
-        var total = 0.0
-        for i in 0..<BT { total += Double(a.losses[i]) }
-        return total / Double(count)
-    }
-
-    private func addResidual(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
-        let parts = partCount(n, grain: 32_768)
-        pool.run(parts: parts) { part, _ in
-            let r = partRange(part, of: parts, total: n)
-            addInPlace(y + r.lowerBound, x + r.lowerBound, r.count)
-        }
+        return loss
     }
 
     /// Per-position NLL of the last forward, [B * T] (0 where the target was ignored).
@@ -385,12 +343,6 @@ public final class GPT2Model: LanguageModel {
     /// its whole gradient.
     public func scaleLossGradients(spans: [Range<Int>], factors: [Float]) {
         guard let a = acts else { preconditionFailure("scaleLossGradients() before forward()") }
-        precondition(spans.count == factors.count)
-        let V = config.vocab
-        for (span, f) in zip(spans, factors) where f != 1 {
-            precondition(span.upperBound <= a.B * a.T)
-            let p = a.logits.pointer + span.lowerBound * V
-            for i in 0..<(span.count * V) { p[i] *= f }
-        }
+        CrossEntropy.scale(dlogits: a.logits.pointer, rows: a.B * a.T, V: config.vocab, spans: spans, factors: factors)
     }
 }

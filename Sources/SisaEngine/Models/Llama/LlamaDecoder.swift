@@ -8,8 +8,8 @@ public final class LlamaDecoder: TokenDecoder {
     private let values: [FloatBuffer]  // per layer [window, Hkv·hs]
     private let x, h, qkv, y, tmp, gu, act, scores, rstd, u: FloatBuffer
     public let logits: FloatBuffer     // [V]
-    public private(set) var history: [Int32] = []
-    private var position = 0
+    private var window: DecodeWindow
+    public var history: [Int32] { window.history }
     private let single = WorkerPool(threads: 1)
 
     public var vocabularySize: Int { model.config.vocab }
@@ -17,6 +17,7 @@ public final class LlamaDecoder: TokenDecoder {
     public init(model: LlamaModel) {
         self.model = model
         let c = model.config, T = model.context
+        window = DecodeWindow(context: T)
         keys = (0..<c.layers).map { _ in FloatBuffer(count: T * c.kvWidth) }
         values = (0..<c.layers).map { _ in FloatBuffer(count: T * c.kvWidth) }
         x = FloatBuffer(count: c.dim); h = FloatBuffer(count: c.dim); tmp = FloatBuffer(count: c.dim)
@@ -27,42 +28,24 @@ public final class LlamaDecoder: TokenDecoder {
         logits = FloatBuffer(count: c.vocab)
     }
 
-    public func reset() {
-        history = []
-        position = 0
-    }
+    public func reset() { window.reset() }
 
+    /// Appends `token` and returns the logits for the next one.
     @discardableResult
     public func feed(_ token: Int32) -> UnsafeBufferPointer<Float> {
-        precondition(token >= 0 && Int(token) < model.config.vocab, "token id \(token) out of range")
-        let T = model.context
-        history.append(token)
-        if position == T {
-            let keep = Array(history.suffix(T / 2))
-            position = 0
-            for t in keep { step(t) }
-        } else {
-            step(token)
-        }
+        precondition(token >= 0 && Int(token) < vocabularySize, "token id \(token) out of range")
+        window.feed(token) { step($0, at: $1) }
         return UnsafeBufferPointer(start: logits.pointer, count: logits.count)
     }
 
-    /// y[out] += s · Bᵀᵀ (A x) for the adapter's slots on `product` of layer `l`.
     private func adapt(_ product: LlamaModel.Product, layer l: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        guard let adapter = model.adapter else { return }
-        let K = model.kernels, P = adapter.parameters.values.pointer, r = adapter.config.rank
-        for s in adapter.slots(layer: l, product: product.rawValue) {
-            K.gemvRows(y: u.pointer, w: P + s.a, x: x, n: r, k: s.target.inFeatures, ldw: s.target.inFeatures)
-            for i in 0..<r { u[i] *= adapter.config.scale }
-            K.gemv(y: y + s.target.column, x: u.pointer, w: P + s.bT, k: r, n: s.target.outFeatures, ldw: s.target.outFeatures,
-                   accumulate: true)
-        }
+        model.adapter?.addUpdates(product: product.rawValue, layer: l, x: x, y: y, u: u.pointer, kernels: model.kernels)
     }
 
-    private func step(_ token: Int32) {
+    private func step(_ token: Int32, at pos: Int) {
         let c = model.config, C = c.dim, F = c.ffDim, hs = c.headDim, W = c.qkvWidth
         let L = model.layout, P = model.weights.values.pointer, K = model.kernels
-        let pos = position, group = c.heads / c.kvHeads
+        let group = c.heads / c.kvHeads
         let cosP = model.rope.cos(at: pos), sinP = model.rope.sin(at: pos)
         x.pointer.update(from: P + L.embed + Int(token) * C, count: C)
         let scale = 1 / Float(hs).squareRoot()
@@ -100,6 +83,5 @@ public final class LlamaDecoder: TokenDecoder {
         RMSNorm.forward(out: h.pointer, rstd: rstd.pointer, x: x.pointer, w: P + L.norm, M: 1, C: C, eps: c.rmsEpsilon,
                         kernels: K, pool: single)
         K.gemvRows(y: logits.pointer, w: P + L.head, x: h.pointer, n: c.vocab, k: C, ldw: C)
-        position += 1
     }
 }

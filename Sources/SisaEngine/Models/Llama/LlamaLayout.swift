@@ -19,14 +19,8 @@ public struct LlamaLayout: Sendable {
     public let head: Int
 
     public init(_ c: LlamaConfiguration) {
-        var tensors: [ParameterTensor] = []
-        var offset = 0
-        func add(_ name: String, _ shape: [Int]) -> Int {
-            let t = ParameterTensor(name: name, shape: shape, offset: offset)
-            tensors.append(t)
-            offset += t.count
-            return t.offset
-        }
+        var b = TensorLayoutBuilder()
+        func add(_ name: String, _ shape: [Int]) -> Int { b.add(name, shape) }
         let C = c.dim
         embed = add("model.embed_tokens.weight", [c.vocab, C])
         var blocks: [Block] = []
@@ -46,7 +40,7 @@ public struct LlamaLayout: Sendable {
         self.blocks = blocks
         norm = add("model.norm.weight", [C])
         head = c.tiedEmbeddings ? embed : add("lm_head.weight", [c.vocab, C])
-        self.tensors = tensors
-        count = offset
+        tensors = b.tensors
+        count = b.count
     }
 }

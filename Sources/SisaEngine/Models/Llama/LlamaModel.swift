@@ -119,14 +119,6 @@ public final class LlamaModel: LanguageModel {
         return a
     }
 
-    private func loraActivations(rows: Int) -> LoRAActivations? {
-        guard let adapter else { return nil }
-        if let l = loraActs, l.capacity >= rows { return l }
-        let l = LoRAActivations(adapter: adapter, capacity: rows)
-        loraActs = l
-        return l
-    }
-
     private var attentionShape: (Int, Int) -> AttentionShape {
         let c = config
         return { B, T in
@@ -150,7 +142,8 @@ public final class LlamaModel: LanguageModel {
             a.tokens[i] = tok
             a.targets[i] = tgt
         }
-        let lora = loraActivations(rows: BT)
+        loraActs = LoRAActivations.sized(loraActs, adapter: adapter, rows: BT)
+        let lora = loraActs
         timed("embedding fwd") {
             Embedding.forward(x: a.stream(0).pointer, tokens: a.tokens, wte: P + layout.embed, wpe: nil, B: B, T: T, C: C, pool: pool)
         }
@@ -179,7 +172,7 @@ public final class LlamaModel: LanguageModel {
                 Projection.forward(out: L.x2.pointer, inp: L.atty.pointer, w: P + w.o, M: BT, K: c.qWidth, N: C, kernels: kernels, pool: pool)
             }
             adapt(.o, layer: l, x: L.atty.pointer, ldx: c.qWidth, y: L.x2.pointer, ldy: C, M: BT, lora: lora)
-            timed("residual fwd") { addResidual(L.x2.pointer, x, BT * C) }
+            timed("residual fwd") { Residual.add(L.x2.pointer, x, count: BT * C, pool: pool) }
             timed("rmsnorm fwd") {
                 RMSNorm.forward(out: L.h2.pointer, rstd: L.r2.pointer, x: L.x2.pointer, w: P + w.mlpNorm, M: BT, C: C,
                                 eps: c.rmsEpsilon, kernels: kernels, pool: pool)
@@ -193,7 +186,7 @@ public final class LlamaModel: LanguageModel {
                 Projection.forward(out: out, inp: L.act.pointer, w: P + w.down, M: BT, K: F, N: C, kernels: kernels, pool: pool)
             }
             adapt(.down, layer: l, x: L.act.pointer, ldx: F, y: out, ldy: C, M: BT, lora: lora)
-            timed("residual fwd") { addResidual(out, L.x2.pointer, BT * C) }
+            timed("residual fwd") { Residual.add(out, L.x2.pointer, count: BT * C, pool: pool) }
         }
         timed("rmsnorm fwd") {
             RMSNorm.forward(out: a.hf.pointer, rstd: a.rf.pointer, x: a.stream(c.layers).pointer, w: P + layout.norm, M: BT, C: C,
@@ -202,66 +195,30 @@ public final class LlamaModel: LanguageModel {
         timed("head fwd") {
             Head.forward(logits: a.logits.pointer, x: a.hf.pointer, wte: P + layout.head, M: BT, C: C, V: V, kernels: kernels, pool: pool)
         }
-        let count = batch.targetCount
-        // Logits alone (no target, no gradient): nothing to score.
-        if count == 0 && !gradients {
-            for i in 0..<BT { a.losses[i] = 0 }
-            return 0
-        }
+        var loss = 0.0
         timed("softmax-xent fwd") {
-            let scale: Float? = gradients ? (gradScale ?? 1 / Float(max(count, 1))) : nil
-            precondition(batch.weights.map { $0.count == BT } ?? true, "batch weights must hold B*T values")
-            (batch.weights ?? []).withUnsafeBufferPointer { wp in
-                CrossEntropy.forwardBackward(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets,
-                                             weights: batch.weights == nil ? nil : wp.baseAddress, M: BT, V: V,
-                                             gradScale: scale, kernels: kernels, pool: pool)
-            }
+            loss = CrossEntropy.batchLoss(logits: a.logits.pointer, losses: a.losses.pointer, targets: a.targets, batch: batch, V: V,
+                                          gradients: gradients, gradScale: gradScale, kernels: kernels, pool: pool)
         }
-        guard count > 0 else { return 0 }
-        var total = 0.0
-        for i in 0..<BT { total += Double(a.losses[i]) }
-        return total / Double(count)
+        return loss
     }
 
     /// Adds the adapter's updates to product `product` of layer `layer`.
     private func adapt(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>,
                        ldy: Int, M: Int, lora: LoRAActivations?) {
-        guard let adapter, let lora else { return }
-        let slots = adapter.slots(layer: layer, product: product.rawValue)
-        guard !slots.isEmpty else { return }
-        let P = adapter.parameters.values.pointer, r = adapter.config.rank
+        guard let lora else { return }
         timed("lora fwd") {
-            for s in slots {
-                LoRALinear.forward(x: x, ldx: ldx, y: y + s.target.column, ldy: ldy, M: M, a: P + s.a, bT: P + s.bT, rank: r,
-                                   inFeatures: s.target.inFeatures, outFeatures: s.target.outFeatures, scale: adapter.config.scale,
-                                   u: lora.u[s.index].pointer, kernels: kernels, pool: pool)
-            }
+            lora.forward(product: product.rawValue, layer: layer, x: x, ldx: ldx, y: y, ldy: ldy, M: M, kernels: kernels, pool: pool)
         }
     }
 
-    /// Gradients of the adapter's updates on product `product`, dx accumulated into.
+    /// Gradients of the adapter's updates on product `product`, dx accumulated into (when given).
     private func adaptBackward(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>,
                                ldy: Int, dx: UnsafeMutablePointer<Float>?, M: Int, weightGradients: Bool) {
-        guard let adapter, let lora = loraActs else { return }
-        let slots = adapter.slots(layer: layer, product: product.rawValue)
-        guard !slots.isEmpty else { return }
-        let P = adapter.parameters.values.pointer, G = adapter.parameters.gradients?.pointer, r = adapter.config.rank
-        let grads = weightGradients ? G : nil
+        guard let lora = loraActs else { return }
         timed("lora bwd") {
-            for s in slots {
-                LoRALinear.backward(x: x, ldx: ldx, dy: dy + s.target.column, ldy: ldy, dx: dx, M: M, a: P + s.a, bT: P + s.bT,
-                                    dA: grads.map { $0 + s.a }, dBT: grads.map { $0 + s.bT }, rank: r,
-                                    inFeatures: s.target.inFeatures, outFeatures: s.target.outFeatures, scale: adapter.config.scale,
-                                    u: lora.u[s.index].pointer, du: lora.du.pointer, kernels: kernels, pool: pool)
-            }
-        }
-    }
-
-    private func addResidual(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
-        let parts = partCount(n, grain: 32_768)
-        pool.run(parts: parts) { part, _ in
-            let r = partRange(part, of: parts, total: n)
-            addInPlace(y + r.lowerBound, x + r.lowerBound, r.count)
+            lora.backward(product: product.rawValue, layer: layer, x: x, ldx: ldx, dy: dy, ldy: ldy, dx: dx, M: M,
+                          weightGradients: weightGradients, kernels: kernels, pool: pool)
         }
     }
 
@@ -277,13 +234,7 @@ public final class LlamaModel: LanguageModel {
 
     public func scaleLossGradients(spans: [Range<Int>], factors: [Float]) {
         guard let a = acts else { preconditionFailure("scaleLossGradients() before forward()") }
-        precondition(spans.count == factors.count)
-        let V = config.vocab
-        for (span, f) in zip(spans, factors) where f != 1 {
-            precondition(span.upperBound <= a.B * a.T)
-            let p = a.logits.pointer + span.lowerBound * V
-            for i in 0..<(span.count * V) { p[i] *= f }
-        }
+        CrossEntropy.scale(dlogits: a.logits.pointer, rows: a.B * a.T, V: config.vocab, spans: spans, factors: factors)
     }
 
     // MARK: backward
