@@ -55,6 +55,9 @@ public final class Trainer<Model: LanguageModel> {
     }
 }
 
+/// Step counts beyond this are corrupt data, not training (and would overflow).
+let maxTrainingStep: UInt64 = 1 << 48
+
 /// The training state of a byte-level model, as checkpoints hold it.
 public typealias ByteTrainer = Trainer<GPT2Model>
 
@@ -104,8 +107,6 @@ extension Trainer where Model == GPT2Model {
     /// Bytes of the float section at the end of a serialized state (params, m, v).
     public static func stateFloatBytes(for config: GPT2Configuration) -> Int { 3 * config.parameterCount * 4 }
 
-    /// Step counts beyond this are corrupt data, not training (and would overflow).
-    static var maxStep: UInt64 { 1 << 48 }
 
     /// Restores a state written by `serialize()`. Every field is checked
     /// before anything is allocated: a truncated, corrupted or hostile input
@@ -123,7 +124,7 @@ extension Trainer where Model == GPT2Model {
             try header.optimizer.validate()
         } catch { throw EngineError.corruptState("header: \(error)") }
         let step = try r.u64()
-        guard step <= Trainer.maxStep else { throw EngineError.corruptState("step counter \(step) is not plausible") }
+        guard step <= maxTrainingStep else { throw EngineError.corruptState("step counter \(step) is not plausible") }
         let rngState = [try r.u64(), try r.u64(), try r.u64(), try r.u64()]
         guard rngState != [0, 0, 0, 0] else { throw EngineError.corruptState("random generator state is all zero") }
         let P = try r.u64()
@@ -139,6 +140,101 @@ extension Trainer where Model == GPT2Model {
         for buf in [model.params, optimizer.m, optimizer.v] { try r.floats(into: buf) }
         optimizer.step = Int(step)
         self.init(model: model, optimizer: optimizer, rng: Xoshiro256(state: rngState), numericsVersion: header.numerics ?? 1)
+    }
+}
+
+// MARK: the trainable part of any model
+//
+// A state holding what a model trains and nothing else (an adapter over a
+// frozen base: not a weight of the base). Layout (little-endian):
+//   "SISAAS01" | u32 n | n bytes of JSON {layout, optimizer, numerics, parameters} (sorted keys)
+//   | u64 step | 4 x u64 rng state | u64 P | P x f32 values | P x f32 m | P x f32 v
+// `layout` is a hash of the trainable tensors' names and shapes: a state is
+// restored only into a model that trains the same tensors.
+
+extension Trainer {
+    static var trainableMagic: [UInt8] { Array("SISAAS01".utf8) }
+
+    private struct TrainableHeader: Codable {
+        var layout: String
+        var optimizer: OptimizerConfig
+        var numerics: Int
+        var parameters: Int
+    }
+
+    /// A hash of the names and shapes of `tensors`.
+    public static func layoutHash(_ tensors: [ParameterTensor]) -> String {
+        Digest.sha256Hex(Array(tensors.map { "\($0.name):\($0.shape.map(String.init).joined(separator: "x"))" }.joined(separator: ";").utf8))
+    }
+
+    /// Bytes of the float section of a trainable state of `parameters` parameters (values, m, v).
+    public static func trainableStateFloatBytes(parameters: Int) -> Int { 3 * parameters * 4 }
+
+    public func serializeTrainable() -> Data {
+        let t = model.trainable
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let json = try! enc.encode(TrainableHeader(layout: Trainer.layoutHash(t.tensors), optimizer: optimizer.config,
+                                                   numerics: numericsVersion, parameters: t.count))
+        var out = Data(capacity: 8 + 4 + json.count + 8 * 6 + 3 * t.count * 4)
+        out.append(contentsOf: Trainer.trainableMagic)
+        out.appendLE(UInt32(json.count))
+        out.append(json)
+        out.appendLE(UInt64(optimizer.step))
+        for w in rng.stateWords { out.appendLE(w) }
+        out.appendLE(UInt64(t.count))
+        for buf in [t.values, optimizer.m, optimizer.v] { out.append(contentsOf: buf.bytes) }
+        return out
+    }
+
+    /// The trained values of a state written by `serializeTrainable()`, put
+    /// into `parameters` (an inference model's adapter or weights) without the
+    /// optimizer's moments; checked as `init(restoringTrainable:into:)` checks.
+    public static func loadTrainableValues(_ data: Data, into parameters: ParameterSet) throws {
+        var r = ByteReader(data)
+        guard try r.bytes(8) == trainableMagic else { throw EngineError.corruptState("bad magic (not a sisa adapter state)") }
+        let n = Int(try r.u32())
+        let header: TrainableHeader
+        do { header = try JSONDecoder().decode(TrainableHeader.self, from: Data(try r.bytes(n))) } catch let e as EngineError {
+            throw e
+        } catch { throw EngineError.corruptState("unreadable header: \(error)") }
+        guard header.layout == layoutHash(parameters.tensors), header.parameters == parameters.count else {
+            throw EngineError.corruptState("the state trains other tensors than this model (\(header.parameters) parameters, \(parameters.count) here)")
+        }
+        _ = try r.bytes(8 + 32)
+        guard try r.u64() == UInt64(parameters.count), r.remaining == 3 * parameters.count * 4 else {
+            throw EngineError.corruptState("\(r.remaining) bytes of tensor data, \(3 * parameters.count * 4) expected")
+        }
+        try r.floats(into: parameters.values)
+    }
+
+    /// Puts a state written by `serializeTrainable()` into `model`'s trainable
+    /// parameters (its adapter, or its weights), with the optimizer's moments,
+    /// step and generator. Every field is checked before anything is written.
+    public convenience init(restoringTrainable data: Data, into model: Model) throws {
+        var r = ByteReader(data)
+        guard try r.bytes(8) == Trainer.trainableMagic else { throw EngineError.corruptState("bad magic (not a sisa adapter state)") }
+        let n = Int(try r.u32())
+        let header: TrainableHeader
+        do { header = try JSONDecoder().decode(TrainableHeader.self, from: Data(try r.bytes(n))) } catch let e as EngineError {
+            throw e
+        } catch { throw EngineError.corruptState("unreadable header: \(error)") }
+        do { try header.optimizer.validate() } catch { throw EngineError.corruptState("header: \(error)") }
+        let t = model.trainable
+        guard header.layout == Trainer.layoutHash(t.tensors), header.parameters == t.count else {
+            throw EngineError.corruptState("the state trains other tensors than this model (\(header.parameters) parameters, \(t.count) here)")
+        }
+        let step = try r.u64()
+        guard step <= maxTrainingStep else { throw EngineError.corruptState("step counter \(step) is not plausible") }
+        let rngState = [try r.u64(), try r.u64(), try r.u64(), try r.u64()]
+        guard rngState != [0, 0, 0, 0] else { throw EngineError.corruptState("random generator state is all zero") }
+        guard try r.u64() == UInt64(t.count), r.remaining == 3 * t.count * 4 else {
+            throw EngineError.corruptState("\(r.remaining) bytes of tensor data, \(3 * t.count * 4) expected")
+        }
+        let optimizer = AdamW(config: header.optimizer, tensors: t.tensors)
+        for buf in [t.values, optimizer.m, optimizer.v] { try r.floats(into: buf) }
+        optimizer.step = Int(step)
+        self.init(model: model, optimizer: optimizer, rng: Xoshiro256(state: rngState), numericsVersion: header.numerics)
     }
 }
 

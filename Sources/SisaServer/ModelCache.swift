@@ -2,7 +2,9 @@ import Foundation
 import SisaCoordinator
 import SisaEngine
 
-/// The shard models held in memory, one copy of the weights per shard.
+/// The shard models held in memory: one copy of each shard's weights (on a
+/// base store, one copy of the base for every shard and request, and each
+/// shard's adapter).
 ///
 /// Each query reads the shards' states through its own catalog snapshot and
 /// takes, per answering shard, the cached model of that shard's current
@@ -16,7 +18,7 @@ import SisaEngine
 final class ModelCache: @unchecked Sendable {
     private let store: Store
     private let lock = NSLock()
-    private var models: [Int: (key: String, model: GPT2Model)] = [:]
+    private var models: [Int: (key: String, model: ShardModel)] = [:]
     private(set) var loads = 0
 
     init(store: Store) { self.store = store }
@@ -27,14 +29,14 @@ final class ModelCache: @unchecked Sendable {
         if let only, !states.contains(where: { $0.index == only }) {
             throw CoordinatorError.invalidInput("no shard \(only) (the store has \(states.count))")
         }
-        var answering: [(shard: Int, model: GPT2Model)] = []
+        var answering: [(shard: Int, model: ShardModel)] = []
         var excluded: [(shard: Int, reason: String)] = []
         for st in states where only == nil || st.index == only {
             if st.quarantined {
                 excluded.append((st.index, "quarantined by a pending deletion"))
             } else if let key = st.currentKey, st.digest != nil {
                 let shared = try model(shard: st.index, key: key)
-                answering.append((st.index, GPT2Model(sharingParametersOf: shared, pool: WorkerPool(threads: 1))))
+                answering.append((st.index, shared.sharing(pool: WorkerPool(threads: 1))))
             } else {
                 excluded.append((st.index, "not trained"))
             }
@@ -53,7 +55,7 @@ final class ModelCache: @unchecked Sendable {
         }
     }
 
-    private func model(shard: Int, key: String) throws -> GPT2Model {
+    private func model(shard: Int, key: String) throws -> ShardModel {
         lock.lock()
         if let m = models[shard], m.key == key { lock.unlock(); return m.model }
         lock.unlock()

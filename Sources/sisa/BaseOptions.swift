@@ -43,6 +43,9 @@ struct AdapterOptions: ParsableArguments {
     var loraTargets: String?
     @Option(help: "Adapt only the top K layers (default: every layer).") var loraLayers: Int?
 
+    /// Whether any adapter option was given on the command line.
+    var isSet: Bool { adapter != .lora || loraRank != 8 || loraAlpha != 16 || loraTargets != nil || loraLayers != nil }
+
     /// The LoRA configuration for a base of this shape, checked (nil for full fine-tuning).
     func lora(for config: BaseModel.Configuration) throws -> LoRAConfiguration? {
         guard adapter == .lora else {

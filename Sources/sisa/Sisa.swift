@@ -39,7 +39,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Transformer blocks (overrides the preset).") var layers: Int?
     @Option(help: "Attention heads (overrides the preset).") var heads: Int?
     @Option(help: "Model width (overrides the preset).") var dim: Int?
-    @Option(help: "Context length in bytes (overrides the preset).") var ctx: Int?
+    @Option(help: "Context length: bytes for a byte-level model (overrides the preset), tokens on a base (at most the base's).") var ctx: Int?
 
     func resolve(defaultPreset: String = "tiny") throws -> GPT2Configuration {
         let name = preset ?? defaultPreset

@@ -5,12 +5,23 @@ import SisaEngine
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create a store: shards, slices, model shape, training schedule and seed.",
-        discussion: "The configuration is frozen once `sisa train` has run.")
+        abstract: "Create a store: shards, slices, the model (a pretrained base with an adapter per shard, or a byte-level GPT), training schedule and seed.",
+        discussion: """
+        With --base PATH (a GGUF file or a Hugging Face folder) every shard trains its own adapter over \
+        that frozen base (default: LoRA rank 8, alpha 16, on q and v of every layer; --adapter full \
+        fine-tunes every weight), records are tokenised by the base's tokenizer, and --ctx (tokens, \
+        default min(base's, 256)) is at most the base's context. The base is copied into STORE/base/ \
+        and its sha256 recorded: a base that changes later is refused. Without --base, every shard \
+        trains a byte-level GPT-2 from scratch (--preset, --layers, ...). \
+        The configuration is frozen once `sisa train` has run.
+        """)
 
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "Number of shards (one model each).") var shards: Int
     @Option(help: "Slices per shard (one training stage and checkpoint each).") var slices: Int
+    @Option(help: ArgumentHelp("Pretrained base: a GGUF file or a Hugging Face folder (config.json, tokenizer, safetensors).",
+                               valueName: "path")) var base: String?
+    @OptionGroup var adapterOptions: AdapterOptions
     @OptionGroup var model: ModelOptions
     @Option(help: "Sequences per optimizer step (with DP-SGD: the expected number of records per step).") var batch: Int = 16
     @Option(help: "Peak learning rate (AdamW; linear warm-up, then constant).") var lr: Float?
@@ -26,6 +37,21 @@ struct Init: ParsableCommand {
 
     func run() throws {
         var opt = StoreConfig.defaultOptimizer
+        var baseConfig: BaseStoreConfig?
+        if let base {
+            guard model.preset == nil, model.layers == nil, model.heads == nil, model.dim == nil else {
+                throw ValidationError("--preset, --layers, --heads and --dim shape a byte-level model; a base store takes its shape from --base")
+            }
+            let url = URL(fileURLWithPath: base)
+            let shape: BaseModel.Configuration
+            do { shape = try BaseModel.configuration(at: url) } catch { throw ValidationError("\(error)") }
+            let lora = try adapterOptions.lora(for: shape)
+            print("checking \(base) (\(shape.architecture.rawValue), \(shape.layers) layers, context \(shape.context))...")
+            baseConfig = try BaseFiles.inspect(url, context: model.ctx, lora: lora)
+            opt = BaseStoreConfig.defaultOptimizer(lora: lora != nil)
+        } else if adapterOptions.isSet {
+            throw ValidationError("--adapter and --lora-* need --base (a byte-level model trains every weight)")
+        }
         if let lr { opt.learningRate = lr }
         if let warmup { opt.warmupSteps = warmup }
         var dp: DPConfig?
@@ -36,10 +62,15 @@ struct Init: ParsableCommand {
             }
             dp = DPConfig(clip: dpClip, noise: dpNoise, targetEpsilon: dpEpsilon, delta: dpDelta ?? DPConfig.defaultDelta)
         }
-        let config = StoreConfig(shards: shards, slices: slices, model: try model.resolve(), optimizer: opt,
-                                 batch: batch, epochs: epochs, seed: seed, dp: dp)
-        let store = try Store.create(at: storeOptions.url, config: config)
-        print("created store \(store.url.path): \(shards) shards x \(slices) slices, model \(config.model) (\(config.model.parameterCount) parameters), batch \(batch), \(epochs) epochs, seed \(seed)")
+        let config = StoreConfig(shards: shards, slices: slices, model: baseConfig == nil ? try model.resolve() : nil, optimizer: opt,
+                                 batch: batch, epochs: epochs, seed: seed, dp: dp, base: baseConfig)
+        let store = try Store.create(at: storeOptions.url, config: config, base: base.map { URL(fileURLWithPath: $0) })
+        if let b = config.base {
+            let trained = b.lora.map { "\($0), \(try! store.models.trainableParameterCount()) parameters per shard" } ?? "every weight (full fine-tuning)"
+            print("created store \(store.url.path): \(shards) shards x \(slices) slices on base \(b.name) (sha256 \(b.sha256.prefix(16))..., \(b.bytes) bytes), \(trained), context \(b.context) tokens, lr \(opt.learningRate), batch \(batch), \(epochs) epochs, seed \(seed)")
+        } else if let m = config.model {
+            print("created store \(store.url.path): \(shards) shards x \(slices) slices, model \(m) (\(m.parameterCount) parameters), batch \(batch), \(epochs) epochs, seed \(seed)")
+        }
         if let dp {
             print("DP-SGD: records sampled at rate batch/records per step, each record's gradient clipped to \(dp.clip), "
                   + (dp.noise.map { "noise multiplier \($0)" } ?? "noise fitted per shard to epsilon \(dp.targetEpsilon!)")
@@ -256,7 +287,10 @@ struct Export: ParsableCommand {
     @Argument(help: "Output folder.") var dir: String
 
     func run() throws {
-        let model = try storeOptions.open().model(shard: shard)
+        let shardModel = try storeOptions.open().model(shard: shard)
+        guard let model = shardModel.model as? GPT2Model, model.adapter == nil else {
+            throw ValidationError("export of base stores: not yet")
+        }
         try HuggingFace.export(model, to: URL(fileURLWithPath: dir))
         print("exported shard \(shard) (\(model.config), digest \(model.digest.prefix(16))) to \(dir)")
     }

@@ -20,12 +20,13 @@ public enum Worker {
         let storeURL = WorkFolder.store(ofOrder: url)
         let folder = WorkFolder(store: storeURL)
         let checkpoints = storeURL.appendingPathComponent("checkpoints")
+        let models = ShardModels(config: config, storeURL: storeURL)
         let plan = Schedule.plan(shard: order.shard, config: config, stageCount: order.stageCount,
-                                 records: order.records.map { ($0.id, $0.slice, Array($0.text.utf8)) })
+                                 records: order.records.map { ($0.id, $0.slice, Array($0.text.utf8)) }, codec: try models.codec())
         guard plan.stages.map(\.key) == order.stageKeys else {
             throw CoordinatorError.invalidInput("\(url.path): this sisa plans shard \(order.shard) differently from the coordinator (a different build or numerics version on this node?)")
         }
-        let floatBytes = ByteTrainer.stateFloatBytes(for: config.model)
+        let floatBytes = try models.stateFloatBytes()
         // The latest stage with a readable checkpoint: the recorded start, or
         // one an earlier attempt of this task wrote.
         let start = ShardTraining.latestStart(plan) { stage in
@@ -37,10 +38,10 @@ public enum Worker {
         let threads = threads ?? ProcessInfo.processInfo.environment["SLURM_CPUS_PER_TASK"].flatMap { Int($0) } ?? 1
         var written: [WorkResult.Checkpoint] = []
         let progressURL = folder.progress(order.shard)
-        let (report, _) = try ShardTraining.run(plan, config: config, from: start, previousDigest: nil,
+        let report = try ShardTraining.run(plan, config: config, from: start, previousDigest: nil, models: models,
                                                 pool: WorkerPool(threads: max(1, threads)), storeURL: storeURL,
-                                                progress: { p in try? folder.write(WorkProgress(run: order.run, progress: p), to: progressURL) }) { stage, trainer in
-            let w = try CheckpointFile.write(trainer.serialize(), floatBytes: floatBytes, key: stage.key, dir: checkpoints)
+                                                progress: { p in try? folder.write(WorkProgress(run: order.run, progress: p), to: progressURL) }) { stage, state in
+            let w = try CheckpointFile.write(state, floatBytes: floatBytes, key: stage.key, dir: checkpoints)
             written.append(.init(key: stage.key, stage: stage.stage, checksum: w.checksum))
             note("shard \(order.shard): stage \(stage.stage) done")
         }

@@ -59,4 +59,16 @@ public struct OutputFilter: Sendable {
         guard context.count >= windowBytes - 1 else { return false }
         return fingerprints.contains(OutputFilter.fingerprint(context.suffix(windowBytes - 1) + [next], salt: salt))
     }
+
+    /// Whether emitting the bytes `next` (one token's) after `context`
+    /// completes a fingerprinted window anywhere within them.
+    public func blocks(context: [UInt8], next: [UInt8]) -> Bool {
+        var window = Array(context.suffix(windowBytes - 1))
+        for b in next {
+            if blocks(context: window, next: b) { return true }
+            window.append(b)
+            if window.count > windowBytes - 1 { window.removeFirst(window.count - (windowBytes - 1)) }
+        }
+        return false
+    }
 }

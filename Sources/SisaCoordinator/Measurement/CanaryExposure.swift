@@ -28,7 +28,7 @@ public struct CanaryExposure {
     }
 
     /// Per-token scores of every text under one model.
-    public func score(_ model: GPT2Model) -> [RecordScore] { model.score(texts, perToken: true) }
+    public func score(_ model: ShardModel) -> [RecordScore] { model.score(texts, perToken: true) }
 
     /// Exposure of each canary under the mixture of the given models' scores (one model: that model alone).
     public func estimates(_ perModel: [[RecordScore]]) -> [Exposure.Estimate] {
@@ -44,8 +44,8 @@ public struct CanaryExposure {
     static func mean(_ e: [Exposure.Estimate]) -> Double { e.reduce(0) { $0 + $1.exposure } / Double(e.count) }
 
     /// `compare`'s canary figures: nil when the forget set holds no canary.
-    static func measure(forget: [(shard: Int, text: [UInt8])], answering: [Int], original: [Int: GPT2Model],
-                        exact: [Int: GPT2Model], approximate: [Int: GPT2Model], candidates: Int, seed: UInt64,
+    static func measure(forget: [(shard: Int, text: [UInt8])], answering: [Int], original: [Int: ShardModel],
+                        exact: [Int: ShardModel], approximate: [Int: ShardModel], candidates: Int, seed: UInt64,
                         log: ((String) -> Void)?) throws -> CanaryExposureReport? {
         let found = find(forget)
         guard !found.isEmpty else { return nil }
@@ -53,7 +53,7 @@ public struct CanaryExposure {
         let ce = CanaryExposure(canaries: found.map(\.canary), candidates: candidates, seed: seed)
         var orig: [Int: [RecordScore]] = [:]
         for s in answering { orig[s] = ce.score(original[s]!) }
-        func state(_ replaced: [Int: GPT2Model]) -> [[RecordScore]] {
+        func state(_ replaced: [Int: ShardModel]) -> [[RecordScore]] {
             answering.map { s in replaced[s].map { ce.score($0) } ?? orig[s]! }
         }
         // The owning shard alone, per canary: one set of estimates per owning shard.

@@ -13,12 +13,12 @@ public enum Aggregation: String, CaseIterable, Sendable {
 /// The shard models that answer queries: every trained shard that is not
 /// quarantined by a pending deletion.
 public final class Ensemble {
-    public let models: [(shard: Int, model: GPT2Model)]
+    public let models: [(shard: Int, model: ShardModel)]
     /// Shards left out (quarantined or untrained), with the reason.
     public let excluded: [(shard: Int, reason: String)]
 
     public init(store: Store, shard: Int? = nil, pool: WorkerPool = .shared) throws {
-        var models: [(Int, GPT2Model)] = []
+        var models: [(Int, ShardModel)] = []
         var excluded: [(Int, String)] = []
         for st in try store.catalog.shardStates() where shard == nil || st.index == shard {
             if st.quarantined {
@@ -42,7 +42,7 @@ public final class Ensemble {
 
     /// An ensemble of given models (for example exactly retrained or
     /// approximately unlearned copies), not read from a store.
-    public init(models: [(shard: Int, model: GPT2Model)], excluded: [(shard: Int, reason: String)] = []) {
+    public init(models: [(shard: Int, model: ShardModel)], excluded: [(shard: Int, reason: String)] = []) {
         precondition(!models.isEmpty)
         self.models = models
         self.excluded = excluded
@@ -76,15 +76,19 @@ public final class Ensemble {
         }!)
     }
 
+    /// The shards' record codec (one per store).
+    public var codec: RecordCodec { models[0].model.codec }
+
     /// Generates text after `prompt` with the aggregated next-token distribution.
-    /// With a `filter`, a byte that would complete a fingerprinted window is
-    /// taken out of the distribution and the sampler picks again (the
-    /// next-best byte when greedy); `blocked` counts those refusals.
+    /// With a `filter`, a token whose bytes would complete a fingerprinted
+    /// window is taken out of the distribution and the sampler picks again
+    /// (the next-best token when greedy); `blocked` counts those refusals.
     public func generate(prompt: [UInt8], maxTokens: Int, aggregation: Aggregation, sampler: inout Sampler,
                          filter: OutputFilter? = nil, blocked: UnsafeMutablePointer<Int>? = nil) -> [UInt8] {
-        let sessions = models.map { GPT2Decoder(model: $0.model) }
-        var probs: [[Double]] = sessions.map { Sampler.probabilities($0.feed(ByteTokenizer.endOfText)) }
-        for b in prompt { probs = sessions.map { Sampler.probabilities($0.feed(Int32(b))) } }
+        let codec = self.codec
+        let sessions = models.map { $0.model.model.makeDecoder() }
+        var probs: [[Double]] = sessions.map { Sampler.probabilities($0.feed(codec.separator)) }
+        for t in codec.encode(prompt) { probs = sessions.map { Sampler.probabilities($0.feed(t)) } }
         var out: [UInt8] = []
         for _ in 0..<maxTokens {
             var dist = Ensemble.aggregate(probs, aggregation)
@@ -93,14 +97,14 @@ public final class Ensemble {
             var next: Int32
             while true {
                 next = greedy ? Ensemble.greedy(dist, mean: mean) : sampler.pick(dist)
-                guard let filter, next != ByteTokenizer.endOfText, dist[Int(next)] > 0,
-                      filter.blocks(context: prompt + out, next: UInt8(next)) else { break }
+                guard let filter, !codec.stops(next), dist[Int(next)] > 0,
+                      filter.blocks(context: prompt + out, next: codec.bytes(of: next)) else { break }
                 dist[Int(next)] = 0
                 blocked?.pointee += 1
             }
-            // Only blocked bytes had any probability left: stop rather than emit one.
-            if next == ByteTokenizer.endOfText || (filter != nil && dist[Int(next)] == 0) { break }
-            out.append(UInt8(next))
+            // Only blocked tokens had any probability left: stop rather than emit one.
+            if codec.stops(next) || (filter != nil && dist[Int(next)] == 0) { break }
+            out += codec.bytes(of: next)
             probs = sessions.map { Sampler.probabilities($0.feed(next)) }
         }
         return out

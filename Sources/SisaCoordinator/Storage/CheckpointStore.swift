@@ -134,7 +134,11 @@ enum FileIO {
             unlink(tmp)
             throw CoordinatorError.io("\(path): write failed (\(String(cString: strerror(errno))))")
         }
-        let dfd = open((path as NSString).deletingLastPathComponent, O_RDONLY)
+        fsyncDirectory((path as NSString).deletingLastPathComponent)
+    }
+
+    static func fsyncDirectory(_ path: String) {
+        let dfd = open(path, O_RDONLY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 }

@@ -7,14 +7,21 @@ public final class Store {
     public let url: URL
     public let catalog: Catalog
     public let checkpoints: CheckpointStore
+    /// How shards' models are built, saved and restored (byte models, or a base with adapters).
+    public let models: ShardModels
     /// Fixed once training starts, but for the numerics version (`adoptCurrentNumerics`).
     public internal(set) var config: StoreConfig
     private var lock: StoreLock?
 
     static let catalogName = "catalog.sqlite"
 
-    /// Creates a new store; fails if one exists at `url`.
-    public static func create(at url: URL, config: StoreConfig) throws -> Store {
+    /// Creates a new store; fails if one exists at `url`. A base store
+    /// (`config.base` from `BaseStoreConfig.inspect`, `base` the GGUF file or
+    /// Hugging Face folder it read) gets the base copied under `base/`.
+    public static func create(at url: URL, config: StoreConfig, base source: URL? = nil) throws -> Store {
+        guard (config.base != nil) == (source != nil) else {
+            throw CoordinatorError.invalidInput("a base store needs the base's files, and a byte-level store has none")
+        }
         try config.validate()
         let catalogPath = url.appendingPathComponent(catalogName).path
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -22,6 +29,12 @@ public final class Store {
         let catalog = try Catalog(path: catalogPath)
         // A catalog without a configuration is an `init` that died half-way: finish it.
         if try catalog.meta("config") != nil { throw CoordinatorError.storeExists(url.path) }
+        if let source, let base = config.base {
+            let installed = try BaseFiles.install(source, into: url)
+            guard installed.sha256 == base.sha256, installed.name == base.name else {
+                throw CoordinatorError.io("\(source.path) changed while it was copied into the store (sha256 \(installed.sha256.prefix(16))..., read as \(base.sha256.prefix(16))...); run `sisa init` again")
+            }
+        }
         let json = String(decoding: config.canonicalJSON, as: UTF8.self)
         try catalog.transaction {
             try catalog.setMeta("config", json)
@@ -55,8 +68,9 @@ public final class Store {
         self.url = url
         self.catalog = catalog
         self.config = try catalog.config()
+        models = ShardModels(config: config, storeURL: url)
         self.checkpoints = try CheckpointStore(dir: url.appendingPathComponent("checkpoints"), catalog: catalog,
-                                               floatBytes: ByteTrainer.stateFloatBytes(for: config.model))
+                                               floatBytes: try models.stateFloatBytes())
     }
 
     /// Stages per shard: the initial slices plus one per ingest call made after training began.
@@ -66,7 +80,7 @@ public final class Store {
 
     public func plan(shard: Int) throws -> ShardPlan {
         Schedule.plan(shard: shard, config: config, stageCount: try stageCount(),
-                      records: try catalog.trainingRecords(shard: shard))
+                      records: try catalog.trainingRecords(shard: shard), codec: try models.codec())
     }
 
     // MARK: ingest
@@ -102,8 +116,8 @@ public final class Store {
                 if skipDuplicates { skipped += 1; continue }
                 throw CoordinatorError.invalidInput("\(r.origin): duplicate id \(id) (first at \(first)); use --skip-duplicates to skip repeats")
             }
-            if config.dp != nil, r.text.count > DPConfig.maxRecordBytes(context: config.model.context) {
-                throw CoordinatorError.invalidInput("\(r.origin): record \(id) has \(r.text.count) bytes; a DP-SGD store takes records of at most \(DPConfig.maxRecordBytes(context: config.model.context)) bytes (\(RecordBatch.maxRowsPerPass) context windows: all of a record's windows are clipped together, in memory); split it into several records")
+            if config.dp != nil, r.text.count > DPConfig.maxRecordBytes(context: config.context) {
+                throw CoordinatorError.invalidInput("\(r.origin): record \(id) has \(r.text.count) bytes; a DP-SGD store takes records of at most \(DPConfig.maxRecordBytes(context: config.context)) bytes (\(RecordBatch.maxRowsPerPass) context windows: all of a record's windows are clipped together, in memory); split it into several records")
             }
             if try catalog.recordExists(id) {
                 if skipDuplicates { skipped += 1; continue }

@@ -5,7 +5,8 @@ import SisaEngine
 public struct StoreConfig: Codable, Equatable, Sendable {
     public var shards: Int
     public var slices: Int
-    public var model: GPT2Configuration
+    /// The byte-level model every shard trains from scratch (nil on a base store).
+    public var model: GPT2Configuration?
     public var optimizer: OptimizerConfig
     public var batch: Int
     /// Epochs over a whole shard, spread over its stages by the SISA schedule.
@@ -20,11 +21,16 @@ public struct StoreConfig: Codable, Equatable, Sendable {
     /// DP-SGD training (nil: ordinary training). Absent from the canonical
     /// JSON of stores without it, so their checkpoint keys are unchanged.
     public var dp: DPConfig?
+    /// A pretrained base every shard adapts (nil: a byte-level store). Its
+    /// sha256 is part of the canonical JSON, and so of every checkpoint key;
+    /// absent from byte stores' JSON, whose keys are unchanged.
+    public var base: BaseStoreConfig?
 
-    public init(shards: Int, slices: Int, model: GPT2Configuration, optimizer: OptimizerConfig = StoreConfig.defaultOptimizer,
-                batch: Int = 16, epochs: Double = 2, seed: UInt64 = 0, dp: DPConfig? = nil) {
+    public init(shards: Int, slices: Int, model: GPT2Configuration?, optimizer: OptimizerConfig = StoreConfig.defaultOptimizer,
+                batch: Int = 16, epochs: Double = 2, seed: UInt64 = 0, dp: DPConfig? = nil, base: BaseStoreConfig? = nil) {
         self.numerics = Numerics.version
         self.dp = dp
+        self.base = base
         self.shards = shards
         self.slices = slices
         self.model = model
@@ -34,20 +40,27 @@ public struct StoreConfig: Codable, Equatable, Sendable {
         self.seed = seed
     }
 
-    enum CodingKeys: String, CodingKey { case shards, slices, model, optimizer, batch, epochs, seed, numerics, dp }
+    enum CodingKeys: String, CodingKey { case shards, slices, model, optimizer, batch, epochs, seed, numerics, dp, base }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         shards = try c.decode(Int.self, forKey: .shards)
         slices = try c.decode(Int.self, forKey: .slices)
-        model = try c.decode(GPT2Configuration.self, forKey: .model)
+        model = try c.decodeIfPresent(GPT2Configuration.self, forKey: .model)
         optimizer = try c.decode(OptimizerConfig.self, forKey: .optimizer)
         batch = try c.decode(Int.self, forKey: .batch)
         epochs = try c.decode(Double.self, forKey: .epochs)
         seed = try c.decode(UInt64.self, forKey: .seed)
         numerics = try c.decodeIfPresent(Int.self, forKey: .numerics) ?? 1
         dp = try c.decodeIfPresent(DPConfig.self, forKey: .dp)
+        base = try c.decodeIfPresent(BaseStoreConfig.self, forKey: .base)
+        guard (model == nil) != (base == nil) else {
+            throw DecodingError.dataCorruptedError(forKey: .base, in: c, debugDescription: "a store has either a byte-level model or a base")
+        }
     }
+
+    /// The training window in tokens (bytes on a byte-level store).
+    public var context: Int { base?.context ?? model!.context }
 
     /// Warm-up then constant: a stage's learning rates never depend on how
     /// many stages or steps follow it (a cosine over the total would).
@@ -69,14 +82,26 @@ public struct StoreConfig: Codable, Equatable, Sendable {
         guard batch >= 1 else { throw CoordinatorError.invalidInput("--batch must be >= 1") }
         guard epochs > 0, epochs <= 10_000 else { throw CoordinatorError.invalidInput("--epochs must be in (0, 10000]") }
         guard batch <= 4096 else { throw CoordinatorError.invalidInput("--batch must be at most 4096") }
-        guard model.layers <= 64, model.dim <= 4096, model.context <= 8192, model.heads <= model.dim else {
-            throw CoordinatorError.invalidInput("model too large for this engine (layers <= 64, dim <= 4096, context <= 8192)")
+        guard (model == nil) != (base == nil) else { throw CoordinatorError.invalidInput("a store has either a byte-level model or a base") }
+        if let model {
+            guard model.layers <= 64, model.dim <= 4096, model.context <= 8192, model.heads <= model.dim else {
+                throw CoordinatorError.invalidInput("model too large for this engine (layers <= 64, dim <= 4096, context <= 8192)")
+            }
+            guard model.vocab == ByteTokenizer.vocabularySize else {
+                throw CoordinatorError.invalidInput("a byte-level store's model has vocabulary 257 (got \(model.vocab))")
+            }
+            do { try model.validate() } catch { throw CoordinatorError.invalidInput("\(error)") }
+        }
+        if let base {
+            try base.validate()
+            guard dp == nil else {
+                throw CoordinatorError.invalidInput("DP-SGD is not available on a base store: its per-record gradient norms are implemented for the byte-level model's layers, not for LoRA's (see the README)")
+            }
         }
         guard optimizer.learningRate > 0 else { throw CoordinatorError.invalidInput("--lr must be > 0") }
         guard optimizer.schedule == .constant else {
             throw CoordinatorError.invalidInput("the SISA store needs a constant schedule after warm-up")
         }
-        do { try model.validate() } catch { throw CoordinatorError.invalidInput("\(error)") }
         try dp?.validate()
     }
 

@@ -38,24 +38,30 @@ public struct ShardPlan: Sendable {
 /// a change anywhere retrains the shard from its start.)
 public enum Schedule {
     public static func plan(shard: Int, config: StoreConfig, stageCount: Int,
-                            records: [(id: String, slice: Int, text: [UInt8])]) -> ShardPlan {
+                            records: [(id: String, slice: Int, text: [UInt8])], codec: RecordCodec = .bytes) -> ShardPlan {
         let order = records.map { ($0, Placement.hash64(config.seed, $0.id, "order")) }
             .sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0.id < $1.0.id }
             .map { $0.0 }
         var parent = Digest.sha256Hex(Array("sisa-stage|shard=\(shard)|".utf8) + [UInt8](config.canonicalJSON))
         var stages: [StagePlan] = []
-        let tokensPerStep = Double(config.batch * config.model.context)
+        let tokensPerStep = Double(config.batch * config.context)
+        // Each record's tokens once (a base's tokenizer is the costly part of a plan).
+        let encoded = codec.isBytes ? [:] : Dictionary(order.map { ($0.id, codec.encode($0.text)) }, uniquingKeysWith: { a, _ in a })
         // Streams, record offsets and steps first: under DP the noise depends on all stages.
         var layouts: [(ids: [String], records: [(id: String, slice: Int, text: [UInt8])], stream: [Int32], starts: [Int], steps: Int, q: Double)] = []
         for r in 0..<stageCount {
             let inStage = order.filter { $0.slice <= r }
             let hasNew = order.contains { $0.slice == r }
-            var stream: [Int32] = [ByteTokenizer.endOfText]
+            var stream: [Int32] = [codec.separator]
             var starts: [Int] = []
             for rec in inStage {
                 starts.append(stream.count - 1)
-                for b in rec.text { stream.append(Int32(b)) }
-                stream.append(ByteTokenizer.endOfText)
+                if codec.isBytes {
+                    for b in rec.text { stream.append(Int32(b)) }
+                } else {
+                    stream += encoded[rec.id]!
+                }
+                stream.append(codec.separator)
             }
             let steps: Int, q: Double
             if !hasNew {
@@ -100,7 +106,7 @@ public enum Schedule {
     /// context+1 tokens from the stage's stream, drawn from a generator seeded
     /// by the stage key (so by the stage's data alone).
     public static func batch(for stage: StagePlan, step: Int, config: StoreConfig, rng: inout Xoshiro256) -> Batch {
-        let T = config.model.context
+        let T = config.context
         let s = stage.stream
         var rows: [[Int32]] = []
         rows.reserveCapacity(config.batch)

@@ -17,37 +17,38 @@ enum ShardTraining {
     /// `from`: the last reusable stage and its saved state (nil: from the
     /// shard's initial parameters). `checkpoint` is called after each stage.
     static func run(_ plan: ShardPlan, config: StoreConfig, from start: (stage: Int, state: Data)?, previousDigest: String?,
-                    pool: WorkerPool, storeURL: URL, progress: (@Sendable (TrainProgress) -> Void)?,
-                    checkpoint: (StagePlan, ByteTrainer) throws -> Void) throws -> (report: ShardTrainReport, trainer: ByteTrainer) {
+                    models: ShardModels, pool: WorkerPool, storeURL: URL, progress: (@Sendable (TrainProgress) -> Void)?,
+                    checkpoint: (StagePlan, Data) throws -> Void) throws -> ShardTrainReport {
         let t0 = Date()
-        let t: ByteTrainer
+        let t: ShardLearner
         if let start {
-            t = try Trainer(restoring: start.state, pool: pool)
+            t = try models.restore(start.state, pool: pool)
             // Keys carry the version, so this only trips on a damaged or foreign catalog.
             guard t.numericsVersion == Numerics.version else {
                 throw CoordinatorError.numericsMismatch(store: storeURL.path, stored: t.numericsVersion, current: Numerics.version)
             }
         } else {
-            t = try Trainer(model: config.model, optimizer: config.optimizer,
-                            seed: Schedule.initSeed(config: config, shard: plan.shard), pool: pool)
+            t = try models.initial(shard: plan.shard, pool: pool)
         }
+        // DP-SGD's per-record clipping exists for byte models (`StoreConfig.validate` refuses it on a base).
+        let privateTrainer = config.dp == nil ? nil : t as? ByteTrainer
         let first = (start?.stage ?? -1) + 1
         let remaining = plan.stages.dropFirst(first)
         let total = remaining.reduce(0) { $0 + $1.steps }
         var done = 0
         var stagesTrained = 0
-        let tokensPerStep = Double(config.batch * config.model.context)
+        let tokensPerStep = Double(config.batch * config.context)
         var tokens = 0.0
         let clock0 = Date()
         for stage in remaining {
             var rng = Schedule.stageRNG(stage)
             for step in 0..<stage.steps {
                 let loss: Double
-                if let dp = config.dp {
+                if let dp = config.dp, let privateTrainer {
                     // Records by Poisson sampling, then the step's noise seed: both from the stage's generator.
                     let records = PrivateSchedule.sample(stage, rng: &rng)
                     let seed = rng.next()
-                    loss = t.privateStep(records: records, clip: dp.clip, noise: plan.noise!,
+                    loss = privateTrainer.privateStep(records: records, clip: dp.clip, noise: plan.noise!,
                                          expectedRecords: stage.samplingRate * Double(stage.ids.count), noiseSeed: seed).loss
                     tokens += Double(records.reduce(0) { $0 + $1.count - 1 })
                 } else {
@@ -63,12 +64,12 @@ enum ShardTraining {
                                            tokensPerSecond: tps, etaSeconds: Double(total - done) * dt / Double(done)))
                 }
             }
-            try checkpoint(stage, t)
+            try checkpoint(stage, models.serialize(t))
             stagesTrained += 1
         }
         let report = ShardTrainReport(shard: plan.shard, fromStage: first, stagesTrained: stagesTrained, steps: total,
                                       seconds: Date().timeIntervalSince(t0), previousDigest: previousDigest,
-                                      digest: t.model.digest)
-        return (report, t)
+                                      digest: t.languageModel.digest)
+        return report
     }
 }

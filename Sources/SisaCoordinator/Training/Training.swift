@@ -130,12 +130,18 @@ extension Store {
     /// With `persist: false` no checkpoint is written (a what-if: `compare`);
     /// with `resume: false` none is read either (training from scratch: `verify`).
     func trainShard(_ plan: ShardPlan, previousDigest: String?, pool: WorkerPool, persist: Bool, resume: Bool = true,
-                    progress: (@Sendable (TrainProgress) -> Void)?) throws -> (report: ShardTrainReport, trainer: ByteTrainer) {
+                    progress: (@Sendable (TrainProgress) -> Void)?) throws -> (report: ShardTrainReport, model: ShardModel) {
         let start = resume ? try ShardTraining.latestStart(plan) { try checkpoints.load(key: $0.key) } : nil
-        return try ShardTraining.run(plan, config: config, from: start, previousDigest: previousDigest, pool: pool,
-                                     storeURL: url, progress: progress) { stage, trainer in
-            if persist { try checkpoints.save(key: stage.key, shard: plan.shard, stage: stage.stage, state: trainer.serialize()) }
+        var last: Data?
+        let report = try ShardTraining.run(plan, config: config, from: start, previousDigest: previousDigest, models: models,
+                                           pool: pool, storeURL: url, progress: progress) { stage, state in
+            if persist { try checkpoints.save(key: stage.key, shard: plan.shard, stage: stage.stage, state: state) }
+            last = state
         }
+        guard let state = last ?? start?.state else {
+            throw CoordinatorError.notTrained("shard \(plan.shard) has no stages to train (no records)")
+        }
+        return (report, try models.model(from: state, pool: pool))
     }
 
     /// Removes every checkpoint that is not on a shard's current chain (those
@@ -166,7 +172,7 @@ extension Store {
 
     /// The current model of a shard, loaded from its last checkpoint. A
     /// quarantined shard (pending deletion) is refused unless `allowQuarantined`.
-    public func model(shard: Int, pool: WorkerPool = .shared, allowQuarantined: Bool = false) throws -> GPT2Model {
+    public func model(shard: Int, pool: WorkerPool = .shared, allowQuarantined: Bool = false) throws -> ShardModel {
         guard let st = try catalog.shardStates().first(where: { $0.index == shard }) else {
             throw CoordinatorError.invalidInput("no shard \(shard) (the store has \(config.shards))")
         }
@@ -179,16 +185,16 @@ extension Store {
         guard let data = try checkpoints.load(key: key) else {
             throw CoordinatorError.corrupt("shard \(shard): its checkpoint is missing or corrupt; run `sisa train` to rebuild it")
         }
-        return try Trainer(restoring: data, pool: pool).model
+        return try models.model(from: data, pool: pool)
     }
 
     /// The model of a recorded checkpoint (a shard's `currentKey`): what a
     /// server caches per key, since a key's checkpoint never changes.
-    public func model(checkpointKey key: String, pool: WorkerPool = .shared) throws -> GPT2Model {
+    public func model(checkpointKey key: String, pool: WorkerPool = .shared) throws -> ShardModel {
         guard let data = try checkpoints.load(key: key) else {
             throw CoordinatorError.corrupt("checkpoint \(key.prefix(16)) is missing or corrupt; run `sisa train` to rebuild it")
         }
-        return try Trainer(restoring: data, pool: pool).model
+        return try models.model(from: data, pool: pool)
     }
 
     public struct VerifyResult: Sendable {

@@ -33,7 +33,7 @@ public struct UnlearningOptions: Codable, Sendable {
 /// the store: the copy lives in memory.
 final class ApproximateUnlearner {
     let shard: Int
-    let model: GPT2Model
+    let model: ShardModel
     let optimizer: AdamW
     let options: UnlearningOptions
     let forget: [[Int32]]
@@ -42,20 +42,21 @@ final class ApproximateUnlearner {
     private var referenceLogLikelihood: [Double] = []
     private(set) var flops: Double = 0
 
-    init(shard: Int, original: GPT2Model, forget: [[UInt8]], retain: [[UInt8]], options: UnlearningOptions) throws {
+    private var net: any LanguageModel { model.model }
+
+    init(shard: Int, original: ShardModel, forget: [[UInt8]], retain: [[UInt8]], options: UnlearningOptions) throws {
         self.shard = shard
         self.options = options
-        model = try GPT2Model(config: original.config, pool: original.pool)
-        model.params.copy(from: original.params)
+        model = try original.trainableCopy(pool: original.model.pool)
         var opt = OptimizerConfig()
         opt.learningRate = options.learningRate
         opt.warmupSteps = 0
         opt.weightDecay = 0
-        optimizer = AdamW(config: opt, tensors: model.layout.tensors)
-        let T = original.config.context
+        optimizer = AdamW(config: opt, tensors: model.model.trainable.tensors)
+        let T = original.model.context
         // Training sequences are the records' first context+1 tokens.
-        self.forget = forget.map { Array(recordTokens($0).prefix(T + 1)) }
-        self.retain = retain.map { Array(recordTokens($0).prefix(T + 1)) }
+        self.forget = forget.map { Array(original.codec.sequence($0).prefix(T + 1)) }
+        self.retain = retain.map { Array(original.codec.sequence($0).prefix(T + 1)) }
         if options.method == .npo {
             referenceLogLikelihood = logLikelihoods(self.forget)
         }
@@ -81,9 +82,9 @@ final class ApproximateUnlearner {
     /// Summed log-likelihood of each sequence (one forward, no gradients).
     private func logLikelihoods(_ rows: [[Int32]]) -> [Double] {
         let T = max(1, rows.map { $0.count - 1 }.max() ?? 1)
-        model.forward(Batch(rows: rows, T: T))
-        flops += Double(rows.count * T) * model.config.trainingFLOPsPerToken / 3
-        let losses = model.lastTokenLosses
+        net.forward(Batch(rows: rows, T: T))
+        flops += Double(rows.count * T) * model.trainingFLOPsPerToken / 3
+        let losses = net.lastTokenLosses
         return rows.indices.map { r in -(0..<T).reduce(0.0) { $0 + Double(losses[r * T + $1]) } }
     }
 
@@ -114,9 +115,10 @@ final class ApproximateUnlearner {
             }
         }
         let b = batch(rows, weights: weights)
-        model.forward(b, gradients: true)
-        model.backward()
-        optimizer.update(params: model.params, grads: model.grads, kernels: model.kernels, pool: model.pool)
-        flops += Double(rows.count * b.T) * model.config.trainingFLOPsPerToken
+        net.forward(b, gradients: true)
+        net.backward()
+        let t = net.trainable
+        optimizer.update(params: t.values, grads: t.gradients!, kernels: net.kernels, pool: net.pool)
+        flops += Double(rows.count * b.T) * model.trainingFLOPsPerToken
     }
 }

@@ -275,26 +275,26 @@ extension Store {
         // Exact: retrain affected shards without the forget set, in memory only,
         // from the stored checkpoint before the earliest affected stage.
         var exact: ShardScores = [:]
-        var exactModels: [Int: GPT2Model] = [:]
+        var exactModels: [Int: ShardModel] = [:]
         var exactSeconds = 0.0, exactFlops = 0.0
         var exactDigests: [String: String] = [:]
         let stageCount = try self.stageCount()
         for s in affected {
             log?("exact: retraining shard \(s) without the forget records")
             let records = try catalog.trainingRecords(shard: s).filter { !forgetIDs.contains($0.id) }
-            let p = Schedule.plan(shard: s, config: config, stageCount: stageCount, records: records)
-            let (report, trainer) = try trainShard(p, previousDigest: nil, pool: pool, persist: false, progress: nil)
+            let p = Schedule.plan(shard: s, config: config, stageCount: stageCount, records: records, codec: try models.codec())
+            let (report, model) = try trainShard(p, previousDigest: nil, pool: pool, persist: false, progress: nil)
             exactSeconds += report.seconds
-            exactFlops += Double(report.steps * config.batch * config.model.context) * config.model.trainingFLOPsPerToken
-            exact[s] = trainer.model.score(texts, perToken: true)
-            exactModels[s] = trainer.model
-            exactDigests[String(s)] = trainer.model.digest
+            exactFlops += Double(report.steps * config.batch * config.context) * model.trainingFLOPsPerToken
+            exact[s] = model.score(texts, perToken: true)
+            exactModels[s] = model
+            exactDigests[String(s)] = model.digest
         }
         let exactState = original.merging(exact) { _, e in e }
         let meter = ComparisonMeter(set: set, answering: answering, original: original, exact: exact,
                                     seed: o.seed &+ UInt64(trial) &* 1000)
         let exactNLL = meter.forgetNLLs(exactState)
-        func ensembleOf(_ replaced: [Int: GPT2Model]) -> Ensemble {
+        func ensembleOf(_ replaced: [Int: ShardModel]) -> Ensemble {
             Ensemble(models: ensemble.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) })
         }
         log?("measuring the original and the exact ensembles (extraction: greedy continuations)")
@@ -362,7 +362,7 @@ extension Store {
         let origNLL = meter.forgetNLLs(original), lastNLL = meter.forgetNLLs(last)
         let origExp = meter.exposures(original), exactExp = meter.exposures(exactState), lastExp = meter.exposures(last)
         let records = forget.enumerated().map { i, r in
-            ForgetRecordReport(id: r.id, group: r.group, shard: r.shard, tokens: forgetTexts[i].count + 1,
+            ForgetRecordReport(id: r.id, group: r.group, shard: r.shard, tokens: ensemble.models[0].model.tokenCount(forgetTexts[i]),
                                nllOriginal: origNLL[i], nllExact: exactNLL[i], nllApproximate: lastNLL[i],
                                exposureOriginal: origExp[i], exposureExact: exactExp[i], exposureApproximate: lastExp[i])
         }

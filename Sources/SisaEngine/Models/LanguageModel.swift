@@ -70,6 +70,21 @@ public protocol LanguageModel: AnyObject {
 
     /// A decoder with its own key/value cache over this model's weights.
     func makeDecoder() -> any TokenDecoder
+
+    /// Blocks, and the projections LoRA may adapt in each.
+    var layerCount: Int { get }
+    var loraTargets: [LoRATarget] { get }
+    /// Puts `adapter` (built for `loraTargets` and `layerCount`) over the weights.
+    func attach(_ adapter: LoRAAdapter)
+
+    /// A model over the same weights (shared, never written, no gradients),
+    /// without an adapter, with activations of its own: for adapters over one
+    /// frozen base, and for inference threads.
+    func sharingWeights(pool: WorkerPool) -> any LanguageModel
+
+    /// A model with its own copy of the weights (and gradients when
+    /// `trainable`), without an adapter: full fine-tuning of a base.
+    func copyingWeights(pool: WorkerPool, trainable: Bool) throws -> any LanguageModel
 }
 
 extension LanguageModel {

@@ -24,6 +24,13 @@ public struct LoRAConfiguration: Codable, Equatable, Hashable, Sendable, CustomS
 
     public var scale: Float { alpha / Float(rank) }
 
+    /// Parameters of this adapter over a model with these targets and `layerCount` blocks:
+    /// rank x (in + out) per adapted projection.
+    public func parameterCount(targets available: [LoRATarget], layerCount: Int) -> Int {
+        let perLayer = available.filter { targets.contains($0.name) }.reduce(0) { $0 + rank * ($1.inFeatures + $1.outFeatures) }
+        return perLayer * (layers ?? layerCount)
+    }
+
     public var description: String {
         "LoRA r\(rank) alpha \(alpha) on \(targets.joined(separator: ","))" + (layers.map { " of the top \($0) layers" } ?? " of every layer")
     }

@@ -336,6 +336,21 @@ public final class GPT2Model: LanguageModel {
 
     public func makeDecoder() -> any TokenDecoder { GPT2Decoder(model: self) }
 
+    public var layerCount: Int { config.layers }
+    public var loraTargets: [LoRATarget] { GPT2Model.loraTargets(config) }
+
+    public func sharingWeights(pool: WorkerPool) -> any LanguageModel {
+        let m = GPT2Model(sharingParametersOf: self, pool: pool)
+        m.adapter = nil
+        return m
+    }
+
+    public func copyingWeights(pool: WorkerPool, trainable: Bool) throws -> any LanguageModel {
+        let m = try GPT2Model(config: config, pool: pool, kernels: kernels, trainable: trainable)
+        m.params.copy(from: params)
+        return m
+    }
+
     /// Multiplies the loss gradient (dlogits, kept from the last training
     /// forward) of each record's positions by its factor: the next
     /// `backward()` then yields the weighted sum of per-record gradients.

@@ -321,4 +321,19 @@ public final class LlamaModel: LanguageModel {
     }
 
     public func makeDecoder() -> any TokenDecoder { LlamaDecoder(model: self) }
+
+    public var layerCount: Int { config.layers }
+    public var loraTargets: [LoRATarget] { LlamaModel.loraTargets(config) }
+
+    public func sharingWeights(pool: WorkerPool) -> any LanguageModel {
+        let m = LlamaModel(sharing: self, pool: pool)
+        m.adapter = nil
+        return m
+    }
+
+    public func copyingWeights(pool: WorkerPool, trainable: Bool) throws -> any LanguageModel {
+        let m = try LlamaModel(config: config, context: context, trainable: trainable, pool: pool, kernels: kernels)
+        m.weights.values.copy(from: weights.values)
+        return m
+    }
 }
