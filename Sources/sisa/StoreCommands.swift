@@ -163,7 +163,13 @@ struct Status: ParsableCommand {
         let s = try storeOptions.open().status()
         if json { try printJSON(s); return }
         let c = s.config
-        print("store \(s.store): \(c.shards) shards x \(c.slices) slices, model \(c.model), batch \(c.batch), \(c.epochs) epochs, seed \(c.seed)")
+        if let b = c.base {
+            print("store \(s.store): \(c.shards) shards x \(c.slices) slices, batch \(c.batch), \(c.epochs) epochs, seed \(c.seed)")
+            print("base: \(b.name) (\(b.architecture.rawValue), sha256 \(b.sha256), \(s.baseBytes) bytes in the store)")
+            print("each shard trains: \(b.lora.map { "\($0)" } ?? "every weight (full fine-tuning)"), \(s.trainableParameters) parameters; context \(b.context) tokens")
+        } else {
+            print("store \(s.store): \(c.shards) shards x \(c.slices) slices, model \(c.model!), batch \(c.batch), \(c.epochs) epochs, seed \(c.seed)")
+        }
         print("numerics: version \(c.numerics)" + (c.numerics == Numerics.version ? " (this sisa's)"
               : s.numericsIsCurrent ? " (nothing trained yet: training adopts this sisa's version \(Numerics.version))"
               : "; this sisa computes with version \(Numerics.version): run `sisa train --rebuild` before training or deleting"))
@@ -176,7 +182,7 @@ struct Status: ParsableCommand {
         }
         for sh in s.shards {
             let privacy = sh.epsilon.map { String(format: ", epsilon %.3f (noise %.3f)", $0, sh.noise ?? 0) } ?? ""
-            print("  shard \(sh.index): \(sh.records) records, stages \(sh.stagesTrained)/\(sh.stages)\(sh.quarantined ? ", QUARANTINED" : ""), digest \(sh.digest.map { String($0.prefix(16)) } ?? "-")\(privacy)")
+            print("  shard \(sh.index): \(sh.records) records, stages \(sh.stagesTrained)/\(sh.stages)\(sh.quarantined ? ", QUARANTINED" : ""), digest \(sh.digest.map { String($0.prefix(16)) } ?? "-"), checkpoints \(String(format: "%.2f MB", Double(sh.checkpointBytes) / 1e6))\(privacy)")
         }
         print(String(format: "checkpoints: %d, %.1f MB raw, %.1f MB stored (compression %.2fx)", s.checkpoints,
                      Double(s.checkpointRawBytes) / 1e6, Double(s.checkpointStoredBytes) / 1e6, s.compressionRatio))
@@ -281,17 +287,22 @@ struct Verify: ParsableCommand {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a shard's model as a Hugging Face GPT-2 folder (config.json + model.safetensors).")
+        abstract: "Write a shard's model as a Hugging Face folder (or, on a LoRA base store, its adapter as a PEFT folder).",
+        discussion: """
+        --kind merged (default): config.json, model.safetensors and, on a base store, the tokenizer: \
+        a byte-level store's GPT-2, or the base with the shard's adapter merged into its weights; \
+        transformers' AutoModelForCausalLM loads it. --kind adapter: adapter_config.json and \
+        adapter_model.safetensors, which peft's PeftModel.from_pretrained loads over the base. \
+        A shard quarantined by a pending deletion is refused.
+        """)
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "Shard index.") var shard: Int
+    @Option(help: "merged or adapter.") var kind: String = "merged"
     @Argument(help: "Output folder.") var dir: String
 
     func run() throws {
-        let shardModel = try storeOptions.open().model(shard: shard)
-        guard let model = shardModel.model as? GPT2Model, model.adapter == nil else {
-            throw ValidationError("export of base stores: not yet")
-        }
-        try HuggingFace.export(model, to: URL(fileURLWithPath: dir))
-        print("exported shard \(shard) (\(model.config), digest \(model.digest.prefix(16))) to \(dir)")
+        guard let k = ExportKind(rawValue: kind) else { throw ValidationError("--kind must be merged or adapter") }
+        let r = try storeOptions.open().export(shard: shard, to: URL(fileURLWithPath: dir), kind: k)
+        print("exported shard \(shard) (\(r.description), digest \(r.digest.prefix(16))) to \(dir)")
     }
 }

@@ -7,6 +7,9 @@ public struct ShardStatus: Codable, Sendable {
     public let stagesTrained: Int
     public let quarantined: Bool
     public let digest: String?
+    /// Bytes on disk of this shard's checkpoints (compressed): on a base
+    /// store, adapters and their optimizer state only.
+    public let checkpointBytes: Int
     /// DP stores: the shard's epsilon at the store's delta (worst case, a
     /// record of slice 0, over the current plan); absent without DP.
     public let epsilon: Double?
@@ -29,6 +32,10 @@ public struct StoreStatus: Codable, Sendable {
     public let checkpointStoredBytes: Int
     public let compressionRatio: Double
     public let config: StoreConfig
+    /// Bytes of the base kept in the store (STORE/base/); 0 for a byte-level store.
+    public let baseBytes: Int
+    /// Parameters each shard trains (its adapter's on a base store).
+    public let trainableParameters: Int
     /// False when the checkpoints are of another numerics version than this build's
     /// (`config.numerics` vs `Numerics.version`): `sisa train --rebuild` is needed.
     public let numericsIsCurrent: Bool
@@ -52,6 +59,7 @@ extension Store {
             shards.append(ShardStatus(index: st.index, records: live.filter { $0.shard == st.index && !$0.holdout }.count,
                                       stages: p.stages.count, stagesTrained: trained, quarantined: st.quarantined,
                                       digest: st.digest,
+                                      checkpointBytes: ckpts.filter { $0.shard == st.index }.reduce(0) { $0 + $1.storedBytes },
                                       epsilon: config.dp.map { PrivateSchedule.epsilon(stages: p.privateStages, noise: p.noise ?? 0, delta: $0.delta) },
                                       noise: p.noise))
         }
@@ -61,6 +69,7 @@ extension Store {
                            groups: groups, shards: shards, pendingDeletions: try catalog.pendingDeletions().count,
                            checkpoints: ckpts.count, checkpointRawBytes: raw, checkpointStoredBytes: stored,
                            compressionRatio: stored > 0 ? Double(raw) / Double(stored) : 0, config: config,
+                           baseBytes: config.base?.bytes ?? 0, trainableParameters: try models.trainableParameterCount(),
                            numericsIsCurrent: numericsIsCurrent || (ckpts.isEmpty && states.allSatisfy { $0.digest == nil }))
     }
 }

@@ -76,6 +76,8 @@ public protocol LanguageModel: AnyObject {
     var loraTargets: [LoRATarget] { get }
     /// Puts `adapter` (built for `loraTargets` and `layerCount`) over the weights.
     func attach(_ adapter: LoRAAdapter)
+    /// Where the weight a target adapts in layer `layer` sits in `weights` (for merging an adapter in).
+    func placement(layer: Int, target: LoRATarget) -> WeightPlacement
 
     /// A model over the same weights (shared, never written, no gradients),
     /// without an adapter, with activations of its own: for adapters over one
@@ -85,6 +87,13 @@ public protocol LanguageModel: AnyObject {
     /// A model with its own copy of the weights (and gradients when
     /// `trainable`), without an adapter: full fine-tuning of a base.
     func copyingWeights(pool: WorkerPool, trainable: Bool) throws -> any LanguageModel
+}
+
+/// A projection's weight inside a flat buffer: element (output o, input i)
+/// at `offset + o * outStride + i * inStride` (llama's [out, in] rows,
+/// GPT-2's [in, out] Conv1D columns).
+public struct WeightPlacement: Sendable, Equatable {
+    public let offset: Int, outStride: Int, inStride: Int
 }
 
 extension LanguageModel {

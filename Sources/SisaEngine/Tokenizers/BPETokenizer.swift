@@ -46,8 +46,10 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     /// The token of each single byte (nil when the vocabulary lacks it: that byte is skipped, as tokenizers does without unk).
     private let byteToken: [Int32?]
     /// (left id << 32 | right id) -> (rank, merged id).
-    private let merges: [UInt64: (rank: Int32, id: Int32)]
+    let merges: [UInt64: (rank: Int32, id: Int32)]
     private let tokenOfBytes: [[UInt8]: Int32]
+    /// Each id's token string as the vocabulary spells it (for writing tokenizer.json back).
+    let tokenStrings: [String]
     private let bytesOfToken: [[UInt8]]
     private let addedByFirstScalar: [UInt32: [AddedToken]]
 
@@ -68,11 +70,13 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         let size = maxId + 1
         var bytesOfToken = [[UInt8]](repeating: [], count: size)
         var seen = [Bool](repeating: false, count: size)
+        var strings = [String](repeating: "", count: size)
         var tokenOfBytes: [[UInt8]: Int32] = [:]
         for (token, id) in vocab {
             guard id >= 0 else { throw fail("token \(token.debugDescription) has a negative id") }
             guard !seen[id] else { throw fail("id \(id) is given to two tokens") }
             seen[id] = true
+            strings[id] = token
             let bytes = ByteLevel.bytes(of: token)
             bytesOfToken[id] = bytes ?? ByteLevel.decode(token)
             if let bytes, tokenOfBytes[bytes] == nil { tokenOfBytes[bytes] = Int32(id) }
@@ -112,6 +116,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         self.merges = table
         self.tokenOfBytes = tokenOfBytes
         self.bytesOfToken = bytesOfToken
+        self.tokenStrings = strings
         var byFirst: [UInt32: [AddedToken]] = [:]
         for a in addedTokens { byFirst[a.content.unicodeScalars.first!.value, default: []].append(a) }
         for k in byFirst.keys { byFirst[k]!.sort { $0.content.unicodeScalars.count > $1.content.unicodeScalars.count } }

@@ -336,6 +336,19 @@ public final class GPT2Model: LanguageModel {
 
     public func makeDecoder() -> any TokenDecoder { GPT2Decoder(model: self) }
 
+    /// Weights are Conv1D [in, out]; a target's outputs are a column range of its product.
+    public func placement(layer: Int, target: LoRATarget) -> WeightPlacement {
+        let b = layout.blocks[layer], C = config.dim
+        let (base, width): (Int, Int)
+        switch Product(rawValue: target.product)! {
+        case .attn: (base, width) = (b.qkvw, 3 * C)
+        case .proj: (base, width) = (b.projw, C)
+        case .fc: (base, width) = (b.fcw, 4 * C)
+        case .mlpProj: (base, width) = (b.fc2w, C)
+        }
+        return WeightPlacement(offset: base + target.column, outStride: 1, inStride: width)
+    }
+
     public var layerCount: Int { config.layers }
     public var loraTargets: [LoRATarget] { GPT2Model.loraTargets(config) }
 

@@ -322,6 +322,19 @@ public final class LlamaModel: LanguageModel {
 
     public func makeDecoder() -> any TokenDecoder { LlamaDecoder(model: self) }
 
+    /// Weights are [out, in]; a fused product's targets are consecutive row ranges.
+    public func placement(layer: Int, target: LoRATarget) -> WeightPlacement {
+        let b = layout.blocks[layer]
+        let base: Int
+        switch Product(rawValue: target.product)! {
+        case .qkv: base = b.qkv
+        case .o: base = b.o
+        case .gateUp: base = b.gateUp
+        case .down: base = b.down
+        }
+        return WeightPlacement(offset: base + target.column * target.inFeatures, outStride: target.inFeatures, inStride: 1)
+    }
+
     public var layerCount: Int { config.layers }
     public var loraTargets: [LoRATarget] { LlamaModel.loraTargets(config) }
 
