@@ -47,7 +47,7 @@ public final class CheckpointStore {
 
     /// The state stored under `key`, or nil when it is missing or corrupt (in
     /// which case the bad entry is dropped so the stage is rebuilt).
-    func load(key: String) throws -> Data? {
+    public func load(key: String) throws -> Data? {
         guard let info = try mutex.withLock({ try catalog.checkpoint(key: key) }) else { return nil }
         do {
             return try read(info)
