@@ -214,4 +214,64 @@ final class BaseStoreTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("no adapter alone"), "\($0)")
         }
     }
+
+    /// A LoRA shard memorises a repeated canary over a frozen base; exact
+    /// unlearning removes it; every approximate method, the audit and the
+    /// output filter run on the base store's models (Baluta et al.'s
+    /// comparison on the same footing as byte-level stores).
+    func testMeasurementsOnABaseStore() throws {
+        let tmp = TempDir()
+        let config = try baseConfig(TinyBase.gguf, shards: 2, slices: 2, seed: 12,
+                                    lora: LoRAConfiguration(rank: 8, alpha: 16, targets: ["q", "k", "v", "o", "gate", "up", "down"]),
+                                    epochs: 30, learningRate: 1e-2)
+        let store = try createBaseStore(tmp.url.appendingPathComponent("m"), TinyBase.gguf, config: config)
+        _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", syntheticRecords(60))], holdout: 0.25)
+        let canaryFile = tmp.url.appendingPathComponent("c.jsonl").path
+        try Canary.jsonLines(Canary.generate(count: 1, digits: 6, seed: 1), repeats: 6, group: "canary", seed: 1)
+            .write(toFile: canaryFile, atomically: true, encoding: .utf8)
+        _ = try store.ingest(paths: [canaryFile])
+        _ = try store.train()
+
+        var reports: [UnlearningMethod: ComparisonReport] = [:]
+        for method in UnlearningMethod.allCases {
+            var o = CompareOptions()
+            o.forgetGroup = "canary"
+            o.count = 6
+            o.unlearning.method = method
+            o.unlearning.steps = 4
+            o.unlearning.learningRate = 1e-3
+            o.evalEvery = 2
+            o.canaryCandidates = 100
+            o.extraction.promptBytes = 24
+            o.extraction.continuationBytes = 16
+            reports[method] = try store.compare(o)
+        }
+        let ga = try XCTUnwrap(reports[.ga])
+        XCTAssertEqual(ga.verdict, "measurable", ga.verdictReason)
+        let c = try XCTUnwrap(ga.canaryExposure)
+        XCTAssertGreaterThan(c.original, c.exact + 3, "memorised by the adapter, then exactly forgotten")
+        XCTAssertGreaterThan(ga.exact.forgetNLL, ga.original.forgetNLL)
+        XCTAssertEqual(ga.approximate.curve.count, 3)
+        // Methods that train move the forget NLL; the filter changes no score.
+        for m in [UnlearningMethod.ga, .graddiff, .npo] {
+            XCTAssertNotEqual(try XCTUnwrap(reports[m]?.approximate.curve.last).forgetNLL, ga.original.forgetNLL, "\(m)")
+        }
+        let filter = try XCTUnwrap(reports[.filter])
+        XCTAssertEqual(filter.approximate.curve.last?.forgetNLL, filter.original.forgetNLL)
+        XCTAssertGreaterThan(try XCTUnwrap(filter.original.extraction).exactMatchRate, 0, "the shard reproduces the canary")
+        XCTAssertEqual(try XCTUnwrap(filter.approximate.curve.last?.extraction).exactMatchRate, 0, "the filter blocks it")
+        // The compare is a what-if: the store's models are as they were.
+        XCTAssertEqual(try digests(store), try digests(try Store.open(at: store.url)))
+
+        // The calibrated audit scores each record under its own shard's base + adapter.
+        // (The canary's copies sit in both shards, so the other shard is no clean reference here.)
+        var a = AuditOptions()
+        a.group = "canary"
+        let audit = try store.audit(a)
+        XCTAssertEqual(audit.records.count, 6)
+        for r in audit.records {
+            let text = try XCTUnwrap(try store.catalog.text(id: r.id))
+            XCTAssertEqual(r.ownNLL, try store.model(shard: r.shard).score([text])[0].nll)
+        }
+    }
 }

@@ -56,7 +56,7 @@ public enum Extraction {
             guard let (prompt, truth) = split(text, o) else { continue }
             var sampler = Sampler(temperature: 0)
             let gen = ensemble.generate(prompt: prompt, maxTokens: truth.count, aggregation: .mean, sampler: &sampler,
-                                        filter: filter)
+                                        filter: filter, maxBytes: truth.count)
             matches.append(exactMatch(generated: gen, truth: truth) ? 1 : 0)
             ratios.append(lcsRatio(generated: gen, truth: truth))
         }

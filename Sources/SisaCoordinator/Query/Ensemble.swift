@@ -83,8 +83,9 @@ public final class Ensemble {
     /// With a `filter`, a token whose bytes would complete a fingerprinted
     /// window is taken out of the distribution and the sampler picks again
     /// (the next-best token when greedy); `blocked` counts those refusals.
+    /// `maxBytes` also ends the text once that many bytes are out.
     public func generate(prompt: [UInt8], maxTokens: Int, aggregation: Aggregation, sampler: inout Sampler,
-                         filter: OutputFilter? = nil, blocked: UnsafeMutablePointer<Int>? = nil) -> [UInt8] {
+                         filter: OutputFilter? = nil, blocked: UnsafeMutablePointer<Int>? = nil, maxBytes: Int? = nil) -> [UInt8] {
         let codec = self.codec
         let sessions = models.map { $0.model.model.makeDecoder() }
         var probs: [[Double]] = sessions.map { Sampler.probabilities($0.feed(codec.separator)) }
@@ -105,6 +106,7 @@ public final class Ensemble {
             // Only blocked tokens had any probability left: stop rather than emit one.
             if codec.stops(next) || (filter != nil && dist[Int(next)] == 0) { break }
             out += codec.bytes(of: next)
+            if let maxBytes, out.count >= maxBytes { break }
             probs = sessions.map { Sampler.probabilities($0.feed(next)) }
         }
         return out
