@@ -172,6 +172,9 @@ final class BaseStoreTests: XCTestCase {
         let m0 = try store.model(shard: 0).model, m1 = try store.model(shard: 1).model
         XCTAssertTrue(m0.weights.values === m1.weights.values, "one base in memory for all shards")
         XCTAssertFalse(m0.adapter!.parameters.values === m1.adapter!.parameters.values)
+        // ... and so do other store objects of the process (a server's reader and writer).
+        let other = try Store.open(at: store.url).model(shard: 2).model
+        XCTAssertTrue(other.weights.values === m0.weights.values)
     }
 
     func testExportWritesTheMergedModelAndThePEFTAdapter() throws {

@@ -228,6 +228,62 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(try digests(Store.open(at: storeURL)), try digests(never))
     }
 
+    /// A base store behind the service: text answers from base + adapters,
+    /// queries answered while a deletion retrains, and the retrained adapter
+    /// swapped in; the result equals a store that never saw the record.
+    func testServeABaseStore() throws {
+        let tmp = TempDir()
+        let records = syntheticRecords(40)
+        let storeURL = tmp.url.appendingPathComponent("s")
+        let config = try baseConfig(TinyBase.gguf, epochs: 40)
+        let (reader, deleter) = try { () throws -> (String, String) in
+            let store = try createBaseStore(storeURL, TinyBase.gguf, config: config)
+            _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+            _ = try store.train()
+            return (try store.createToken(role: .reader, name: "reader"), try store.createToken(role: .deleter, name: "portal"))
+        }()
+        let (p, base) = try serve(storeURL)
+        defer { if p.isRunning { p.terminate() } }
+        let query = base.appendingPathComponent("query")
+        let greedy: [String: Any] = ["prompt": "rec 1", "maxTokens": 8, "temperature": 0]
+        let (s0, first) = try call("POST", query, token: reader, body: greedy)
+        XCTAssertEqual(s0, 200)
+        var sampler = Sampler(temperature: 0)
+        let expected = try Ensemble(store: Store.open(at: storeURL)).generate(prompt: Array("rec 1".utf8), maxTokens: 8,
+                                                                               aggregation: .mean, sampler: &sampler)
+        XCTAssertEqual(first?["text"] as? String, String(decoding: expected, as: UTF8.self))
+
+        let victim = records[9].id
+        let victimShard = try XCTUnwrap(try Store.open(at: storeURL).catalog.record(id: victim)).shard
+        let (accepted, body) = try call("POST", base.appendingPathComponent("deletions"), token: deleter, body: ["ids": [victim]])
+        XCTAssertEqual(accepted, 202)
+        let requestID = try XCTUnwrap((body?["request"] as? [String: Any])?["id"] as? Int)
+        // While the shard retrains, queries are answered by the others.
+        let (during, duringBody) = try call("POST", query, token: reader, body: greedy)
+        XCTAssertEqual(during, 200)
+        XCTAssertEqual(duringBody?["shards"] as? [Int], [1 - victimShard])
+        var state = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            state = try call("GET", base.appendingPathComponent("deletions/\(requestID)"), token: deleter).1?["state"] as? String ?? ""
+            if state == "done" { break }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTAssertEqual(state, "done")
+        let (_, after) = try call("POST", query, token: reader, body: greedy)
+        XCTAssertEqual((after?["shards"] as? [Int])?.sorted(), [0, 1])
+        sampler = Sampler(temperature: 0)
+        let expectedAfter = try Ensemble(store: Store.open(at: storeURL)).generate(prompt: Array("rec 1".utf8), maxTokens: 8,
+                                                                                    aggregation: .mean, sampler: &sampler)
+        XCTAssertEqual(after?["text"] as? String, String(decoding: expectedAfter, as: UTF8.self))
+        p.terminate()
+        p.waitUntilExit()
+        let never = try createBaseStore(tmp.url.appendingPathComponent("n"), TinyBase.gguf, config: config)
+        _ = try never.ingest(paths: [tmp.jsonl("rest.jsonl", records.filter { $0.id != victim })])
+        _ = try never.train()
+        XCTAssertEqual(try digests(Store.open(at: storeURL)), try digests(never))
+    }
+
     /// Inference runs on its own threads: /v1/health answers while every
     /// inference thread is busy. SIGTERM lets in-flight requests finish with
     /// their full answers, then the server exits 0.

@@ -78,6 +78,32 @@ final class SlurmTests: XCTestCase {
         }
     }
 
+    /// A base store through Slurm: the work orders name the base by path and
+    /// digest, workers train adapters over the store's copy, and a deletion
+    /// equals a store that never saw the record.
+    func testSlurmOnABaseStore() throws {
+        let tmp = TempDir()
+        var records = syntheticRecords(40)
+        records[5].text = "SECRET-PAYLOAD-slurm-base-77 \(records[5].text)"
+        let config = try baseConfig(TinyBase.gguf, shards: 2, slices: 2)
+        let store = try createBaseStore(tmp.url.appendingPathComponent("s"), TinyBase.gguf, config: config)
+        _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+        let notes = Notes()
+        _ = try store.train(executor: slurm(notes))
+        let local = try createBaseStore(tmp.url.appendingPathComponent("l"), TinyBase.gguf, config: config)
+        _ = try local.ingest(paths: [tmp.jsonl("r.jsonl", records)])
+        _ = try local.train()
+        XCTAssertEqual(try digests(store), try digests(local))
+        _ = try store.delete(ids: [records[5].id], executor: slurm(Notes()))
+        let never = try createBaseStore(tmp.url.appendingPathComponent("n"), TinyBase.gguf, config: config)
+        _ = try never.ingest(paths: [tmp.jsonl("rest.jsonl", records.filter { $0.id != records[5].id })])
+        _ = try never.train()
+        XCTAssertEqual(try digests(store), try digests(never))
+        for (name, bytes) in allFileBytes(store.url) {
+            XCTAssertNil(bytes.range(of: Data("SECRET-PAYLOAD-slurm-base-77".utf8)), "deleted text still present in \(name)")
+        }
+    }
+
     /// A task cancelled with scancel mid-stage is resubmitted, resumes from
     /// its last checkpoint, and the end result is still bit-exact.
     func testCancelledTaskIsResubmittedAndBitExact() throws {
@@ -278,6 +304,34 @@ final class WorkOrderTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("plans shard 0 differently"), "\(e)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder.result(0).path))
+    }
+
+    /// A worker checks the base before training: an order naming another
+    /// digest, or a base changed on the shared storage, is refused.
+    func testWorkerChecksTheBaseDigest() throws {
+        let tmp = TempDir()
+        let store = try createBaseStore(tmp.url.appendingPathComponent("s"), TinyBase.gguf, config: try baseConfig(TinyBase.gguf))
+        _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", syntheticRecords(20))])
+        let plan = try store.plan(shard: 0)
+        let records = try store.catalog.trainingRecords(shard: 0)
+        let b = try XCTUnwrap(store.config.base)
+        func order(_ base: WorkOrder.Base?) -> WorkOrder {
+            WorkOrder(run: "r", shard: 0, config: String(decoding: store.config.canonicalJSON, as: UTF8.self),
+                      stageCount: plan.stages.count, stageKeys: plan.stages.map(\.key), startKey: nil, startChecksum: nil,
+                      records: records.map { .init(id: $0.id, slice: $0.slice, text: String(decoding: $0.text, as: UTF8.self)) },
+                      base: base)
+        }
+        let folder = WorkFolder(store: store.url)
+        try folder.write(order(WorkOrder.Base(path: "base/tiny-llama.gguf", sha256: String(repeating: "a", count: 64))), to: folder.order(0))
+        XCTAssertThrowsError(try Worker.run(order: folder.order(0))) { XCTAssertTrue("\($0)".contains("does not name the store's base"), "\($0)") }
+        try folder.write(order(WorkOrder.Base(path: "base/tiny-llama.gguf", sha256: b.sha256)), to: folder.order(0))
+        let file = store.url.appendingPathComponent("base/tiny-llama.gguf")
+        var bytes = try Data(contentsOf: file)
+        bytes[1000] ^= 1
+        try bytes.write(to: file)
+        XCTAssertThrowsError(try Worker.run(order: folder.order(0))) { XCTAssertTrue("\($0)".contains("the base changed"), "\($0)") }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.result(0).path))
+        XCTAssertTrue(try store.catalog.checkpoints().isEmpty)
     }
 
     /// A deletion purges every order holding the record, temp files of an

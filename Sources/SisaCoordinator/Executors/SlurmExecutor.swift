@@ -187,7 +187,8 @@ public struct SlurmExecutor: ShardExecutor {
         }
         let order = WorkOrder(run: run, shard: w.plan.shard, config: String(decoding: store.config.canonicalJSON, as: UTF8.self),
                               stageCount: w.plan.stages.count, stageKeys: w.plan.stages.map(\.key),
-                              startKey: start?.info.key, startChecksum: start?.info.checksum, records: records)
+                              startKey: start?.info.key, startChecksum: start?.info.checksum, records: records,
+                              base: store.config.base.map { WorkOrder.Base(path: BaseFiles.relativePath($0), sha256: $0.sha256) })
         try folder.write(order, to: folder.order(w.plan.shard))
         return (start?.stage ?? -1) + 1
     }

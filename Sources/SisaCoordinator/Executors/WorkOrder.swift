@@ -16,8 +16,16 @@ public struct WorkOrder: Codable, Sendable {
         public let text: String
         public init(id: String, slice: Int, text: String) { (self.id, self.slice, self.text) = (id, slice, text) }
     }
+    /// The base a base store's shards adapt: its path under the store (nodes
+    /// mount the store, and so see the base) and the digest the worker checks
+    /// before it trains.
+    public struct Base: Codable, Sendable, Equatable {
+        public let path: String
+        public let sha256: String
+        public init(path: String, sha256: String) { (self.path, self.sha256) = (path, sha256) }
+    }
     /// Bumped when the layout changes; a worker refuses another.
-    public static let format = 1
+    public static let format = 2
     public var format = WorkOrder.format
     /// The coordinator's run: results of other runs are not this run's.
     public let run: String
@@ -33,11 +41,13 @@ public struct WorkOrder: Codable, Sendable {
     public let startKey: String?
     public let startChecksum: String?
     public let records: [Record]
+    /// nil on a byte-level store.
+    public let base: Base?
 
     public init(run: String, shard: Int, config: String, stageCount: Int, stageKeys: [String], startKey: String?,
-                startChecksum: String?, records: [Record]) {
+                startChecksum: String?, records: [Record], base: Base? = nil) {
         (self.run, self.shard, self.config, self.stageCount, self.stageKeys) = (run, shard, config, stageCount, stageKeys)
-        (self.startKey, self.startChecksum, self.records) = (startKey, startChecksum, records)
+        (self.startKey, self.startChecksum, self.records, self.base) = (startKey, startChecksum, records, base)
     }
 }
 

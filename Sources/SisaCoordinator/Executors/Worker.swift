@@ -18,6 +18,14 @@ public enum Worker {
             throw CoordinatorError.corrupt("\(url.path): unreadable configuration: \(error)")
         }
         let storeURL = WorkFolder.store(ofOrder: url)
+        // The base this node sees must be the one the coordinator planned on: checked before any training.
+        if let b = config.base {
+            guard let named = order.base, named.sha256 == b.sha256, named.path == BaseFiles.relativePath(b) else {
+                throw CoordinatorError.invalidInput("\(url.path): the work order does not name the store's base (\(BaseFiles.relativePath(b)), sha256 \(b.sha256.prefix(16))...)")
+            }
+            _ = try BaseFiles.checked(b, store: storeURL)
+            note("shard \(order.shard): base \(named.path) matches sha256 \(b.sha256.prefix(16))...")
+        }
         let folder = WorkFolder(store: storeURL)
         let checkpoints = storeURL.appendingPathComponent("checkpoints")
         let models = ShardModels(config: config, storeURL: storeURL)

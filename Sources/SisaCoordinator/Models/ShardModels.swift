@@ -85,15 +85,28 @@ public final class ShardModels: @unchecked Sendable {
         }
     }
 
-    /// The base, frozen, loaded once after its digest is checked.
-    func base() throws -> BaseModel {
+    /// Bases in memory, by digest and context: every store object of a
+    /// process (a server's reader, writer and submission stores) shares one
+    /// copy of a base's weights. Entries hold frozen weights only.
+    private static let registryLock = NSLock()
+    nonisolated(unsafe) private static var registry: [String: BaseModel] = [:]
+
+    /// The base, frozen, loaded once per process after its digest is checked
+    /// (the check runs for every store object: a base changed under a store is refused).
+    public func base() throws -> BaseModel {
         try lock.withLock {
             if let b = loadedBase { return b }
             guard let b = config.base else { throw CoordinatorError.invalidInput("a byte-level store has no base") }
             let url = try BaseFiles.checked(b, store: storeURL)
+            let key = "\(b.sha256)|\(b.context)"
             let loaded: BaseModel
-            do { loaded = try BaseModel.load(url, context: b.context, trainable: false) } catch let e as EngineError {
-                throw CoordinatorError.corrupt("\(e)")
+            if let shared = ShardModels.registryLock.withLock({ ShardModels.registry[key] }) {
+                loaded = shared
+            } else {
+                do { loaded = try BaseModel.load(url, context: b.context, trainable: false) } catch let e as EngineError {
+                    throw CoordinatorError.corrupt("\(e)")
+                }
+                ShardModels.registryLock.withLock { ShardModels.registry[key] = loaded }
             }
             loadedBase = loaded
             if loadedCodec == nil { loadedCodec = RecordCodec(base: loaded.tokenizer) }

@@ -109,6 +109,9 @@ public enum BaseFiles {
         }
     }
 
+    /// The base's path relative to the store folder.
+    public static func relativePath(_ config: BaseStoreConfig) -> String { "\(folder)/\(config.name)" }
+
     /// The base's path in the store, after checking its digest against the configuration.
     static func checked(_ config: BaseStoreConfig, store: URL) throws -> URL {
         let url = store.appendingPathComponent(folder).appendingPathComponent(config.name)
