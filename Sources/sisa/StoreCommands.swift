@@ -208,7 +208,8 @@ struct Records: ParsableCommand {
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Holdout perplexity per group, for the ensemble and for each shard alone.")
+        abstract: "Holdout perplexity per group, for the ensemble and for each shard alone.",
+        discussion: "Perplexity is exp of the mean NLL per token (bytes on a byte store, the base's tokens on a base store). On a base store the base alone, zero-shot, is reported too.")
     @OptionGroup var storeOptions: StoreOptions
     @Flag(help: "Print JSON.") var json = false
 
@@ -222,6 +223,7 @@ struct Eval: ParsableCommand {
             print(String(format: "group %@: %d holdout records, %d tokens: ensemble perplexity %.3f (NLL %.4f)",
                          g.group as NSString, g.records, g.tokens, g.ensemblePerplexity, g.ensembleNLL))
             for s in g.shards { print(String(format: "    shard %d alone: perplexity %.3f (NLL %.4f)", s.shard, s.perplexity, s.nll)) }
+            if let nll = g.baseNLL { print(String(format: "    the base alone (zero-shot): perplexity %.3f (NLL %.4f)", exp(nll), nll)) }
         }
     }
 }

@@ -161,6 +161,13 @@ public final class ShardModels: @unchecked Sendable {
         return ShardModel(model: m, codec: try codec())
     }
 
+    /// The base alone, zero-shot (no adapter, no record seen): the
+    /// reference a base store's shards are measured against; nil on a byte store.
+    public func baseAlone(pool: WorkerPool) throws -> ShardModel? {
+        guard config.base != nil else { return nil }
+        return ShardModel(model: try base().model.sharingWeights(pool: pool), codec: try codec())
+    }
+
     /// The numerics version a saved state was trained under.
     func numericsVersion(of learner: ShardLearner) -> Int { learner.numericsVersion }
 }

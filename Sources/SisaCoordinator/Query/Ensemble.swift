@@ -154,6 +154,9 @@ public struct GroupEvaluation: Codable, Sendable {
     public let ensemblePerplexity: Double
     /// Per shard: NLL and perplexity of that shard alone.
     public let shards: [ShardEvaluation]
+    /// A base store: the base alone, zero-shot (what sharding is priced against).
+    public let baseNLL: Double?
+    public let basePerplexity: Double?
 }
 
 public struct ShardEvaluation: Codable, Sendable {
@@ -170,6 +173,7 @@ extension Ensemble {
             throw CoordinatorError.invalidInput("the store has no holdout records (ingest with --holdout FRACTION)")
         }
         var out: [GroupEvaluation] = []
+        let base = try store.models.baseAlone(pool: .shared)
         for group in Set(holdout.map(\.group)).sorted() {
             let texts = holdout.filter { $0.group == group }.map(\.text)
             let ens = score(texts)
@@ -178,8 +182,10 @@ extension Ensemble {
                 let nll = meanNLL(m.model.score(texts))
                 return ShardEvaluation(shard: m.shard, nll: nll, perplexity: exp(nll))
             }
+            let baseNLL = base.map { meanNLL($0.score(texts)) }
             out.append(GroupEvaluation(group: group, records: texts.count, tokens: ens.reduce(0) { $0 + $1.tokens },
-                                       ensembleNLL: ensNLL, ensemblePerplexity: exp(ensNLL), shards: shardEvals))
+                                       ensembleNLL: ensNLL, ensemblePerplexity: exp(ensNLL), shards: shardEvals,
+                                       baseNLL: baseNLL, basePerplexity: baseNLL.map { exp($0) }))
         }
         return out
     }
