@@ -12,6 +12,13 @@ final class DeterminismTests: XCTestCase {
     /// The promise: the bits do not depend on the CPU's instruction
     /// set or the thread count. Every path this machine runs, at 1, 2 and 3
     /// threads, must end in the same parameters and optimizer state.
+    /// Digests are lower-case hex, two digits per byte (FIPS 180-2's test vectors).
+    func testDigestHexIsTheStandardLowerCaseForm() {
+        XCTAssertEqual(Digest.sha256Hex(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(Digest.sha256Hex([UInt8]()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(Digest.hex([0x00, 0x0f, 0xa0, 0xff]), "000fa0ff")
+    }
+
     func testEveryKernelPathAndThreadCountGivesTheSameBits() throws {
         let reference = try train(threads: 1, steps: 4, kernels: .portable, B: 4)
         for path in Kernels.availablePaths {

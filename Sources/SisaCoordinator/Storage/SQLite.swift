@@ -68,6 +68,13 @@ public struct Row {
 public final class SQLiteDatabase {
     let handle: OpaquePointer
     public let path: String
+    // Prepared statements by SQL text, reused (parsing a statement per row made
+    // ingest and every catalog scan pay for the parser). A statement is taken
+    // out while in use, so two threads never share one, and reset as soon as
+    // it is put back, so no read snapshot outlives its call.
+    private var statements: [String: OpaquePointer] = [:]
+    private let statementsLock = NSLock()
+    private static let statementCacheLimit = 64
 
     public init(path: String, busyTimeoutMs: Int32 = 10_000) throws {
         var db: OpaquePointer?
@@ -82,7 +89,31 @@ public final class SQLiteDatabase {
         sqlite3_busy_timeout(db, busyTimeoutMs)
     }
 
-    deinit { sqlite3_close_v2(handle) }
+    deinit {
+        for stmt in statements.values { sqlite3_finalize(stmt) }
+        sqlite3_close_v2(handle)
+    }
+
+    private func checkout(_ sql: String) throws -> OpaquePointer {
+        if let stmt = statementsLock.withLock({ statements.removeValue(forKey: sql) }) { return stmt }
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v2(handle, sql, -1, &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw error(rc, sql) }
+        return stmt
+    }
+
+    /// Resets a statement and keeps it for the next call of the same SQL (or
+    /// finalizes it when one is already kept, or the cache is full).
+    private func checkin(_ sql: String, _ stmt: OpaquePointer) {
+        sqlite3_reset(stmt)
+        sqlite3_clear_bindings(stmt)
+        let kept = statementsLock.withLock { () -> Bool in
+            guard statements[sql] == nil, statements.count < Self.statementCacheLimit else { return false }
+            statements[sql] = stmt
+            return true
+        }
+        if !kept { sqlite3_finalize(stmt) }
+    }
 
     private func error(_ rc: Int32, _ sql: String? = nil) -> SQLiteError {
         SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
@@ -100,9 +131,7 @@ public final class SQLiteDatabase {
     }
 
     private func prepare(_ sql: String, _ args: [SQLBindable?]) throws -> OpaquePointer {
-        var stmt: OpaquePointer?
-        let rc = sqlite3_prepare_v2(handle, sql, -1, &stmt, nil)
-        guard rc == SQLITE_OK, let stmt else { throw error(rc, sql) }
+        let stmt = try checkout(sql)
         for (i, a) in args.enumerated() {
             let idx = Int32(i + 1)
             let r: Int32
@@ -113,7 +142,7 @@ public final class SQLiteDatabase {
             case .text(let v): r = sqlite3_bind_text(stmt, idx, v, -1, SQLITE_TRANSIENT)
             case .blob(let v): r = v.withUnsafeBytes { sqlite3_bind_blob(stmt, idx, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT) }
             }
-            if r != SQLITE_OK { sqlite3_finalize(stmt); throw error(r, sql) }
+            if r != SQLITE_OK { let e = error(r, sql); checkin(sql, stmt); throw e }
         }
         return stmt
     }
@@ -127,7 +156,7 @@ public final class SQLiteDatabase {
     @discardableResult
     public func run(_ sql: String, arguments args: [SQLBindable?]) throws -> Int {
         let stmt = try prepare(sql, args)
-        defer { sqlite3_finalize(stmt) }
+        defer { checkin(sql, stmt) }
         while true {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
@@ -143,7 +172,7 @@ public final class SQLiteDatabase {
 
     public func query<T>(_ sql: String, arguments args: [SQLBindable?], map: (Row) throws -> T) throws -> [T] {
         let stmt = try prepare(sql, args)
-        defer { sqlite3_finalize(stmt) }
+        defer { checkin(sql, stmt) }
         var out: [T] = []
         while true {
             let rc = sqlite3_step(stmt)
@@ -156,7 +185,7 @@ public final class SQLiteDatabase {
 
     public func scalarInt(_ sql: String, _ args: SQLBindable?...) throws -> Int? {
         let stmt = try prepare(sql, args)
-        defer { sqlite3_finalize(stmt) }
+        defer { checkin(sql, stmt) }
         let rc = sqlite3_step(stmt)
         if rc == SQLITE_ROW { return sqlite3_column_type(stmt, 0) == SQLITE_NULL ? nil : Int(sqlite3_column_int64(stmt, 0)) }
         if rc == SQLITE_DONE { return nil }

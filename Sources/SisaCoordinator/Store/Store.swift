@@ -106,30 +106,32 @@ public final class Store {
         guard !parsed.isEmpty else {
             throw CoordinatorError.invalidInput("\(paths.joined(separator: ", ")): no records found (empty input)")
         }
-        // Ids and duplicates, before touching the catalog.
-        var seen: [String: String] = [:]
-        var accepted: [(ParsedRecord, String)] = []
-        var skipped = 0
-        for r in parsed {
-            let id = r.id ?? RecordParser.derivedID(r.text)
-            if let first = seen[id] {
-                if skipDuplicates { skipped += 1; continue }
-                throw CoordinatorError.invalidInput("\(r.origin): duplicate id \(id) (first at \(first)); use --skip-duplicates to skip repeats")
-            }
-            if config.dp != nil, r.text.count > DPConfig.maxRecordBytes(context: config.context) {
-                throw CoordinatorError.invalidInput("\(r.origin): record \(id) has \(r.text.count) bytes; a DP-SGD store takes records of at most \(DPConfig.maxRecordBytes(context: config.context)) bytes (\(RecordBatch.maxRowsPerPass) context windows: all of a record's windows are clipped together, in memory); split it into several records")
-            }
-            if try catalog.recordExists(id) {
-                if skipDuplicates { skipped += 1; continue }
-                throw CoordinatorError.invalidInput("\(r.origin): id \(id) is already in the store; use --skip-duplicates to skip it")
-            }
-            seen[id] = r.origin
-            accepted.append((r, id))
-        }
-        guard !accepted.isEmpty else {
-            throw CoordinatorError.invalidInput("every record is already in the store (nothing to ingest)")
-        }
+        // Ids and duplicates are checked inside the transaction (one read
+        // snapshot for every lookup, not one per record); a refusal rolls back
+        // before anything was written.
         return try catalog.transaction {
+            var seen: [String: String] = [:]
+            var accepted: [(ParsedRecord, String)] = []
+            var skipped = 0
+            for r in parsed {
+                let id = r.id ?? RecordParser.derivedID(r.text)
+                if let first = seen[id] {
+                    if skipDuplicates { skipped += 1; continue }
+                    throw CoordinatorError.invalidInput("\(r.origin): duplicate id \(id) (first at \(first)); use --skip-duplicates to skip repeats")
+                }
+                if config.dp != nil, r.text.count > DPConfig.maxRecordBytes(context: config.context) {
+                    throw CoordinatorError.invalidInput("\(r.origin): record \(id) has \(r.text.count) bytes; a DP-SGD store takes records of at most \(DPConfig.maxRecordBytes(context: config.context)) bytes (\(RecordBatch.maxRowsPerPass) context windows: all of a record's windows are clipped together, in memory); split it into several records")
+                }
+                if try catalog.recordExists(id) {
+                    if skipDuplicates { skipped += 1; continue }
+                    throw CoordinatorError.invalidInput("\(r.origin): id \(id) is already in the store; use --skip-duplicates to skip it")
+                }
+                seen[id] = r.origin
+                accepted.append((r, id))
+            }
+            guard !accepted.isEmpty else {
+                throw CoordinatorError.invalidInput("every record is already in the store (nothing to ingest)")
+            }
             let started = try catalog.trainingStarted()
             let appended: Int? = started ? max(config.slices, (try catalog.maxAppendedSlice() ?? -1) + 1) : nil
             let ingestID = try catalog.addIngest(sources: paths.joined(separator: "\n"), format: format.rawValue, group: group ?? "",
