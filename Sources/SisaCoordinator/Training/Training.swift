@@ -162,10 +162,10 @@ extension Store {
     }
 
     /// Makes deleted text unrecoverable from the catalog files: secure_delete
-    /// already zeroes freed cells; VACUUM rewrites the database and the WAL is
-    /// checkpointed and truncated so no old page copy survives there.
+    /// zeroes freed cells and pages in place, and the WAL is checkpointed and
+    /// truncated so no old page copy survives there.
     func purge() throws {
-        guard try catalog.vacuumAndTruncateLog() else {
+        guard try catalog.truncateLog() else {
             throw CoordinatorError.io("\(catalog.path): another process is reading the store, so the write-ahead log could not be truncated; deleted text may remain in catalog.sqlite-wal until the next `sisa train` or `sisa delete`")
         }
     }
