@@ -233,8 +233,8 @@ struct Delete: ParsableCommand {
         abstract: "Forget records exactly: retrain the affected shards without them, purge their bytes.",
         discussion: """
         In one transaction the records are marked deleted, their text and hash erased and the affected \
-        shards quarantined (queries leave them out); the catalog is then vacuumed at once so the text's \
-        bytes leave the files. Each affected shard is retrained once, from the checkpoint before its \
+        shards quarantined (queries leave them out); secure_delete zeroes the text in place and the write-ahead \
+        log is truncated at once, so the text's bytes leave the files. Each affected shard is retrained once, from the checkpoint before its \
         earliest affected stage, and every checkpoint trained on a deleted record is removed. With \
         --defer the retraining waits for the next `sisa train`.
         """)

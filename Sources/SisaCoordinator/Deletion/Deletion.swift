@@ -32,7 +32,7 @@ public struct DeletionReceipt: Codable, Sendable {
 
 extension Store {
     /// Deletes records exactly: `submitDeletion` (durable, text erased,
-    /// shards quarantined, catalog vacuumed), then, unless `deferRetrain`,
+    /// shards quarantined, write-ahead log truncated), then, unless `deferRetrain`,
     /// `processDeletions`: each affected shard retrained once from the
     /// checkpoint before its earliest affected stage, every checkpoint
     /// trained on a deleted record removed.

@@ -51,11 +51,11 @@ extension Store {
             for r in infos { try catalog.recordDeletion(r, request: id) }
             return id
         }
-        // A cluster run's work orders hold record text too (first: the vacuum
-        // below can fail while readers hold the log, and must not skip this).
+        // A cluster run's work orders hold record text too (first: truncating
+        // the log below can fail while readers hold it, and must not skip this).
         try WorkFolder(store: url).purge(ids: Set(infos.map(\.id)))
-        // The text is gone from the live catalog; vacuum now so its bytes leave
-        // the files too, whatever happens to the retraining.
+        // The text is gone from the live catalog; truncate the log now so its
+        // bytes leave the files too, whatever happens to the retraining.
         try purge()
         return .queued(try deletionRequest(id: requestID)!, alreadyDeleted: already)
     }
