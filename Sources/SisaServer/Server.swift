@@ -148,11 +148,15 @@ public final class SisaServer: @unchecked Sendable {
             let q = request.uri.queryParameters
             let offset = q["offset"].flatMap { Int($0) } ?? 0, limit = q["limit"].flatMap { Int($0) } ?? 100
             guard offset >= 0, (1...10_000).contains(limit) else { throw HTTPError(.badRequest, message: "offset >= 0, limit in 1...10000") }
-            let all = try readers.catalog.records(group: q["group"].map(String.init))
-            let page = all.dropFirst(offset).prefix(limit).map {
+            let group = q["group"].map(String.init)
+            // Paged in SQL, and the total counted there: a page costs its rows, not the store's.
+            // (Two statements: an ingest between them can make the total run one page ahead.)
+            let page = try readers.catalog.records(group: group, offset: offset, limit: limit)
+            let total = try readers.catalog.liveRecordCount(group: group)
+            let rows = page.map {
                 RecordPage.Record(id: $0.id, group: $0.group, shard: $0.shard, slice: $0.slice, holdout: $0.holdout)
             }
-            return RecordPage(records: Array(page), total: all.count, offset: offset, limit: limit)
+            return RecordPage(records: rows, total: total, offset: offset, limit: limit)
         }
         api.post("/train") { [self] request, context -> Response in
             try context.require(.administer)

@@ -193,10 +193,19 @@ struct Records: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List record ids (to pick what to delete).")
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "Only this group.") var group: String?
+    @Option(help: "Skip this many records (with --limit: one page, read as such from the catalog).") var offset: Int = 0
+    @Option(help: "At most this many records (default: all).") var limit: Int?
     @Flag(help: "Print JSON.") var json = false
 
+    func validate() throws {
+        guard offset >= 0 else { throw ValidationError("--offset must be at least 0") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+    }
+
     func run() throws {
-        let rs = try storeOptions.open().catalog.records(group: group)
+        let catalog = try storeOptions.open().catalog
+        let rs = limit == nil && offset == 0 ? try catalog.records(group: group)
+            : try catalog.records(group: group, offset: offset, limit: limit ?? Int(Int32.max))
         if json {
             try printJSONObject(rs.map { ["id": $0.id, "group": $0.group, "shard": $0.shard, "slice": $0.slice,
                                           "holdout": $0.holdout, "ingest": $0.ingest] as [String: Any] })

@@ -264,6 +264,25 @@ public final class Catalog {
         return try db.query(sql + " ORDER BY seq", map: Catalog.record)
     }
 
+    /// One page of the live records in ingest order (`records(group:)` sliced),
+    /// read with LIMIT and OFFSET: the page's rows are all that is loaded.
+    public func records(group: String?, offset: Int, limit: Int) throws -> [RecordInfo] {
+        precondition(offset >= 0 && limit >= 0)
+        var sql = "SELECT \(Catalog.recordColumns) FROM records WHERE status = '\(RecordStatus.live.rawValue)'"
+        var args: [SQLBindable?] = []
+        if let group { sql += " AND grp = ?"; args.append(group) }
+        args += [limit, offset]
+        return try db.query(sql + " ORDER BY seq LIMIT ? OFFSET ?", arguments: args, map: Catalog.record)
+    }
+
+    /// How many live records (of one group) there are.
+    public func liveRecordCount(group: String?) throws -> Int {
+        var sql = "SELECT COUNT(*) FROM records WHERE status = '\(RecordStatus.live.rawValue)'"
+        guard let group else { return try db.scalarInt(sql) ?? 0 }
+        sql += " AND grp = ?"
+        return try db.scalarInt(sql, group) ?? 0
+    }
+
     public func record(id: String) throws -> RecordInfo? {
         try db.query("SELECT \(Catalog.recordColumns) FROM records WHERE id = ?", id, map: Catalog.record).first
     }
