@@ -52,7 +52,7 @@ extension Store {
         let known = Set(ckpts.map(\.key))
         var shards: [ShardStatus] = []
         for st in states {
-            let p = try plan(shard: st.index)
+            let p = try stageChain(shard: st.index)
             // Stages trained: the prefix of the current chain that has checkpoints.
             var trained = 0
             for s in p.stages { if known.contains(s.key) { trained += 1 } else { break } }
@@ -60,7 +60,9 @@ extension Store {
                                       stages: p.stages.count, stagesTrained: trained, quarantined: st.quarantined,
                                       digest: st.digest,
                                       checkpointBytes: ckpts.filter { $0.shard == st.index }.reduce(0) { $0 + $1.storedBytes },
-                                      epsilon: config.dp.map { PrivateSchedule.epsilon(stages: p.privateStages, noise: p.noise ?? 0, delta: $0.delta) },
+                                      epsilon: config.dp.map { dp in
+                                          PrivateSchedule.epsilon(stages: p.stages.map { ($0.samplingRate, $0.steps) }, noise: p.noise ?? 0, delta: dp.delta)
+                                      },
                                       noise: p.noise))
         }
         let raw = ckpts.reduce(0) { $0 + $1.rawBytes }, stored = ckpts.reduce(0) { $0 + $1.storedBytes }

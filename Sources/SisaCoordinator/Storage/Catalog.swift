@@ -294,6 +294,14 @@ public final class Catalog {
         }
     }
 
+    /// A shard's live training records without their text: id, slice, the
+    /// text's sha256 and its length in bytes (what a byte store's plan needs).
+    public func trainingRecordDigests(shard: Int) throws -> [(id: String, slice: Int, sha256: String, bytes: Int)] {
+        try db.query("SELECT id, slice, sha256, bytes FROM records WHERE shard = ? AND status = 'live' AND holdout = 0", shard) {
+            ($0.text(0), $0.int(1), $0.text(2), $0.int(3))
+        }
+    }
+
     /// Live records with their text, optionally filtered.
     public func texts(holdout: Bool?, group: String? = nil) throws -> [(id: String, group: String, shard: Int, text: [UInt8])] {
         var sql = "SELECT id, grp, shard, text FROM records WHERE status = 'live'"

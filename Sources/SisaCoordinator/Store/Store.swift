@@ -83,6 +83,20 @@ public final class Store {
                       records: try catalog.trainingRecords(shard: shard), codec: try models.codec())
     }
 
+    /// A shard's stage keys and steps without its token streams. On a byte
+    /// store they come from the records' digests and lengths in the catalog,
+    /// no text read; on a base store, whose token counts need the tokenizer,
+    /// from the full plan.
+    public func stageChain(shard: Int) throws -> (stages: [Schedule.StageLink], noise: Double?) {
+        guard try models.codec().isBytes else {
+            let p = try plan(shard: shard)
+            return (p.stages.map { Schedule.StageLink(stage: $0.stage, ids: $0.ids, streamCount: $0.stream.count, steps: $0.steps,
+                                                      samplingRate: $0.samplingRate, key: $0.key) }, p.noise)
+        }
+        let records = try catalog.trainingRecordDigests(shard: shard).map { ($0.id, $0.slice, $0.sha256, $0.bytes) }
+        return Schedule.stageChain(shard: shard, config: config, stageCount: try stageCount(), records: records)
+    }
+
     // MARK: ingest
 
     public struct IngestReport: Sendable {

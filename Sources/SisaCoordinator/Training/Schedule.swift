@@ -39,30 +39,56 @@ public struct ShardPlan: Sendable {
 public enum Schedule {
     public static func plan(shard: Int, config: StoreConfig, stageCount: Int,
                             records: [(id: String, slice: Int, text: [UInt8])], codec: RecordCodec = .bytes) -> ShardPlan {
+        // Each record's tokens once (a base's tokenizer is the costly part of a plan).
+        let encoded = codec.isBytes ? [:] : Dictionary(records.map { ($0.id, codec.encode($0.text)) }, uniquingKeysWith: { a, _ in a })
+        let byID = Dictionary(records.map { ($0.id, $0.text) }, uniquingKeysWith: { a, _ in a })
+        let chain = stageChain(shard: shard, config: config, stageCount: stageCount,
+                               records: records.map { ($0.id, $0.slice, Digest.sha256Hex($0.text), encoded[$0.id]?.count ?? $0.text.count) })
+        var stages: [StagePlan] = []
+        for link in chain.stages {
+            var stream: [Int32] = [codec.separator]
+            var starts: [Int] = []
+            for id in link.ids {
+                starts.append(stream.count - 1)
+                if let tokens = encoded[id] { stream += tokens } else { for b in byID[id]! { stream.append(Int32(b)) } }
+                stream.append(codec.separator)
+            }
+            precondition(stream.count == link.streamCount, "a stage's stream and its count disagree")
+            stages.append(StagePlan(stage: link.stage, ids: link.ids, stream: stream, steps: link.steps, recordStarts: starts,
+                                    samplingRate: link.samplingRate, key: link.key))
+        }
+        return ShardPlan(shard: shard, stages: stages, noise: chain.noise)
+    }
+
+    /// One stage of a shard's chain without its token stream: what `status`
+    /// and the consistency checks need, computed from each record's id,
+    /// slice, text digest and token count alone.
+    public struct StageLink: Sendable, Equatable {
+        public let stage: Int
+        public let ids: [String]
+        /// Tokens of the stage's stream: 1 + the sum over its records of (tokens + 1).
+        public let streamCount: Int
+        public let steps: Int
+        public let samplingRate: Double
+        public let key: String
+    }
+
+    /// The stage keys and step counts of a shard, from record metadata (the
+    /// text's sha256 hex and its token count under the store's codec). `plan`
+    /// goes through this too, so the two cannot disagree.
+    public static func stageChain(shard: Int, config: StoreConfig, stageCount: Int,
+                                  records: [(id: String, slice: Int, sha256: String, tokens: Int)]) -> (stages: [StageLink], noise: Double?) {
         let order = records.map { ($0, Placement.hash64(config.seed, $0.id, "order")) }
             .sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0.id < $1.0.id }
             .map { $0.0 }
         var parent = Digest.sha256Hex(Array("sisa-stage|shard=\(shard)|".utf8) + [UInt8](config.canonicalJSON))
-        var stages: [StagePlan] = []
         let tokensPerStep = Double(config.batch * config.context)
-        // Each record's tokens once (a base's tokenizer is the costly part of a plan).
-        let encoded = codec.isBytes ? [:] : Dictionary(order.map { ($0.id, codec.encode($0.text)) }, uniquingKeysWith: { a, _ in a })
-        // Streams, record offsets and steps first: under DP the noise depends on all stages.
-        var layouts: [(ids: [String], records: [(id: String, slice: Int, text: [UInt8])], stream: [Int32], starts: [Int], steps: Int, q: Double)] = []
+        // Record counts and steps first: under DP the noise depends on all stages.
+        var layouts: [(inStage: [(id: String, slice: Int, sha256: String, tokens: Int)], streamCount: Int, steps: Int, q: Double)] = []
         for r in 0..<stageCount {
             let inStage = order.filter { $0.slice <= r }
             let hasNew = order.contains { $0.slice == r }
-            var stream: [Int32] = [codec.separator]
-            var starts: [Int] = []
-            for rec in inStage {
-                starts.append(stream.count - 1)
-                if codec.isBytes {
-                    for b in rec.text { stream.append(Int32(b)) }
-                } else {
-                    stream += encoded[rec.id]!
-                }
-                stream.append(codec.separator)
-            }
+            let streamCount = 1 + inStage.reduce(0) { $0 + $1.tokens + 1 }
             let steps: Int, q: Double
             if !hasNew {
                 (steps, q) = (0, 0)
@@ -70,15 +96,16 @@ public enum Schedule {
                 (steps, q) = (PrivateSchedule.steps(records: inStage.count, config: config),
                               PrivateSchedule.samplingRate(records: inStage.count, batch: config.batch))
             } else {
-                (steps, q) = (max(1, Int((config.stageTokenMultiplier * Double(stream.count) / tokensPerStep).rounded(.up))), 0)
+                (steps, q) = (max(1, Int((config.stageTokenMultiplier * Double(streamCount) / tokensPerStep).rounded(.up))), 0)
             }
-            layouts.append((inStage.map(\.id), inStage, stream, starts, steps, q))
+            layouts.append((inStage, streamCount, steps, q))
         }
         var noise: Double?
         if let dp = config.dp {
             noise = dp.noise ?? PrivateSchedule.fitNoise(stages: layouts.map { ($0.q, $0.steps) },
                                                              target: dp.targetEpsilon!, delta: dp.delta)
         }
+        var links: [StageLink] = []
         for (r, l) in layouts.enumerated() {
             let key: String
             if l.steps == 0 {
@@ -87,19 +114,19 @@ public enum Schedule {
                 var h = SHA256()
                 h.update(data: Data("\(parent)|stage=\(r)|steps=\(l.steps)|".utf8))
                 if let noise { h.update(data: Data("noise=\(noise)|".utf8)) }
-                for rec in l.records {
+                for rec in l.inStage {
                     h.update(data: Data(rec.id.utf8))
                     h.update(data: [0])
-                    h.update(data: Data(Digest.sha256Hex(rec.text).utf8))
+                    h.update(data: Data(rec.sha256.utf8))
                     h.update(data: [0x0A])
                 }
                 key = Digest.hex(h.finalize())
             }
-            stages.append(StagePlan(stage: r, ids: l.ids, stream: l.stream, steps: l.steps, recordStarts: l.starts,
-                                    samplingRate: l.q, key: key))
+            links.append(StageLink(stage: r, ids: l.inStage.map(\.id), streamCount: l.streamCount, steps: l.steps,
+                                   samplingRate: l.q, key: key))
             parent = key
         }
-        return ShardPlan(shard: shard, stages: stages, noise: noise)
+        return (links, noise)
     }
 
     /// The batches of a stage: `steps` batches of `batch` random windows of

@@ -1,0 +1,63 @@
+import Foundation
+import SisaCoordinator
+import SisaEngine
+import XCTest
+
+/// `status` reads a byte store's stage keys and steps from the records'
+/// digests and lengths (no text). They must be exactly the full plan's,
+/// the plan that training and deletion use, after any seeded sequence of
+/// ingests (before and after training begins), deletions and trainings, with
+/// and without DP-SGD.
+final class StageChainTests: XCTestCase {
+    private func assertChainsMatchPlans(_ store: Store, _ context: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        for shard in 0..<store.config.shards {
+            let plan = try store.plan(shard: shard)
+            let chain = try store.stageChain(shard: shard)
+            XCTAssertEqual(chain.stages.map(\.key), plan.stages.map(\.key), "\(context): shard \(shard) keys", file: file, line: line)
+            XCTAssertEqual(chain.stages.map(\.steps), plan.stages.map(\.steps), "\(context): shard \(shard) steps", file: file, line: line)
+            XCTAssertEqual(chain.stages.map(\.ids), plan.stages.map(\.ids), "\(context): shard \(shard) ids", file: file, line: line)
+            XCTAssertEqual(chain.stages.map(\.streamCount), plan.stages.map(\.stream.count), file: file, line: line)
+            XCTAssertEqual(chain.stages.map(\.samplingRate), plan.stages.map(\.samplingRate), file: file, line: line)
+            XCTAssertEqual(chain.noise, plan.noise, file: file, line: line)
+        }
+    }
+
+    func testChainsFromDigestsEqualThePlansAfterRandomHistories() throws {
+        let configs: [(String, StoreConfig)] = [
+            ("plain", microConfig(shards: 3, slices: 2, seed: 4)),
+            ("dp noise", StoreConfig(shards: 2, slices: 2, model: microModel, batch: 4, epochs: 1, seed: 5,
+                                     dp: DPConfig(clip: 1, noise: 1.1))),
+            ("dp epsilon", StoreConfig(shards: 2, slices: 3, model: microModel, batch: 4, epochs: 1, seed: 6,
+                                       dp: DPConfig(clip: 1, targetEpsilon: 8, delta: 1e-5))),
+        ]
+        for (name, config) in configs {
+            let tmp = TempDir()
+            let store = try Store.create(at: tmp.url.appendingPathComponent("s"), config: config)
+            var rng = Xoshiro256(seed: 99)
+            var live: [String] = []
+            var n = 0
+            for step in 0..<7 {
+                switch rng.nextInt(below: 3) {
+                case 0, 1:
+                    let count = 3 + rng.nextInt(below: 12)
+                    let recs = (0..<count).map { i -> (id: String, text: String) in
+                        n += 1
+                        return ("r\(n)", String(repeating: "word\(i) ", count: 1 + rng.nextInt(below: 9)) + "end \(n)")
+                    }
+                    _ = try store.ingest(paths: [tmp.jsonl("i\(step).jsonl", recs)], holdout: rng.nextInt(below: 2) == 0 ? 0.2 : 0)
+                    live += recs.map(\.id)
+                default:
+                    guard live.count > 2 else { continue }
+                    let victim = live.remove(at: rng.nextInt(below: live.count))
+                    _ = try store.delete(ids: [victim], deferRetrain: rng.nextInt(below: 2) == 0)
+                }
+                try assertChainsMatchPlans(store, "\(name) after step \(step)")
+                if step == 2 { _ = try store.train() }
+            }
+            _ = try store.train()
+            try assertChainsMatchPlans(store, "\(name) at the end")
+            // And status, which reads the chains, sees every stage trained.
+            for s in try store.status().shards { XCTAssertEqual(s.stagesTrained, s.stages, "\(name) shard \(s.index)") }
+        }
+    }
+}
