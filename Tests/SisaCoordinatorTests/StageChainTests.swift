@@ -57,7 +57,18 @@ final class StageChainTests: XCTestCase {
             _ = try store.train()
             try assertChainsMatchPlans(store, "\(name) at the end")
             // And status, which reads the chains, sees every stage trained.
-            for s in try store.status().shards { XCTAssertEqual(s.stagesTrained, s.stages, "\(name) shard \(s.index)") }
+            let status = try store.status()
+            for s in status.shards { XCTAssertEqual(s.stagesTrained, s.stages, "\(name) shard \(s.index)") }
+            // Its counts (made in SQL) agree with the records listed one by one.
+            let all = try store.catalog.records(includeDeleted: true)
+            let listed = all.filter { $0.status == .live }
+            XCTAssertEqual(status.records, listed.count)
+            XCTAssertEqual(status.trainingRecords, listed.filter { !$0.holdout }.count)
+            XCTAssertEqual(status.holdoutRecords, listed.filter { $0.holdout }.count)
+            XCTAssertEqual(status.deletedRecords, all.count - listed.count)
+            XCTAssertGreaterThan(status.deletedRecords, 0, "\(name): the history deleted nothing")
+            XCTAssertEqual(status.groups, Dictionary(grouping: listed, by: { $0.group }).mapValues { $0.count })
+            for s in status.shards { XCTAssertEqual(s.records, listed.filter { $0.shard == s.index && !$0.holdout }.count) }
         }
     }
 }

@@ -43,10 +43,7 @@ public struct StoreStatus: Codable, Sendable {
 
 extension Store {
     public func status() throws -> StoreStatus {
-        let all = try catalog.records(includeDeleted: true)
-        let live = all.filter { $0.status == .live }
-        var groups: [String: Int] = [:]
-        for r in live { groups[r.group, default: 0] += 1 }
+        let counts = try catalog.recordCounts()
         let states = try catalog.shardStates()
         let ckpts = try catalog.checkpoints()
         let known = Set(ckpts.map(\.key))
@@ -56,7 +53,7 @@ extension Store {
             // Stages trained: the prefix of the current chain that has checkpoints.
             var trained = 0
             for s in p.stages { if known.contains(s.key) { trained += 1 } else { break } }
-            shards.append(ShardStatus(index: st.index, records: live.filter { $0.shard == st.index && !$0.holdout }.count,
+            shards.append(ShardStatus(index: st.index, records: counts.trainingPerShard[st.index] ?? 0,
                                       stages: p.stages.count, stagesTrained: trained, quarantined: st.quarantined,
                                       digest: st.digest,
                                       checkpointBytes: ckpts.filter { $0.shard == st.index }.reduce(0) { $0 + $1.storedBytes },
@@ -66,9 +63,9 @@ extension Store {
                                       noise: p.noise))
         }
         let raw = ckpts.reduce(0) { $0 + $1.rawBytes }, stored = ckpts.reduce(0) { $0 + $1.storedBytes }
-        return StoreStatus(store: url.path, records: live.count, trainingRecords: live.filter { !$0.holdout }.count,
-                           holdoutRecords: live.filter(\.holdout).count, deletedRecords: all.count - live.count,
-                           groups: groups, shards: shards, pendingDeletions: try catalog.pendingDeletions().count,
+        return StoreStatus(store: url.path, records: counts.live, trainingRecords: counts.training,
+                           holdoutRecords: counts.holdout, deletedRecords: counts.deleted,
+                           groups: counts.groups, shards: shards, pendingDeletions: try catalog.pendingDeletions().count,
                            checkpoints: ckpts.count, checkpointRawBytes: raw, checkpointStoredBytes: stored,
                            compressionRatio: stored > 0 ? Double(raw) / Double(stored) : 0, config: config,
                            baseBytes: config.base?.bytes ?? 0, trainableParameters: try models.trainableParameterCount(),

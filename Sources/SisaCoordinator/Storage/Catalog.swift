@@ -294,6 +294,26 @@ public final class Catalog {
         }
     }
 
+    /// Record counts by status, group, shard and holdout, counted in SQL (for
+    /// `status`, which must not load every record).
+    public struct RecordCounts: Sendable {
+        public var live = 0, training = 0, holdout = 0, deleted = 0
+        public var groups: [String: Int] = [:]
+        public var trainingPerShard: [Int: Int] = [:]
+    }
+
+    public func recordCounts() throws -> RecordCounts {
+        var c = RecordCounts()
+        for (status, group, shard, holdout, n) in try db.query("SELECT status, grp, shard, holdout, COUNT(*) FROM records GROUP BY status, grp, shard, holdout",
+                                                             map: { ($0.text(0), $0.text(1), $0.int(2), $0.bool(3), $0.int(4)) }) {
+            guard status == RecordStatus.live.rawValue else { c.deleted += n; continue }
+            c.live += n
+            c.groups[group, default: 0] += n
+            if holdout { c.holdout += n } else { c.training += n; c.trainingPerShard[shard, default: 0] += n }
+        }
+        return c
+    }
+
     /// A shard's live training records without their text: id, slice, the
     /// text's sha256 and its length in bytes (what a byte store's plan needs).
     public func trainingRecordDigests(shard: Int) throws -> [(id: String, slice: Int, sha256: String, bytes: Int)] {
