@@ -19,7 +19,14 @@ final class StageChainTests: XCTestCase {
             XCTAssertEqual(chain.stages.map(\.streamCount), plan.stages.map(\.stream.count), file: file, line: line)
             XCTAssertEqual(chain.stages.map(\.samplingRate), plan.stages.map(\.samplingRate), file: file, line: line)
             XCTAssertEqual(chain.noise, plan.noise, file: file, line: line)
+            // What status reads: the chain train recorded, when still current, else computed.
+            let summaries = try store.stageSummaries(shard: shard)
+            XCTAssertEqual(summaries.stages.map(\.key), plan.stages.map(\.key), "\(context): shard \(shard) status keys", file: file, line: line)
+            XCTAssertEqual(summaries.stages.map(\.steps), plan.stages.map(\.steps), file: file, line: line)
+            XCTAssertEqual(summaries.stages.map(\.samplingRate), plan.stages.map(\.samplingRate), file: file, line: line)
+            XCTAssertEqual(summaries.noise, plan.noise, file: file, line: line)
         }
+        XCTAssertEqual(try store.verifyPlans().map(\.problem), [], "\(context): verifyPlans", file: file, line: line)
     }
 
     func testChainsFromDigestsEqualThePlansAfterRandomHistories() throws {
@@ -56,6 +63,13 @@ final class StageChainTests: XCTestCase {
             }
             _ = try store.train()
             try assertChainsMatchPlans(store, "\(name) at the end")
+            // Right after training every shard's chain is read from the catalog, not recomputed.
+            for shard in 0..<store.config.shards {
+                XCTAssertTrue(try store.chainIsRecorded(shard: shard), "\(name): shard \(shard)'s chain was not recorded")
+            }
+            // A recorded chain that disagrees with the records is what verifyPlans reports.
+            try store.catalog.setMeta("chain.0", try XCTUnwrap(try store.catalog.meta("chain.0")).replacingOccurrences(of: "\"steps\":", with: "\"steps\":1"))
+            XCTAssertEqual(try store.verifyPlans().map(\.shard), [0], name)
             // And status, which reads the chains, sees every stage trained.
             let status = try store.status()
             for s in status.shards { XCTAssertEqual(s.stagesTrained, s.stages, "\(name) shard \(s.index)") }

@@ -49,7 +49,7 @@ extension Store {
         let known = Set(ckpts.map(\.key))
         var shards: [ShardStatus] = []
         for st in states {
-            let p = try stageChain(shard: st.index)
+            let p = try stageSummaries(shard: st.index)
             // Stages trained: the prefix of the current chain that has checkpoints.
             var trained = 0
             for s in p.stages { if known.contains(s.key) { trained += 1 } else { break } }

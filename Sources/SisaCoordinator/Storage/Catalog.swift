@@ -314,6 +314,15 @@ public final class Catalog {
         return c
     }
 
+    /// What a shard's stage chain depends on in the catalog, cheaply: the
+    /// newest record's sequence number (every ingest raises it; rows are never
+    /// removed, so it never falls back) and the shard's deleted records (every
+    /// deletion raises it). Equal counts mean the same live records.
+    public func chainInputs(shard: Int) throws -> (maxSeq: Int, deleted: Int) {
+        (try db.scalarInt("SELECT MAX(seq) FROM records") ?? 0,
+         try db.scalarInt("SELECT COUNT(*) FROM records WHERE shard = ? AND status = ?", shard, RecordStatus.deleted.rawValue) ?? 0)
+    }
+
     /// A shard's live training records without their text: id, slice, the
     /// text's sha256 and its length in bytes (what a byte store's plan needs).
     public func trainingRecordDigests(shard: Int) throws -> [(id: String, slice: Int, sha256: String, bytes: Int)] {

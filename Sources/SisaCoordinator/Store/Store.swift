@@ -97,6 +97,82 @@ public final class Store {
         return Schedule.stageChain(shard: shard, config: config, stageCount: try stageCount(), records: records)
     }
 
+    /// One stage of a shard's chain as `status` reads it (no record ids).
+    public struct StageSummary: Codable, Sendable, Equatable {
+        public let stage: Int
+        public let key: String
+        public let steps: Int
+        public let streamCount: Int
+        public let samplingRate: Double
+    }
+
+    struct StoredChain: Codable {
+        let fingerprint: String
+        let stages: [StageSummary]
+        let noise: Double?
+    }
+
+    /// The state of the catalog a shard's chain is a function of: the
+    /// configuration (numerics included), the stage count and `Catalog.chainInputs`.
+    func chainFingerprint(shard: Int) throws -> String {
+        let inputs = try catalog.chainInputs(shard: shard)
+        return "\(Digest.sha256Hex(config.canonicalJSON))|stages=\(try stageCount())|seq=\(inputs.maxSeq)|deleted=\(inputs.deleted)"
+    }
+
+    static func chainMetaKey(_ shard: Int) -> String { "chain.\(shard)" }
+
+    /// A shard's stage keys and steps, read from the catalog when `train`
+    /// recorded them for the records as they are now (see `chainFingerprint`),
+    /// else computed (`stageChain`).
+    public func stageSummaries(shard: Int) throws -> (stages: [StageSummary], noise: Double?) {
+        let fingerprint = try chainFingerprint(shard: shard)
+        if let json = try catalog.meta(Store.chainMetaKey(shard)),
+           let stored = try? JSONDecoder().decode(StoredChain.self, from: Data(json.utf8)), stored.fingerprint == fingerprint {
+            return (stored.stages, stored.noise)
+        }
+        let c = try stageChain(shard: shard)
+        return (c.stages.map { StageSummary(stage: $0.stage, key: $0.key, steps: $0.steps, streamCount: $0.streamCount,
+                                            samplingRate: $0.samplingRate) }, c.noise)
+    }
+
+    /// Records a plan's chain under the fingerprint read before the plan was made
+    /// (if the records changed in between, the fingerprint no longer matches and
+    /// the record is ignored: never a stale chain).
+    func recordChain(_ plan: ShardPlan, fingerprint: String) throws {
+        let stored = StoredChain(fingerprint: fingerprint, stages: plan.stages.map {
+            StageSummary(stage: $0.stage, key: $0.key, steps: $0.steps, streamCount: $0.stream.count, samplingRate: $0.samplingRate)
+        }, noise: plan.noise)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        try catalog.setMeta(Store.chainMetaKey(plan.shard), String(decoding: try encoder.encode(stored), as: UTF8.self))
+    }
+
+    /// Whether `status` reads this shard's chain from the catalog (recorded by
+    /// `train` for the records as they are now).
+    public func chainIsRecorded(shard: Int) throws -> Bool {
+        guard let json = try catalog.meta(Store.chainMetaKey(shard)),
+              let stored = try? JSONDecoder().decode(StoredChain.self, from: Data(json.utf8)) else { return false }
+        return stored.fingerprint == (try chainFingerprint(shard: shard))
+    }
+
+    /// The consistency check of the recorded chains (`sisa verify --plans`):
+    /// each current one recomputed from the records' texts and compared.
+    /// Returns the shards whose recorded chain differs, with what differs.
+    public func verifyPlans() throws -> [(shard: Int, problem: String)] {
+        var out: [(Int, String)] = []
+        for shard in 0..<config.shards where try chainIsRecorded(shard: shard) {
+            let recorded = try stageSummaries(shard: shard)
+            let p = try plan(shard: shard)
+            let fresh = p.stages.map { StageSummary(stage: $0.stage, key: $0.key, steps: $0.steps, streamCount: $0.stream.count,
+                                                    samplingRate: $0.samplingRate) }
+            if recorded.stages != fresh || recorded.noise != p.noise {
+                let i = Array(zip(recorded.stages, fresh)).firstIndex { $0.0 != $0.1 } ?? min(recorded.stages.count, fresh.count)
+                out.append((shard, "the recorded chain differs from the records' plan from stage \(i) on"))
+            }
+        }
+        return out
+    }
+
     // MARK: ingest
 
     public struct IngestReport: Sendable {

@@ -72,6 +72,7 @@ extension Store {
         // requests while it trains) stays pending and keeps its shard quarantined.
         let pending = try catalog.pendingDeletions()
         let pendingUpTo = pending.last?.seq ?? 0
+        let fingerprints = try (0..<config.shards).map { try chainFingerprint(shard: $0) }
         let plans = try (0..<config.shards).map { try plan(shard: $0) }
         // Checkpoints a cluster worker wrote but no coordinator recorded (it
         // was killed) are found by key and recorded, once, after a check.
@@ -94,6 +95,8 @@ extension Store {
         // Record the new models, close pending deletions, drop stale checkpoints.
         try catalog.transaction {
             if adopting { try catalog.setMeta("config", String(decoding: config.canonicalJSON, as: UTF8.self)) }
+            // The chains `status` reads, for the records these plans were made from.
+            for p in plans { try recordChain(p, fingerprint: fingerprints[p.shard]) }
             for r in shardReports {
                 let p = plans[r.shard]
                 try catalog.setShard(ShardState(index: r.shard, quarantined: try catalog.hasPendingDeletion(shard: r.shard, after: pendingUpTo),
