@@ -1,0 +1,100 @@
+import Foundation
+import SisaEngine
+
+/// A shard's stage chain (keys, steps) as data: `train` records it in the
+/// catalog under a fingerprint of what it depends on, and `status` reads it
+/// while the fingerprint is current instead of replanning from every record.
+extension Store {
+    /// One stage of a shard's chain as `status` reads it (no record ids).
+    public struct StageSummary: Codable, Sendable, Equatable {
+        public let stage: Int
+        public let key: String
+        public let steps: Int
+        public let streamCount: Int
+        public let samplingRate: Double
+
+        init(_ s: StagePlan) {
+            (stage, key, steps, streamCount, samplingRate) = (s.stage, s.key, s.steps, s.stream.count, s.samplingRate)
+        }
+
+        init(_ l: Schedule.StageLink) {
+            (stage, key, steps, streamCount, samplingRate) = (l.stage, l.key, l.steps, l.streamCount, l.samplingRate)
+        }
+    }
+
+    struct StoredChain: Codable {
+        let fingerprint: String
+        let stages: [StageSummary]
+        let noise: Double?
+    }
+
+    /// A shard's stage keys and steps without its token streams. On a byte
+    /// store they come from the records' digests and lengths in the catalog,
+    /// no text read; on a base store, whose token counts need the tokenizer,
+    /// from the full plan.
+    public func stageChain(shard: Int) throws -> (stages: [Schedule.StageLink], noise: Double?) {
+        guard try models.codec().isBytes else {
+            let p = try plan(shard: shard)
+            return (p.stages.map { Schedule.StageLink(stage: $0.stage, ids: $0.ids, streamCount: $0.stream.count, steps: $0.steps,
+                                                      samplingRate: $0.samplingRate, key: $0.key) }, p.noise)
+        }
+        let records = try catalog.trainingRecordDigests(shard: shard).map { ($0.id, $0.slice, $0.sha256, $0.bytes) }
+        return Schedule.stageChain(shard: shard, config: config, stageCount: try stageCount(), records: records)
+    }
+
+    /// The state of the catalog a shard's chain is a function of: the
+    /// configuration (numerics included), the stage count and `Catalog.chainInputs`.
+    func chainFingerprint(shard: Int) throws -> String {
+        let inputs = try catalog.chainInputs(shard: shard)
+        return "\(Digest.sha256Hex(config.canonicalJSON))|stages=\(try stageCount())|seq=\(inputs.maxSeq)|deleted=\(inputs.deleted)"
+    }
+
+    private static func chainMetaKey(_ shard: Int) -> String { "chain.\(shard)" }
+
+    /// The chain `train` recorded for this shard, if it is for the records as they are now.
+    private func currentRecordedChain(shard: Int) throws -> StoredChain? {
+        guard let json = try catalog.meta(Store.chainMetaKey(shard)),
+              let stored = try? JSONDecoder().decode(StoredChain.self, from: Data(json.utf8)) else { return nil }
+        return stored.fingerprint == (try chainFingerprint(shard: shard)) ? stored : nil
+    }
+
+    /// A shard's stage keys and steps, read from the catalog when `train`
+    /// recorded them for the records as they are now (see `chainFingerprint`),
+    /// else computed (`stageChain`).
+    public func stageSummaries(shard: Int) throws -> (stages: [StageSummary], noise: Double?) {
+        if let stored = try currentRecordedChain(shard: shard) { return (stored.stages, stored.noise) }
+        let c = try stageChain(shard: shard)
+        return (c.stages.map(StageSummary.init), c.noise)
+    }
+
+    /// Records a plan's chain under the fingerprint read before the plan was made
+    /// (if the records changed in between, the fingerprint no longer matches and
+    /// the record is ignored: never a stale chain).
+    func recordChain(_ plan: ShardPlan, fingerprint: String) throws {
+        let stored = StoredChain(fingerprint: fingerprint, stages: plan.stages.map(StageSummary.init), noise: plan.noise)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        try catalog.setMeta(Store.chainMetaKey(plan.shard), String(decoding: try encoder.encode(stored), as: UTF8.self))
+    }
+
+    /// Whether `status` reads this shard's chain from the catalog (recorded by
+    /// `train` for the records as they are now).
+    public func chainIsRecorded(shard: Int) throws -> Bool { try currentRecordedChain(shard: shard) != nil }
+
+    /// The consistency check of the recorded chains (`sisa verify --plans`):
+    /// each current one recomputed from the records' texts and compared.
+    /// Returns the shards whose recorded chain differs, with what differs.
+    public func verifyPlans() throws -> [(shard: Int, problem: String)] {
+        var out: [(Int, String)] = []
+        for shard in 0..<config.shards {
+            guard let recorded = try currentRecordedChain(shard: shard) else { continue }
+            let p = try plan(shard: shard)
+            let fresh = p.stages.map(StageSummary.init)
+            if recorded.stages != fresh || recorded.noise != p.noise {
+                let i = Array(zip(recorded.stages, fresh)).firstIndex { $0.0 != $0.1 } ?? min(recorded.stages.count, fresh.count)
+                out.append((shard, "the recorded chain differs from the records' plan from stage \(i) on"))
+            }
+        }
+        return out
+    }
+}
