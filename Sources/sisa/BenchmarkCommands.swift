@@ -5,7 +5,7 @@ import SisaCoordinator
 struct Benchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Unlearning benchmarks generated locally (throughput benchmarks are `sisa bench`).",
-        subcommands: [TOFUBenchmark.self, TOFURunCommand.self, TOFUReportCommand.self, ChallengeScoreCommand.self])
+        subcommands: [TOFUBenchmark.self, TOFURunCommand.self, TOFUReportCommand.self, ChallengeScoreCommand.self, ChallengeCommand.self])
 }
 
 struct TOFUBenchmark: ParsableCommand {

@@ -126,4 +126,25 @@ final class ChallengeScoreTests: XCTestCase {
         XCTAssertThrowsError(try ChallengeScore.score(unlearned: [[1]], retrained: [[1]]))
         XCTAssertThrowsError(try ChallengeScore.score(unlearned: good, retrained: good, delta: 0))
     }
+
+    func testCommandPrintsEpsilonsAndTheScoreAsJSON() throws {
+        let sisa = try sisaBinary()
+        let tmp = TempDir()
+        let c = Self.cases[0]
+        let (u, r) = Self.populations(c)
+        try JSONEncoder().encode(u).write(to: tmp.url.appendingPathComponent("U.json"))
+        try JSONEncoder().encode(r).write(to: tmp.url.appendingPathComponent("R.json"))
+        let out = try runSisa(sisa, ["benchmark", "challenge-score", "--unlearned", tmp.path("U.json"), "--retrained", tmp.path("R.json"), "--json"])
+        XCTAssertEqual(out.status, 0, out.err)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.out.utf8)) as? [String: Any])
+        XCTAssertEqual(try XCTUnwrap(j["forgetScore"] as? Double), c.forgetScore, accuracy: 1e-12)
+        let eps = try XCTUnwrap(j["epsilons"] as? [Double])
+        XCTAssertEqual(eps.count, c.examples)
+        for (a, b) in zip(eps, c.epsilons) { XCTAssertEqual(a, b, accuracy: 2e-6 * max(1, b)) }
+
+        try Data("[[1, 2], [3, \"x\"]]".utf8).write(to: tmp.url.appendingPathComponent("bad.json"))
+        let bad = try runSisa(sisa, ["benchmark", "challenge-score", "--unlearned", tmp.path("bad.json"), "--retrained", tmp.path("R.json")])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("bad.json") && bad.err.contains("[1][1]"), bad.err)
+    }
 }

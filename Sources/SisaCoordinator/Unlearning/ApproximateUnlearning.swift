@@ -25,6 +25,10 @@ public struct UnlearningOptions: Codable, Sendable {
     public var beta: Double = 0.1
     /// filter: window length in bytes.
     public var filterBytes: Int = OutputFilter.defaultWindowBytes
+    /// Seed of the order in which the forget and retained sequences are
+    /// visited (nil: the order given). Runs from one original model that
+    /// differ only here are the challenge's N unlearning runs.
+    public var orderSeed: UInt64?
 
     public init() {}
 }
@@ -55,8 +59,15 @@ final class ApproximateUnlearner {
         optimizer = AdamW(config: opt, tensors: model.model.trainable.tensors)
         let T = original.model.context
         // Training sequences are the records' first context+1 tokens.
-        self.forget = forget.map { Array(original.codec.sequence($0).prefix(T + 1)) }
-        self.retain = retain.map { Array(original.codec.sequence($0).prefix(T + 1)) }
+        var f = forget.map { Array(original.codec.sequence($0).prefix(T + 1)) }
+        var r = retain.map { Array(original.codec.sequence($0).prefix(T + 1)) }
+        if let seed = options.orderSeed {
+            var g = Xoshiro256(seed: seed)
+            deterministicShuffle(&f, using: &g)
+            deterministicShuffle(&r, using: &g)
+        }
+        self.forget = f
+        self.retain = r
         if options.method == .npo {
             referenceLogLikelihood = logLikelihoods(self.forget)
         }
