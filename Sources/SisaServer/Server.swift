@@ -149,14 +149,24 @@ public final class SisaServer: @unchecked Sendable {
             let offset = q["offset"].flatMap { Int($0) } ?? 0, limit = q["limit"].flatMap { Int($0) } ?? 100
             guard offset >= 0, (1...10_000).contains(limit) else { throw HTTPError(.badRequest, message: "offset >= 0, limit in 1...10000") }
             let group = q["group"].map(String.init)
-            // Paged in SQL, and the total counted there: a page costs its rows, not the store's.
-            // (Two statements: an ingest between them can make the total run one page ahead.)
-            let page = try readers.catalog.records(group: group, offset: offset, limit: limit)
+            let after = q["after"].map(String.init)
+            guard after == nil || offset == 0 else { throw HTTPError(.badRequest, message: "give after or offset, not both") }
+            // Paged in SQL, and the total read from the maintained counts. `after`
+            // (the last id of the previous page) costs the page's rows wherever it
+            // starts; `offset` walks the rows it skips.
+            let page: [RecordInfo]
+            do {
+                page = after != nil ? try readers.catalog.records(group: group, after: after, limit: limit)
+                    : try readers.catalog.records(group: group, offset: offset, limit: limit)
+            } catch CoordinatorError.unknownIDs(let ids) {
+                throw HTTPError(.badRequest, message: "after: unknown record id \(ids.joined())")
+            }
             let total = try readers.catalog.liveRecordCount(group: group)
             let rows = page.map {
                 RecordPage.Record(id: $0.id, group: $0.group, shard: $0.shard, slice: $0.slice, holdout: $0.holdout)
             }
-            return RecordPage(records: rows, total: total, offset: offset, limit: limit)
+            return RecordPage(records: rows, total: total, offset: offset, limit: limit,
+                              next: rows.count == limit ? rows.last?.id : nil)
         }
         api.post("/train") { [self] request, context -> Response in
             try context.require(.administer)
@@ -337,6 +347,8 @@ struct RecordPage: ResponseEncodable {
     let total: Int
     let offset: Int
     let limit: Int
+    /// The id to pass as `after` for the next page (absent on the last page).
+    let next: String?
 }
 
 func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {

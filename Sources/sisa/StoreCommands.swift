@@ -102,7 +102,13 @@ struct Ingest: ParsableCommand {
             throw ValidationError("unknown --format \(format) (auto, lines, jsonl, fortune, dir)")
         }
         let store = try storeOptions.open(writer: "ingest")
-        let r = try store.ingest(paths: paths, format: fmt, group: group, holdout: holdout, skipDuplicates: skipDuplicates)
+        let t0 = Date()
+        let r = try store.ingest(paths: paths, format: fmt, group: group, holdout: holdout, skipDuplicates: skipDuplicates) { done, total in
+            // Progress on long ingests only, on stderr: stdout stays the report.
+            guard total >= 100_000 else { return }
+            let rate = Double(done) / max(1e-9, Date().timeIntervalSince(t0))
+            FileHandle.standardError.write(Data(String(format: "ingest: %d of %d records (%.0f records/s)\n", done, total, rate).utf8))
+        }
         if json {
             try printJSONObject(["ingest": r.ingest, "added": r.added, "skipped": r.skipped, "holdout": r.holdout,
                                  "appendedSlice": r.appendedSlice as Any, "perShard": r.perShard])
@@ -194,17 +200,20 @@ struct Records: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "Only this group.") var group: String?
     @Option(help: "Skip this many records (with --limit: one page, read as such from the catalog).") var offset: Int = 0
+    @Option(help: "Start after this record id (the last one of the previous page): a page costs its own rows wherever it starts, unlike --offset.") var after: String?
     @Option(help: "At most this many records (default: all).") var limit: Int?
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         guard offset >= 0 else { throw ValidationError("--offset must be at least 0") }
+        guard after == nil || offset == 0 else { throw ValidationError("give --after or --offset, not both") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
     func run() throws {
         let catalog = try storeOptions.open().catalog
-        let rs = limit == nil && offset == 0 ? try catalog.records(group: group)
+        let rs = after != nil ? try catalog.records(group: group, after: after, limit: limit ?? Int(Int32.max))
+            : limit == nil && offset == 0 ? try catalog.records(group: group)
             : try catalog.records(group: group, offset: offset, limit: limit ?? Int(Int32.max))
         if json {
             try printJSONObject(rs.map { ["id": $0.id, "group": $0.group, "shard": $0.shard, "slice": $0.slice,

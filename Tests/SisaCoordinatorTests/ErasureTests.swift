@@ -59,4 +59,46 @@ final class ErasureTests: XCTestCase {
         // The rest of the records are untouched.
         XCTAssertEqual(try store.catalog.texts(holdout: false).count + ids.count, 2400)
     }
+
+    /// The same at a million records: erasure costs what the record costs
+    /// (no VACUUM), and still leaves no byte of the text in any file.
+    func testDeletedTextLeavesEveryFileOfAMillionRecordCatalog() throws {
+        let tmp = TempDir()
+        let n = 1_000_000
+        var rng = Xoshiro256(seed: 1_000_000)
+        let words = ["amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "heath", "isle", "jade"]
+        var secrets: [Int: String] = [:]
+        while secrets.count < 20 { secrets[rng.nextInt(below: n)] = "SECRET-\(rng.next() % 1_000_000_007)-MILLION" }
+        var out = Data()
+        out.reserveCapacity(n * 64)
+        for i in 0..<n {
+            var t = (0..<6).map { _ in words[rng.nextInt(below: words.count)] }.joined(separator: " ")
+            if let s = secrets[i] { t += " " + s }
+            out.append(Data("{\"id\":\"m\(i)\",\"text\":\"\(t)\"}\n".utf8))
+        }
+        let file = tmp.url.appendingPathComponent("million.jsonl")
+        try out.write(to: file)
+        out = Data()
+        let store = try Store.create(at: tmp.url.appendingPathComponent("s"),
+                                     config: StoreConfig(shards: 8, slices: 4, model: microModel, batch: 2, epochs: 0.01, seed: 3))
+        XCTAssertEqual(try store.ingest(paths: [file.path]).added, n)
+        try FileManager.default.removeItem(at: file)
+        let victims = secrets.keys.sorted().prefix(10)
+        for v in victims { _ = try store.delete(ids: ["m\(v)"], deferRetrain: true) }
+        let files = allFileBytes(store.url)
+        XCTAssertTrue(files.contains { $0.0.hasSuffix("catalog.sqlite") })
+        for (name, bytes) in files {
+            for (i, s) in secrets {
+                let found = bytes.range(of: Data(s.utf8)) != nil
+                if victims.contains(i) { XCTAssertFalse(found, "m\(i)'s text still in \(name)") }
+            }
+        }
+        // The grep finds what was not deleted: the remaining secrets are in the catalog.
+        let catalog = try XCTUnwrap(files.first { $0.0.hasSuffix("catalog.sqlite") }).1
+            + (files.first { $0.0.hasSuffix("catalog.sqlite-wal") }?.1 ?? Data())
+        for (i, s) in secrets where !victims.contains(i) {
+            XCTAssertNotNil(catalog.range(of: Data(s.utf8)), "m\(i) (not deleted) should still be in the catalog")
+        }
+        XCTAssertEqual(try store.status().records, n - victims.count)
+    }
 }

@@ -22,6 +22,26 @@ final class RecordPagingTests: XCTestCase {
                 XCTAssertEqual(page.map(\.id), Array(all.dropFirst(offset).prefix(limit)).map(\.id), "group \(group ?? "-") offset \(offset) limit \(limit)")
             }
         }
+        // Keyset pages (each after the previous page's last id) walk the same listing.
+        for group in [nil, "a", "b"] as [String?] {
+            let all = try store.catalog.records(group: group).map(\.id)
+            for limit in [1, 7, 200] {
+                var walked: [String] = [], after: String?
+                while true {
+                    let page = try store.catalog.records(group: group, after: after, limit: limit).map(\.id)
+                    walked += page
+                    guard page.count == limit else { break }
+                    after = page.last
+                }
+                XCTAssertEqual(walked, all, "group \(group ?? "-") limit \(limit)")
+            }
+            // A deleted record is still a valid cursor: the page starts after where it was.
+            let afterDeleted = try store.catalog.records(group: group, after: "a-3", limit: 3).map(\.id)
+            // (every b record was ingested after a-3)
+            let expected = group == "b" ? Array(all.prefix(3)) : Array(all.drop { $0 != "a-4" }.prefix(3))
+            XCTAssertEqual(afterDeleted, expected, "group \(group ?? "-")")
+        }
+        XCTAssertThrowsError(try store.catalog.records(group: nil, after: "no-such-id", limit: 3))
         XCTAssertFalse(try store.catalog.records(group: nil, offset: 0, limit: 200).contains { ["a-3", "a-40", "b-0"].contains($0.id) })
 
         let sisa = try sisaBinary()

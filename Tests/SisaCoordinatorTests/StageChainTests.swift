@@ -53,6 +53,10 @@ final class StageChainTests: XCTestCase {
                     }
                     _ = try store.ingest(paths: [tmp.jsonl("i\(step).jsonl", recs)], holdout: rng.nextInt(below: 2) == 0 ? 0.2 : 0)
                     live += recs.map(\.id)
+                    // An ingest records every shard's chain, trained or not.
+                    for shard in 0..<store.config.shards {
+                        XCTAssertTrue(try store.chainIsRecorded(shard: shard), "\(name) step \(step): shard \(shard)'s chain not recorded at ingest")
+                    }
                 default:
                     guard live.count > 2 else { continue }
                     let victim = live.remove(at: rng.nextInt(below: live.count))

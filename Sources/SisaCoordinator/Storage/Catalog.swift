@@ -104,11 +104,13 @@ public final class Catalog {
     /// nothing else holds the handle.
     let db: SQLiteDatabase
     public var path: String { db.path }
-    static let schemaVersion = 3
+    static let schemaVersion = 4
 
     public init(path: String) throws {
         db = try SQLiteDatabase(path: path)
-        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON;")
+        // A page cache of up to 128 MB (used only as needed): a large ingest's pages
+        // then reach the write-ahead log once, not once per spill.
+        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON; PRAGMA cache_size=-131072;")
         try migrate()
     }
 
@@ -213,6 +215,41 @@ public final class Catalog {
                 try db.execute("PRAGMA user_version = 3")
             }
         }
+        if version < 4 {
+            // Record counts kept by triggers in the same transaction as every
+            // change to `records`, so `status` reads a few rows instead of
+            // counting a million (issue: a million records).
+            try db.transaction {
+                try db.execute("""
+                CREATE TABLE IF NOT EXISTS record_counts (
+                    status TEXT NOT NULL,
+                    grp TEXT NOT NULL,
+                    shard INTEGER NOT NULL,
+                    holdout INTEGER NOT NULL,
+                    n INTEGER NOT NULL,
+                    PRIMARY KEY (status, grp, shard, holdout)
+                ) WITHOUT ROWID;
+                DELETE FROM record_counts;
+                INSERT INTO record_counts(status, grp, shard, holdout, n)
+                    SELECT status, grp, shard, holdout, COUNT(*) FROM records GROUP BY status, grp, shard, holdout;
+                CREATE TRIGGER IF NOT EXISTS record_counts_insert AFTER INSERT ON records BEGIN
+                    INSERT INTO record_counts(status, grp, shard, holdout, n) VALUES (new.status, new.grp, new.shard, new.holdout, 1)
+                        ON CONFLICT(status, grp, shard, holdout) DO UPDATE SET n = n + 1;
+                END;
+                CREATE TRIGGER IF NOT EXISTS record_counts_delete AFTER DELETE ON records BEGIN
+                    UPDATE record_counts SET n = n - 1
+                        WHERE status = old.status AND grp = old.grp AND shard = old.shard AND holdout = old.holdout;
+                END;
+                CREATE TRIGGER IF NOT EXISTS record_counts_update AFTER UPDATE OF status, grp, shard, holdout ON records BEGIN
+                    UPDATE record_counts SET n = n - 1
+                        WHERE status = old.status AND grp = old.grp AND shard = old.shard AND holdout = old.holdout;
+                    INSERT INTO record_counts(status, grp, shard, holdout, n) VALUES (new.status, new.grp, new.shard, new.holdout, 1)
+                        ON CONFLICT(status, grp, shard, holdout) DO UPDATE SET n = n + 1;
+                END;
+                PRAGMA user_version = 4;
+                """)
+            }
+        }
     }
 
     // MARK: configuration
@@ -275,9 +312,30 @@ public final class Catalog {
         return try db.query(sql + " ORDER BY seq LIMIT ? OFFSET ?", arguments: args, map: Catalog.record)
     }
 
+    /// A page of live records after the record `after` (exclusive; nil: from
+    /// the first), in ingest order: keyset paging, whose cost is the page's
+    /// rows wherever it starts (OFFSET walks every row it skips). An unknown
+    /// `after` id is an error.
+    public func records(group: String?, after: String?, limit: Int) throws -> [RecordInfo] {
+        precondition(limit >= 0)
+        var from = 0
+        if let after {
+            guard let seq = try db.scalarInt("SELECT seq FROM records WHERE id = ?", after) else {
+                throw CoordinatorError.unknownIDs([after])
+            }
+            from = seq
+        }
+        var sql = "SELECT \(Catalog.recordColumns) FROM records WHERE seq > ? AND status = '\(RecordStatus.live.rawValue)'"
+        var args: [SQLBindable?] = [from]
+        if let group { sql += " AND grp = ?"; args.append(group) }
+        args.append(limit)
+        return try db.query(sql + " ORDER BY seq LIMIT ?", arguments: args, map: Catalog.record)
+    }
+
     /// How many live records (of one group) there are.
     public func liveRecordCount(group: String?) throws -> Int {
-        var sql = "SELECT COUNT(*) FROM records WHERE status = '\(RecordStatus.live.rawValue)'"
+        // From the counts the triggers keep (see migration 4), not a scan.
+        var sql = "SELECT COALESCE(SUM(n), 0) FROM record_counts WHERE status = '\(RecordStatus.live.rawValue)'"
         guard let group else { return try db.scalarInt(sql) ?? 0 }
         sql += " AND grp = ?"
         return try db.scalarInt(sql, group) ?? 0
@@ -304,7 +362,7 @@ public final class Catalog {
 
     public func recordCounts() throws -> RecordCounts {
         var c = RecordCounts()
-        for (status, group, shard, holdout, n) in try db.query("SELECT status, grp, shard, holdout, COUNT(*) FROM records GROUP BY status, grp, shard, holdout",
+        for (status, group, shard, holdout, n) in try db.query("SELECT status, grp, shard, holdout, n FROM record_counts WHERE n > 0",
                                                              map: { ($0.text(0), $0.text(1), $0.int(2), $0.bool(3), $0.int(4)) }) {
             guard status == RecordStatus.live.rawValue else { c.deleted += n; continue }
             c.live += n
@@ -320,7 +378,7 @@ public final class Catalog {
     /// deletion raises it). Equal counts mean the same live records.
     public func chainInputs(shard: Int) throws -> (maxSeq: Int, deleted: Int) {
         (try db.scalarInt("SELECT MAX(seq) FROM records") ?? 0,
-         try db.scalarInt("SELECT COUNT(*) FROM records WHERE shard = ? AND status = ?", shard, RecordStatus.deleted.rawValue) ?? 0)
+         try db.scalarInt("SELECT COALESCE(SUM(n), 0) FROM record_counts WHERE status = ? AND shard = ?", RecordStatus.deleted.rawValue, shard) ?? 0)
     }
 
     /// A shard's live training records without their text: id, slice, the

@@ -96,8 +96,10 @@ public final class Store {
 
     /// Reads every path, validates everything, then inserts in one transaction:
     /// on any error the catalog is exactly as it was.
+    /// `progress` sees (records inserted, records parsed) every 100,000 records and at the end.
     public func ingest(paths: [String], format: InputFormat = .auto, group: String? = nil,
-                       holdout: Double = 0, skipDuplicates: Bool = false) throws -> IngestReport {
+                       holdout: Double = 0, skipDuplicates: Bool = false,
+                       progress: ((_ inserted: Int, _ total: Int) -> Void)? = nil) throws -> IngestReport {
         guard !paths.isEmpty else { throw CoordinatorError.invalidInput("no input files given") }
         guard holdout >= 0, holdout < 1 else { throw CoordinatorError.invalidInput("--holdout must be in [0, 1)") }
         if let g = group, g.isEmpty { throw CoordinatorError.invalidInput("--group must not be empty") }
@@ -132,19 +134,23 @@ public final class Store {
             guard !accepted.isEmpty else {
                 throw CoordinatorError.invalidInput("every record is already in the store (nothing to ingest)")
             }
+            let chainsBefore = try (0..<config.shards).map { try currentRecordedChain(shard: $0) }
             let started = try catalog.trainingStarted()
             let appended: Int? = started ? max(config.slices, (try catalog.maxAppendedSlice() ?? -1) + 1) : nil
             let ingestID = try catalog.addIngest(sources: paths.joined(separator: "\n"), format: format.rawValue, group: group ?? "",
                                                  holdout: holdout, appendedSlice: appended, records: accepted.count)
             var perShard = [Int](repeating: 0, count: config.shards)
             var held = 0
-            for (r, id) in accepted {
+            for (k, (r, id)) in accepted.enumerated() {
+                if k > 0 && k % 100_000 == 0 { progress?(k, accepted.count) }
                 let p = Placement.place(id: id, seed: config.seed, shards: config.shards, slices: config.slices,
                                         appendedSlice: appended, holdoutFraction: holdout)
                 try catalog.addRecord(id: id, text: r.text, group: r.group ?? group ?? "default", ingest: ingestID,
                                       shard: p.shard, slice: p.slice, holdout: p.holdout)
                 if p.holdout { held += 1 } else { perShard[p.shard] += 1 }
             }
+            progress?(accepted.count, accepted.count)
+            try recordChainsAfterIngest(before: chainsBefore, added: perShard)
             return IngestReport(ingest: ingestID, added: accepted.count, skipped: skipped, holdout: held,
                                 appendedSlice: appended, perShard: perShard)
         }

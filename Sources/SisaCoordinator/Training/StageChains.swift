@@ -20,6 +20,10 @@ extension Store {
         init(_ l: Schedule.StageLink) {
             (stage, key, steps, streamCount, samplingRate) = (l.stage, l.key, l.steps, l.streamCount, l.samplingRate)
         }
+
+        init(stage: Int, key: String, steps: Int, streamCount: Int, samplingRate: Double) {
+            (self.stage, self.key, self.steps, self.streamCount, self.samplingRate) = (stage, key, steps, streamCount, samplingRate)
+        }
     }
 
     struct StoredChain: Codable {
@@ -52,7 +56,7 @@ extension Store {
     private static func chainMetaKey(_ shard: Int) -> String { "chain.\(shard)" }
 
     /// The chain `train` recorded for this shard, if it is for the records as they are now.
-    private func currentRecordedChain(shard: Int) throws -> StoredChain? {
+    func currentRecordedChain(shard: Int) throws -> StoredChain? {
         guard let json = try catalog.meta(Store.chainMetaKey(shard)),
               let stored = try? JSONDecoder().decode(StoredChain.self, from: Data(json.utf8)) else { return nil }
         return stored.fingerprint == (try chainFingerprint(shard: shard)) ? stored : nil
@@ -71,10 +75,42 @@ extension Store {
     /// (if the records changed in between, the fingerprint no longer matches and
     /// the record is ignored: never a stale chain).
     func recordChain(_ plan: ShardPlan, fingerprint: String) throws {
-        let stored = StoredChain(fingerprint: fingerprint, stages: plan.stages.map(StageSummary.init), noise: plan.noise)
+        try recordChain(shard: plan.shard, StoredChain(fingerprint: fingerprint, stages: plan.stages.map(StageSummary.init), noise: plan.noise))
+    }
+
+    private func recordChain(shard: Int, _ stored: StoredChain) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        try catalog.setMeta(Store.chainMetaKey(plan.shard), String(decoding: try encoder.encode(stored), as: UTF8.self))
+        try catalog.setMeta(Store.chainMetaKey(shard), String(decoding: try encoder.encode(stored), as: UTF8.self))
+    }
+
+    /// Inside an ingest's transaction, after its records are in: records every
+    /// shard's chain for the records as they now are, so that `status` on a
+    /// store not yet trained reads chains too. `before` holds the chains that
+    /// were current before the ingest, `added` the new training records per
+    /// shard.
+    /// - A shard that got no record keeps its chain: the same stages, plus a
+    ///   stage of 0 steps (whose key is its parent's) for an appended slice.
+    ///   Under DP the noise may be fitted to the whole plan, so it is recomputed.
+    /// - A shard that got records is recomputed from the records' digests and
+    ///   lengths (a byte store: no text read). On a base store, whose token
+    ///   counts need the tokenizer, it is left to `train` (status computes it).
+    func recordChainsAfterIngest(before: [StoredChain?], added: [Int]) throws {
+        let stages = try stageCount()
+        let bytes = try models.codec().isBytes
+        for shard in 0..<config.shards {
+            let fingerprint = try chainFingerprint(shard: shard)
+            if added[shard] == 0, config.dp == nil, let old = before[shard], let last = old.stages.last, old.stages.count <= stages {
+                var kept = old.stages
+                for r in old.stages.count..<stages {
+                    kept.append(StageSummary(stage: r, key: kept.last!.key, steps: 0, streamCount: last.streamCount, samplingRate: 0))
+                }
+                try recordChain(shard: shard, StoredChain(fingerprint: fingerprint, stages: kept, noise: old.noise))
+            } else if bytes {
+                let c = try stageChain(shard: shard)
+                try recordChain(shard: shard, StoredChain(fingerprint: fingerprint, stages: c.stages.map(StageSummary.init), noise: c.noise))
+            }
+        }
     }
 
     /// Whether `status` reads this shard's chain from the catalog (recorded by
