@@ -78,6 +78,11 @@ extension Store {
         try recordChain(shard: plan.shard, StoredChain(fingerprint: fingerprint, stages: plan.stages.map(StageSummary.init), noise: plan.noise))
     }
 
+    /// Records a chain read or computed without a full plan (`stageSummaries`).
+    func recordChain(shard: Int, stages: [StageSummary], noise: Double?, fingerprint: String) throws {
+        try recordChain(shard: shard, StoredChain(fingerprint: fingerprint, stages: stages, noise: noise))
+    }
+
     private func recordChain(shard: Int, _ stored: StoredChain) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys

@@ -73,16 +73,23 @@ extension Store {
         let pending = try catalog.pendingDeletions()
         let pendingUpTo = pending.last?.seq ?? 0
         let fingerprints = try (0..<config.shards).map { try chainFingerprint(shard: $0) }
-        let plans = try (0..<config.shards).map { try plan(shard: $0) }
+        // Full plans (token streams) only for the shards this run may train; the
+        // others need only their stage keys, read from their recorded chains
+        // (a deletion retrains one shard without loading the other shards' text).
+        let mayTrain = (0..<config.shards).filter { onlyShards?.contains($0) ?? true }
+        var plans: [Int: ShardPlan] = [:]
+        for s in mayTrain { plans[s] = try plan(shard: s) }
+        var otherChains: [Int: (stages: [StageSummary], noise: Double?)] = [:]
+        for s in 0..<config.shards where plans[s] == nil { otherChains[s] = try stageSummaries(shard: s) }
+        let planned = mayTrain.map { plans[$0]! }
         // Checkpoints a cluster worker wrote but no coordinator recorded (it
         // was killed) are found by key and recorded, once, after a check.
-        try checkpoints.adoptFiles(plans.filter { onlyShards?.contains($0.shard) ?? true })
+        try checkpoints.adoptFiles(planned)
         let states = try catalog.shardStates()
         // A shard whose recorded model is the end of its current chain needs
         // nothing, provided that checkpoint still reads back with a valid
         // checksum (a bad one is dropped by `load` and rebuilt here).
-        let todo: [ShardPlan] = try plans.filter { p in
-            if let onlyShards, !onlyShards.contains(p.shard) { return false }
+        let todo: [ShardPlan] = try planned.filter { p in
             let st = states[p.shard]
             guard let lastKey = p.stages.last?.key else { return false }
             let upToDate = try st.currentKey == lastKey && st.digest != nil && !st.quarantined
@@ -96,9 +103,10 @@ extension Store {
         try catalog.transaction {
             if adopting { try catalog.setMeta("config", String(decoding: config.canonicalJSON, as: UTF8.self)) }
             // The chains `status` reads, for the records these plans were made from.
-            for p in plans { try recordChain(p, fingerprint: fingerprints[p.shard]) }
+            for p in planned { try recordChain(p, fingerprint: fingerprints[p.shard]) }
+            for (s, c) in otherChains { try recordChain(shard: s, stages: c.stages, noise: c.noise, fingerprint: fingerprints[s]) }
             for r in shardReports {
-                let p = plans[r.shard]
+                let p = plans[r.shard]!
                 try catalog.setShard(ShardState(index: r.shard, quarantined: try catalog.hasPendingDeletion(shard: r.shard, after: pendingUpTo),
                                                 digest: r.digest, stagesTrained: p.stages.count, currentKey: p.stages.last?.key))
             }
@@ -110,7 +118,8 @@ extension Store {
             }
         }
         committed = true
-        let removed = try collectGarbage(plans: plans)
+        let removed = try collectGarbage(liveKeys: Set(planned.flatMap { $0.stages.map(\.key) })
+            .union(otherChains.values.flatMap { $0.stages.map(\.key) }))
         var completed: [String] = []
         if !pending.isEmpty {
             let receipt = DeletionReceipt(records: pending.map(\.record), shards: shardReports,
@@ -150,9 +159,10 @@ extension Store {
     /// Removes every checkpoint that is not on a shard's current chain (those
     /// trained on deleted records among them) and stray files. Returns the count.
     @discardableResult
-    func collectGarbage(plans: [ShardPlan]) throws -> Int {
-        // A shard's recorded model is never removed, even off the plans.
-        let live = Set(plans.flatMap { $0.stages.map(\.key) }).union(try catalog.shardStates().compactMap(\.currentKey))
+    /// Removes every checkpoint whose key is on no shard's current chain (`liveKeys`).
+    func collectGarbage(liveKeys: Set<String>) throws -> Int {
+        // A shard's recorded model is never removed, even off the chains.
+        let live = liveKeys.union(try catalog.shardStates().compactMap(\.currentKey))
         var removed = 0
         for c in try catalog.checkpoints() where !live.contains(c.key) {
             try checkpoints.remove(c)
