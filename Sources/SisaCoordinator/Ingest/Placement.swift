@@ -21,7 +21,10 @@ public struct Placement: Equatable, Sendable {
 
     /// First 8 bytes (big-endian) of sha256("sisa|seed|purpose|id").
     public static func hash64(_ seed: UInt64, _ id: String, _ purpose: String) -> UInt64 {
-        let d = SHA256.hash(data: Data("sisa|\(seed)|\(purpose)|\(id)".utf8))
-        return d.prefix(8).reduce(0) { ($0 << 8) | UInt64($1) }
+        // Hashed straight from the string's UTF-8 storage: no Data copy (ingest
+        // and every plan call this once or more per record).
+        var message = "sisa|\(seed)|\(purpose)|\(id)"
+        let d = message.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+        return d.withUnsafeBytes { b in (0..<8).reduce(UInt64(0)) { ($0 << 8) | UInt64(b[$1]) } }
     }
 }

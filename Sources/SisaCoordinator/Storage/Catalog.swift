@@ -484,11 +484,17 @@ public final class Catalog {
         return try db.scalarInt("SELECT last_insert_rowid()")!
     }
 
-    func addRecord(id: String, text: [UInt8], group: String, ingest: Int, shard: Int, slice: Int, holdout: Bool) throws {
+    /// Inserts a record unless its id is already in the catalog (one B-tree
+    /// descent for both the check and the insert); returns whether it was inserted.
+    func addRecordIfNew(id: String, text: [UInt8], group: String, ingest: Int, shard: Int, slice: Int, holdout: Bool) throws -> Bool {
         try db.run("""
             INSERT INTO records(id, sha256, grp, ingest, shard, slice, holdout, bytes, text, status)
-            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, id, Digest.sha256Hex(text), group, ingest, shard, slice, holdout, text.count, text, RecordStatus.live.rawValue)
+            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
+            """, id, Digest.sha256Hex(text), group, ingest, shard, slice, holdout, text.count, text, RecordStatus.live.rawValue) == 1
+    }
+
+    func setIngestRecordCount(_ ingest: Int, _ records: Int) throws {
+        try db.run("UPDATE ingests SET records = ? WHERE id = ?", records, ingest)
     }
 
     /// Logs a deletion request (state queued); returns its id.

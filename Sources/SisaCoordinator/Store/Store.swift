@@ -108,50 +108,55 @@ public final class Store {
         guard !parsed.isEmpty else {
             throw CoordinatorError.invalidInput("\(paths.joined(separator: ", ")): no records found (empty input)")
         }
-        // Ids and duplicates are checked inside the transaction (one read
-        // snapshot for every lookup, not one per record); a refusal rolls back
-        // before anything was written.
+        // Duplicates within the input are found first; ids already in the
+        // store are found by the insert itself (ON CONFLICT DO NOTHING), inside
+        // the one transaction: a refusal rolls back everything.
+        var seen: [String: String] = [:]
+        seen.reserveCapacity(parsed.count)
+        var accepted: [(ParsedRecord, String)] = []
+        accepted.reserveCapacity(parsed.count)
+        var skipped = 0
+        for r in parsed {
+            let id = r.id ?? RecordParser.derivedID(r.text)
+            if let first = seen[id] {
+                if skipDuplicates { skipped += 1; continue }
+                throw CoordinatorError.invalidInput("\(r.origin): duplicate id \(id) (first at \(first)); use --skip-duplicates to skip repeats")
+            }
+            if config.dp != nil, r.text.count > DPConfig.maxRecordBytes(context: config.context) {
+                throw CoordinatorError.invalidInput("\(r.origin): record \(id) has \(r.text.count) bytes; a DP-SGD store takes records of at most \(DPConfig.maxRecordBytes(context: config.context)) bytes (\(RecordBatch.maxRowsPerPass) context windows: all of a record's windows are clipped together, in memory); split it into several records")
+            }
+            seen[id] = r.origin
+            accepted.append((r, id))
+        }
+        seen = [:]
+        parsed = []
         return try catalog.transaction {
-            var seen: [String: String] = [:]
-            var accepted: [(ParsedRecord, String)] = []
-            var skipped = 0
-            for r in parsed {
-                let id = r.id ?? RecordParser.derivedID(r.text)
-                if let first = seen[id] {
-                    if skipDuplicates { skipped += 1; continue }
-                    throw CoordinatorError.invalidInput("\(r.origin): duplicate id \(id) (first at \(first)); use --skip-duplicates to skip repeats")
-                }
-                if config.dp != nil, r.text.count > DPConfig.maxRecordBytes(context: config.context) {
-                    throw CoordinatorError.invalidInput("\(r.origin): record \(id) has \(r.text.count) bytes; a DP-SGD store takes records of at most \(DPConfig.maxRecordBytes(context: config.context)) bytes (\(RecordBatch.maxRowsPerPass) context windows: all of a record's windows are clipped together, in memory); split it into several records")
-                }
-                if try catalog.recordExists(id) {
-                    if skipDuplicates { skipped += 1; continue }
-                    throw CoordinatorError.invalidInput("\(r.origin): id \(id) is already in the store; use --skip-duplicates to skip it")
-                }
-                seen[id] = r.origin
-                accepted.append((r, id))
-            }
-            guard !accepted.isEmpty else {
-                throw CoordinatorError.invalidInput("every record is already in the store (nothing to ingest)")
-            }
             let chainsBefore = try (0..<config.shards).map { try currentRecordedChain(shard: $0) }
             let started = try catalog.trainingStarted()
             let appended: Int? = started ? max(config.slices, (try catalog.maxAppendedSlice() ?? -1) + 1) : nil
             let ingestID = try catalog.addIngest(sources: paths.joined(separator: "\n"), format: format.rawValue, group: group ?? "",
                                                  holdout: holdout, appendedSlice: appended, records: accepted.count)
             var perShard = [Int](repeating: 0, count: config.shards)
-            var held = 0
+            var held = 0, added = 0
             for (k, (r, id)) in accepted.enumerated() {
                 if k > 0 && k % 100_000 == 0 { progress?(k, accepted.count) }
                 let p = Placement.place(id: id, seed: config.seed, shards: config.shards, slices: config.slices,
                                         appendedSlice: appended, holdoutFraction: holdout)
-                try catalog.addRecord(id: id, text: r.text, group: r.group ?? group ?? "default", ingest: ingestID,
-                                      shard: p.shard, slice: p.slice, holdout: p.holdout)
+                guard try catalog.addRecordIfNew(id: id, text: r.text, group: r.group ?? group ?? "default", ingest: ingestID,
+                                                 shard: p.shard, slice: p.slice, holdout: p.holdout) else {
+                    if skipDuplicates { skipped += 1; continue }
+                    throw CoordinatorError.invalidInput("\(r.origin): id \(id) is already in the store; use --skip-duplicates to skip it")
+                }
+                added += 1
                 if p.holdout { held += 1 } else { perShard[p.shard] += 1 }
             }
+            guard added > 0 else {
+                throw CoordinatorError.invalidInput("every record is already in the store (nothing to ingest)")
+            }
+            if added != accepted.count { try catalog.setIngestRecordCount(ingestID, added) }
             progress?(accepted.count, accepted.count)
             try recordChainsAfterIngest(before: chainsBefore, added: perShard)
-            return IngestReport(ingest: ingestID, added: accepted.count, skipped: skipped, holdout: held,
+            return IngestReport(ingest: ingestID, added: added, skipped: skipped, holdout: held,
                                 appendedSlice: appended, perShard: perShard)
         }
     }
