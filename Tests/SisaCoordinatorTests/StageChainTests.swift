@@ -89,4 +89,31 @@ final class StageChainTests: XCTestCase {
             for s in status.shards { XCTAssertEqual(s.records, listed.filter { $0.shard == s.index && !$0.holdout }.count) }
         }
     }
+
+    /// A catalog from before the counts table (schema 3) is counted once when
+    /// opened; the triggers keep the counts from then on.
+    func testRecordCountsOfAnOlderCatalogAreCountedAtUpgrade() throws {
+        let tmp = TempDir()
+        let url = tmp.url.appendingPathComponent("old")
+        let store = try Store.create(at: url, config: microConfig())
+        _ = try store.ingest(paths: [tmp.jsonl("a.jsonl", syntheticRecords(30, prefix: "a"))], group: "a", holdout: 0.2)
+        _ = try store.delete(ids: ["a-1", "a-2"], deferRetrain: true)
+        let outside = try SQLiteDatabase(path: url.appendingPathComponent("catalog.sqlite").path)
+        try outside.execute("""
+            DROP TRIGGER record_counts_insert; DROP TRIGGER record_counts_update; DROP TRIGGER record_counts_delete;
+            DROP TABLE record_counts; PRAGMA user_version = 3;
+            """)
+        let reopened = try Store.open(at: url)
+        XCTAssertEqual(try outside.scalarInt("PRAGMA user_version"), 4)
+        _ = try reopened.ingest(paths: [tmp.jsonl("b.jsonl", syntheticRecords(12, prefix: "b"))], group: "b")
+        _ = try reopened.delete(ids: ["b-3"], deferRetrain: true)
+        let status = try reopened.status()
+        let all = try reopened.catalog.records(includeDeleted: true)
+        let live = all.filter { $0.status == .live }
+        XCTAssertEqual(status.records, live.count)
+        XCTAssertEqual(status.deletedRecords, 3)
+        XCTAssertEqual(status.holdoutRecords, live.filter(\.holdout).count)
+        XCTAssertEqual(status.groups, ["a": 28, "b": 11])
+        XCTAssertEqual(try reopened.catalog.liveRecordCount(group: "a"), 28)
+    }
 }
