@@ -167,26 +167,55 @@ public struct ShardEvaluation: Codable, Sendable {
 
 extension Ensemble {
     /// Holdout perplexity per group, for the ensemble and for each shard alone.
-    public func evaluate(store: Store) throws -> [GroupEvaluation] {
-        let holdout = try store.catalog.texts(holdout: true)
-        guard !holdout.isEmpty else {
+    /// The holdout is read `pageSize` records at a time, so memory is bounded
+    /// by a page; the sums run in ingest order, so the figures do not depend
+    /// on the page size (EvaluationPagingTests).
+    public func evaluate(store: Store, pageSize: Int = 2048) throws -> [GroupEvaluation] {
+        precondition(pageSize >= 1)
+        /// Token-weighted NLL sums, accumulated as `meanNLL` does.
+        struct Sum {
+            var weighted = 0.0, tokens = 0
+            mutating func add(_ scores: [RecordScore]) {
+                for s in scores {
+                    if s.tokens > 0 { weighted += s.nll * Double(s.tokens) }
+                    tokens += s.tokens
+                }
+            }
+            var mean: Double { tokens > 0 ? weighted / Double(tokens) : .nan }
+        }
+        struct Group { var records = 0; var ensemble = Sum(); var shards: [Sum]; var base = Sum() }
+        let base = try store.models.baseAlone(pool: .shared)
+        var groups: [String: Group] = [:]
+        var after = 0
+        while true {
+            let page = try store.catalog.textsPage(holdout: true, afterSeq: after, limit: pageSize)
+            guard let last = page.last else { break }
+            after = last.seq
+            for name in Set(page.map(\.group)).sorted() {
+                let texts = page.filter { $0.group == name }.map(\.text)
+                // Each shard scores once; the ensemble's mixture is made from those scores.
+                let perShard = models.map { $0.model.score(texts, perToken: true) }
+                var g = groups[name] ?? Group(shards: [Sum](repeating: Sum(), count: models.count))
+                g.records += texts.count
+                g.ensemble.add(Ensemble.mixture(perShard))
+                for (i, scores) in perShard.enumerated() { g.shards[i].add(scores) }
+                if let base { g.base.add(base.score(texts)) }
+                groups[name] = g
+            }
+        }
+        guard !groups.isEmpty else {
             throw CoordinatorError.invalidInput("the store has no holdout records (ingest with --holdout FRACTION)")
         }
-        var out: [GroupEvaluation] = []
-        let base = try store.models.baseAlone(pool: .shared)
-        for group in Set(holdout.map(\.group)).sorted() {
-            let texts = holdout.filter { $0.group == group }.map(\.text)
-            let ens = score(texts)
-            let ensNLL = meanNLL(ens)
-            let shardEvals = models.map { m -> ShardEvaluation in
-                let nll = meanNLL(m.model.score(texts))
-                return ShardEvaluation(shard: m.shard, nll: nll, perplexity: exp(nll))
+        return groups.keys.sorted().map { name in
+            let g = groups[name]!
+            let ensNLL = g.ensemble.mean
+            let shardEvals = models.indices.map { i in
+                ShardEvaluation(shard: models[i].shard, nll: g.shards[i].mean, perplexity: exp(g.shards[i].mean))
             }
-            let baseNLL = base.map { meanNLL($0.score(texts)) }
-            out.append(GroupEvaluation(group: group, records: texts.count, tokens: ens.reduce(0) { $0 + $1.tokens },
-                                       ensembleNLL: ensNLL, ensemblePerplexity: exp(ensNLL), shards: shardEvals,
-                                       baseNLL: baseNLL, basePerplexity: baseNLL.map { exp($0) }))
+            let baseNLL: Double? = base == nil ? nil : g.base.mean
+            return GroupEvaluation(group: name, records: g.records, tokens: g.ensemble.tokens, ensembleNLL: ensNLL,
+                                   ensemblePerplexity: exp(ensNLL), shards: shardEvals, baseNLL: baseNLL,
+                                   basePerplexity: baseNLL.map { exp($0) })
         }
-        return out
     }
 }

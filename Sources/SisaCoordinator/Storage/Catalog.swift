@@ -399,6 +399,14 @@ public final class Catalog {
         return try db.query(sql, arguments: args) { ($0.text(0), $0.text(1), $0.int(2), $0.blob(3) ?? []) }
     }
 
+    /// One page of live records with their text, in ingest order, after the
+    /// record with sequence number `afterSeq` (keyset paging: a page costs its rows).
+    public func textsPage(holdout: Bool, afterSeq: Int, limit: Int)
+        throws -> [(seq: Int, id: String, group: String, shard: Int, text: [UInt8])] {
+        try db.query("SELECT seq, id, grp, shard, text FROM records WHERE seq > ? AND status = 'live' AND holdout = ? ORDER BY seq LIMIT ?",
+                     afterSeq, holdout, limit) { ($0.int(0), $0.text(1), $0.text(2), $0.int(3), $0.blob(4) ?? []) }
+    }
+
     public func text(id: String) throws -> [UInt8]? {
         try db.query("SELECT text FROM records WHERE id = ? AND status = 'live'", id) { $0.blob(0) }.first ?? nil
     }
