@@ -33,10 +33,8 @@ struct ChallengeScoreCommand: ParsableCommand {
         let sorted = r.epsilons.sorted()
         print(String(format: "forget score F = %.4f over %d examples, %d models per population (no points from ε ≥ %.0f)",
                      r.forgetScore, r.examples, r.models, r.maxEpsilon))
-        print(String(format: "ε: min %.3f, median %.3f, max %.3f", sorted.first!, ChallengeScoreCommand.median(sorted), sorted.last!))
+        print(String(format: "ε: min %.3f, median %.3f, max %.3f", sorted.first!, ChallengeScore.median(sorted), sorted.last!))
     }
-
-    static func median(_ s: [Double]) -> Double { s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
 
     /// A [model][example] array of numbers, with errors that name the file.
     static func load(_ path: String) throws -> [[Double]] {

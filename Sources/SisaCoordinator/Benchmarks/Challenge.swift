@@ -83,6 +83,13 @@ public enum Challenge {
         var confidences: [[Double]] = []
         var correctRetain = 0, tokensRetain = 0, correctTest = 0, tokensTest = 0
         var seconds = 0.0
+        /// Adds another population's models (and their counts and seconds).
+        mutating func append(_ p: Population) {
+            confidences += p.confidences
+            correctRetain += p.correctRetain; tokensRetain += p.tokensRetain
+            correctTest += p.correctTest; tokensTest += p.tokensTest
+            seconds += p.seconds
+        }
         var retainAccuracy: Double { Double(correctRetain) / Double(max(1, tokensRetain)) }
         var testAccuracy: Double { Double(correctTest) / Double(max(1, tokensTest)) }
     }
@@ -168,16 +175,27 @@ public enum Challenge {
                 // challenge's N runs are then N copies of one model.
                 let again = try exactDeletion(store, original: original, forget: forgetIDs)
                 exactDeterministic = again.digests == digests
-                for _ in 0..<o.seeds { measure(exact, into: &exactChallenge) }
+                var once = Population()
+                measure(exact, into: &once)
+                for _ in 0..<o.seeds { exactChallenge.append(once) }
                 exactChallenge.seconds = (seconds + again.seconds) / 2 * Double(o.seeds)
             }
+            let data = try UnlearningData(store: store, forget: forget.map(\.id))
             for m in approximate {
-                let run = try unlearn(m, store: store, original: original, forget: forget.map(\.id), options: o.unlearning, orderSeed: nil)
+                if m == .filter {
+                    // The filter changes no weight: its runs are the original, measured once.
+                    var once = Population()
+                    measure(original, into: &once)
+                    perSeed[m, default: Population()].append(once)
+                    if k == 0 { for _ in 0..<o.seeds { challenge[m, default: Population()].append(once) } }
+                    continue
+                }
+                let run = try unlearn(m, data: data, original: original, options: o.unlearning, orderSeed: nil)
                 measure(run.ensemble, into: &perSeed[m, default: Population()])
                 perSeed[m]!.seconds += run.seconds
                 if k == 0 {
                     for r in 0..<o.seeds {
-                        let run = try unlearn(m, store: store, original: original, forget: forget.map(\.id), options: o.unlearning,
+                        let run = try unlearn(m, data: data, original: original, options: o.unlearning,
                                               orderSeed: o.seed &+ UInt64(r) &+ 1)
                         measure(run.ensemble, into: &challenge[m, default: Population()])
                         challenge[m]!.seconds += run.seconds
@@ -239,13 +257,10 @@ public enum Challenge {
             guard let r = try store.catalog.record(id: id) else { throw CoordinatorError.unknownIDs([id]) }
             return r.shard
         })
-        let stageCount = try store.stageCount()
         var replaced: [Int: ShardModel] = [:], digests: [Int: String] = [:]
         var seconds = 0.0
         for s in affected.sorted() {
-            let records = try store.catalog.trainingRecords(shard: s).filter { !forget.contains($0.id) }
-            let p = Schedule.plan(shard: s, config: store.config, stageCount: stageCount, records: records, codec: try store.models.codec())
-            let (report, model) = try store.trainShard(p, previousDigest: nil, pool: .shared, persist: false, progress: nil)
+            let (report, model) = try store.retrainedWithout(forget, shard: s, pool: .shared)
             replaced[s] = model
             digests[s] = model.digest
             seconds += report.seconds
@@ -253,28 +268,43 @@ public enum Challenge {
         return (Ensemble(models: original.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) }), seconds, digests)
     }
 
+    /// What the approximate methods see of one store, read once: each affected
+    /// shard's forget texts and a bounded sample of its retained texts.
+    struct UnlearningData {
+        /// shard -> (forget texts, retained texts)
+        let shards: [Int: (forget: [[UInt8]], retain: [[UInt8]])]
+
+        init(store: Store, forget: [String]) throws {
+            var byShard: [Int: [[UInt8]]] = [:]
+            for id in forget {
+                guard let r = try store.catalog.record(id: id), let t = try store.catalog.text(id: id) else { throw CoordinatorError.unknownIDs([id]) }
+                byShard[r.shard, default: []].append(t)
+            }
+            let forgetSet = Set(forget)
+            var shards: [Int: (forget: [[UInt8]], retain: [[UInt8]])] = [:]
+            for (s, texts) in byShard {
+                // graddiff's retained sequences: a bounded sample of the shard, in a seeded order.
+                let retain = try store.catalog.trainingRecords(shard: s).filter { !forgetSet.contains($0.id) }
+                    .sorted { Placement.hash64(0, $0.id, "challenge-retain") < Placement.hash64(0, $1.id, "challenge-retain") }
+                    .prefix(256).map(\.text)
+                shards[s] = (texts, Array(retain))
+            }
+            self.shards = shards
+        }
+    }
+
     /// One approximate method on copies of the affected shards' models.
-    static func unlearn(_ m: ChallengeMethod, store: Store, original: Ensemble, forget: [String],
+    static func unlearn(_ m: ChallengeMethod, data: UnlearningData, original: Ensemble,
                         options: UnlearningOptions, orderSeed: UInt64?) throws -> (ensemble: Ensemble, seconds: Double) {
         guard m != .filter, let method = UnlearningMethod(rawValue: m.rawValue) else { return (original, 0) }
         var opt = options
         opt.method = method
         opt.orderSeed = orderSeed
         let t0 = Date()
-        var byShard: [Int: [[UInt8]]] = [:]
-        for id in forget {
-            guard let r = try store.catalog.record(id: id), let t = try store.catalog.text(id: id) else { throw CoordinatorError.unknownIDs([id]) }
-            byShard[r.shard, default: []].append(t)
-        }
-        let forgetSet = Set(forget)
         var replaced: [Int: ShardModel] = [:]
-        for (s, texts) in byShard {
-            // graddiff's retained sequences: a bounded sample of the shard, in a seeded order.
-            let retain = try store.catalog.trainingRecords(shard: s).filter { !forgetSet.contains($0.id) }
-                .sorted { Placement.hash64(0, $0.id, "challenge-retain") < Placement.hash64(0, $1.id, "challenge-retain") }
-                .prefix(256).map(\.text)
+        for (s, d) in data.shards {
             let u = try ApproximateUnlearner(shard: s, original: original.models.first { $0.shard == s }!.model,
-                                             forget: texts, retain: retain, options: opt)
+                                             forget: d.forget, retain: d.retain, options: opt)
             for step in 0..<opt.steps { u.step(step) }
             replaced[s] = u.model
         }

@@ -37,18 +37,23 @@ extension Ensemble {
             let T = max(1, chunk.map { $0.count - 1 }.max()!)
             var mean = [Double](repeating: 0, count: chunk.count * T * V)
             let share = 1 / Double(models.count)
+            var e = [Double](repeating: 0, count: V)
             for (_, m) in models {
                 m.model.forward(Batch(rows: chunk, T: T, pad: codec.separator))
                 m.model.withLastLogits { logits in
                     for (r, row) in chunk.enumerated() {
                         for t in 0..<max(0, row.count - 1) {
+                            // This shard's softmax, each exp computed once, added with weight 1/shards.
                             let at = (r * T + t) * V
                             var top = -Float.infinity
                             for v in 0..<V { top = max(top, logits[at + v]) }
                             var sum = 0.0
-                            for v in 0..<V { sum += Foundation.exp(Double(logits[at + v] - top)) }
+                            for v in 0..<V {
+                                e[v] = Foundation.exp(Double(logits[at + v] - top))
+                                sum += e[v]
+                            }
                             let scale = share / sum
-                            for v in 0..<V { mean[at + v] += Foundation.exp(Double(logits[at + v] - top)) * scale }
+                            for v in 0..<V { mean[at + v] += e[v] * scale }
                         }
                     }
                 }

@@ -103,7 +103,7 @@ public enum ChallengeScore {
     }
 
     /// numpy's median: the middle value, or the mean of the two middle values.
-    static func median(_ xs: [Double]) -> Double {
+    public static func median(_ xs: [Double]) -> Double {
         let s = xs.sorted(), n = s.count
         return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
     }

@@ -281,10 +281,6 @@ public final class Catalog {
 
     // MARK: records
 
-    public func recordExists(_ id: String) throws -> Bool {
-        try db.scalarInt("SELECT 1 FROM records WHERE id = ?", id) != nil
-    }
-
     static let recordColumns = "id, sha256, grp, shard, slice, holdout, ingest, status"
     static func record(_ r: Row) -> RecordInfo {
         RecordInfo(id: r.text(0), sha256: r.optionalText(1), group: r.text(2), shard: r.int(3), slice: r.int(4),
@@ -302,22 +298,17 @@ public final class Catalog {
     }
 
     /// One page of the live records in ingest order (`records(group:)` sliced),
-    /// read with LIMIT and OFFSET: the page's rows are all that is loaded.
+    /// read with LIMIT and OFFSET: the page's rows are all that is loaded,
+    /// but SQLite walks every row it skips.
     public func records(group: String?, offset: Int, limit: Int) throws -> [RecordInfo] {
-        precondition(offset >= 0 && limit >= 0)
-        var sql = "SELECT \(Catalog.recordColumns) FROM records WHERE status = '\(RecordStatus.live.rawValue)'"
-        var args: [SQLBindable?] = []
-        if let group { sql += " AND grp = ?"; args.append(group) }
-        args += [limit, offset]
-        return try db.query(sql + " ORDER BY seq LIMIT ? OFFSET ?", arguments: args, map: Catalog.record)
+        precondition(offset >= 0)
+        return try recordPage(group: group, afterSeq: 0, offset: offset, limit: limit)
     }
 
     /// A page of live records after the record `after` (exclusive; nil: from
     /// the first), in ingest order: keyset paging, whose cost is the page's
-    /// rows wherever it starts (OFFSET walks every row it skips). An unknown
-    /// `after` id is an error.
+    /// rows wherever it starts. An unknown `after` id is an error.
     public func records(group: String?, after: String?, limit: Int) throws -> [RecordInfo] {
-        precondition(limit >= 0)
         var from = 0
         if let after {
             guard let seq = try db.scalarInt("SELECT seq FROM records WHERE id = ?", after) else {
@@ -325,11 +316,16 @@ public final class Catalog {
             }
             from = seq
         }
+        return try recordPage(group: group, afterSeq: from, offset: 0, limit: limit)
+    }
+
+    private func recordPage(group: String?, afterSeq: Int, offset: Int, limit: Int) throws -> [RecordInfo] {
+        precondition(limit >= 0)
         var sql = "SELECT \(Catalog.recordColumns) FROM records WHERE seq > ? AND status = '\(RecordStatus.live.rawValue)'"
-        var args: [SQLBindable?] = [from]
+        var args: [SQLBindable?] = [afterSeq]
         if let group { sql += " AND grp = ?"; args.append(group) }
-        args.append(limit)
-        return try db.query(sql + " ORDER BY seq LIMIT ?", arguments: args, map: Catalog.record)
+        args += [limit, offset]
+        return try db.query(sql + " ORDER BY seq LIMIT ? OFFSET ?", arguments: args, map: Catalog.record)
     }
 
     /// How many live records (of one group) there are.
@@ -352,8 +348,8 @@ public final class Catalog {
         }
     }
 
-    /// Record counts by status, group, shard and holdout, counted in SQL (for
-    /// `status`, which must not load every record).
+    /// Record counts by status, group, shard and holdout, read from the
+    /// counts the triggers keep (for `status`, which must not scan the records).
     public struct RecordCounts: Sendable {
         public var live = 0, training = 0, holdout = 0, deleted = 0
         public var groups: [String: Int] = [:]

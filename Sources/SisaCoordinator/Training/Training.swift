@@ -77,11 +77,10 @@ extension Store {
         // others need only their stage keys, read from their recorded chains
         // (a deletion retrains one shard without loading the other shards' text).
         let mayTrain = (0..<config.shards).filter { onlyShards?.contains($0) ?? true }
-        var plans: [Int: ShardPlan] = [:]
-        for s in mayTrain { plans[s] = try plan(shard: s) }
+        let planned = try mayTrain.map { try plan(shard: $0) }
+        let plans = Dictionary(uniqueKeysWithValues: planned.map { ($0.shard, $0) })
         var otherChains: [Int: (stages: [StageSummary], noise: Double?)] = [:]
         for s in 0..<config.shards where plans[s] == nil { otherChains[s] = try stageSummaries(shard: s) }
-        let planned = mayTrain.map { plans[$0]! }
         // Checkpoints a cluster worker wrote but no coordinator recorded (it
         // was killed) are found by key and recorded, once, after a check.
         try checkpoints.adoptFiles(planned)
@@ -137,6 +136,15 @@ extension Store {
     func trainShard(_ plan: ShardPlan, previousDigest: String?, pool: WorkerPool,
                     progress: (@Sendable (TrainProgress) -> Void)?) throws -> ShardTrainReport {
         try trainShard(plan, previousDigest: previousDigest, pool: pool, persist: true, progress: progress).report
+    }
+
+    /// A shard retrained in memory without the records `forget` (a what-if:
+    /// nothing is written), from the stored checkpoint before the earliest
+    /// stage that held one of them: what exact deletion would give.
+    func retrainedWithout(_ forget: Set<String>, shard: Int, pool: WorkerPool) throws -> (report: ShardTrainReport, model: ShardModel) {
+        let records = try catalog.trainingRecords(shard: shard).filter { !forget.contains($0.id) }
+        let p = Schedule.plan(shard: shard, config: config, stageCount: try stageCount(), records: records, codec: try models.codec())
+        return try trainShard(p, previousDigest: nil, pool: pool, persist: false, progress: nil)
     }
 
     /// With `persist: false` no checkpoint is written (a what-if: `compare`);

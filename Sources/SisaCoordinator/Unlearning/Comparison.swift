@@ -278,12 +278,9 @@ extension Store {
         var exactModels: [Int: ShardModel] = [:]
         var exactSeconds = 0.0, exactFlops = 0.0
         var exactDigests: [String: String] = [:]
-        let stageCount = try self.stageCount()
         for s in affected {
             log?("exact: retraining shard \(s) without the forget records")
-            let records = try catalog.trainingRecords(shard: s).filter { !forgetIDs.contains($0.id) }
-            let p = Schedule.plan(shard: s, config: config, stageCount: stageCount, records: records, codec: try models.codec())
-            let (report, model) = try trainShard(p, previousDigest: nil, pool: pool, persist: false, progress: nil)
+            let (report, model) = try retrainedWithout(forgetIDs, shard: s, pool: pool)
             exactSeconds += report.seconds
             exactFlops += Double(report.steps * config.batch * config.context) * model.trainingFLOPsPerToken
             exact[s] = model.score(texts, perToken: true)
