@@ -103,11 +103,13 @@ struct Ingest: ParsableCommand {
         }
         let store = try storeOptions.open(writer: "ingest")
         let t0 = Date()
-        let r = try store.ingest(paths: paths, format: fmt, group: group, holdout: holdout, skipDuplicates: skipDuplicates) { done, total in
-            // Progress on long ingests only, on stderr: stdout stays the report.
-            guard total >= 100_000 else { return }
-            let rate = Double(done) / max(1e-9, Date().timeIntervalSince(t0))
-            FileHandle.standardError.write(Data(String(format: "ingest: %d of %d records (%.0f records/s)\n", done, total, rate).utf8))
+        let r = try store.ingest(paths: paths, format: fmt, group: group, holdout: holdout, skipDuplicates: skipDuplicates) { p in
+            // Progress on long ingests only (every 100,000 records), on stderr: stdout stays the report.
+            guard p.inserted >= 100_000 else { return }
+            let rate = Double(p.inserted) / max(1e-9, Date().timeIntervalSince(t0))
+            let read = p.totalBytes > 0 ? 100 * Double(p.bytesRead) / Double(p.totalBytes) : 100
+            FileHandle.standardError.write(Data(String(format: "ingest: %d records inserted, %.0f%% of the input read (%.0f records/s)\n",
+                                                       p.inserted, read, rate).utf8))
         }
         if json {
             try printJSONObject(["ingest": r.ingest, "added": r.added, "skipped": r.skipped, "holdout": r.holdout,

@@ -255,6 +255,17 @@ final class UnlearningEvidenceTests: XCTestCase {
         let single = try store.audit(one)
         XCTAssertEqual(single.verdict, "detectable", single.verdictReason)
         XCTAssertTrue(single.verdictReason.contains("tested alone"), single.verdictReason)
+        // Read and scored a page at a time: the same report whatever the page size.
+        var byGroup = AuditOptions()
+        byGroup.group = "default"
+        byGroup.ids = [targets.first!.id]
+        let whole = try store.audit(byGroup)
+        let paged = try store.audit(byGroup, pageSize: 7)
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys
+        XCTAssertEqual(try enc.encode(paged), try enc.encode(whole))
+        XCTAssertEqual(whole.records.map(\.id), try store.catalog.records().filter { !$0.holdout }.map(\.id),
+                       "the group's records in ingest order, each once")
         let texts = Dictionary(uniqueKeysWithValues: records.map { ($0.id, Array($0.text.utf8)) })
         _ = try store.delete(ids: o.ids)
         XCTAssertThrowsError(try store.audit(o)) { XCTAssertTrue("\($0)".contains("--file"), "\($0)") }

@@ -50,6 +50,60 @@ final class IngestTests: XCTestCase {
         }
     }
 
+    /// Inputs are read a megabyte at a time: lines that straddle a chunk,
+    /// a line longer than a chunk, CRLF endings and a last line without a
+    /// newline all come out as a whole-file split gives them.
+    func testLinesAcrossReadChunks() throws {
+        let tmp = TempDir()
+        var rng = Xoshiro256(seed: 11)
+        var expected: [String] = []
+        var bytes: [UInt8] = []
+        while bytes.count < 3_500_000 {
+            let n = expected.count == 500 ? 2_500_000 : 1 + Int(rng.next() % 3000)
+            let line = String(repeating: Character(UnicodeScalar(UInt8(97 + expected.count % 26))), count: n)
+            expected.append(line)
+            bytes += Array(line.utf8) + (rng.next() % 4 == 0 ? [0x0D, 0x0A] : [0x0A])
+        }
+        expected.append("last line, no newline")
+        bytes += Array("last line, no newline".utf8)
+        let path = write(tmp, "big.txt", bytes)
+        let recs = try RecordParser.parse(path: path, format: .lines)
+        XCTAssertEqual(recs.count, expected.count)
+        XCTAssertEqual(recs.map { String(decoding: $0.text, as: UTF8.self) }, expected)
+        XCTAssertEqual(recs.last?.origin, "\(path):\(expected.count)")
+    }
+
+    /// An error deep in a large input (the reader thread's) or from the insert
+    /// (an id already in the store) leaves the catalog as it was.
+    func testLateErrorsInALargeIngestKeepNothing() throws {
+        let tmp = TempDir()
+        let s = try store(tmp)
+        _ = try s.ingest(paths: [tmp.jsonl("a.jsonl", syntheticRecords(5))])
+        let snapshot = try s.catalog.records(includeDeleted: true)
+        var lines = (0..<30_000).map { "{\"id\": \"big-\($0)\", \"text\": \"record number \($0)\"}" }
+        lines[25_000] = "{\"id\": \"big-25000\", \"text\": "
+        let bad = write(tmp, "bad.jsonl", Array(lines.joined(separator: "\n").utf8))
+        XCTAssertThrowsError(try s.ingest(paths: [bad])) { XCTAssertTrue("\($0)".contains("bad.jsonl:25001: malformed JSON"), "\($0)") }
+        XCTAssertEqual(try s.catalog.records(includeDeleted: true), snapshot)
+        lines[25_000] = "{\"id\": \"rec-2\", \"text\": \"taken\"}"
+        let taken = write(tmp, "taken.jsonl", Array(lines.joined(separator: "\n").utf8))
+        XCTAssertThrowsError(try s.ingest(paths: [taken])) {
+            XCTAssertTrue("\($0)".contains("taken.jsonl:25001: id rec-2 is already in the store"), "\($0)")
+        }
+        XCTAssertEqual(try s.catalog.records(includeDeleted: true), snapshot)
+        lines[25_000] = "{\"id\": \"big-7\", \"text\": \"again\"}"
+        let twice = write(tmp, "twice.jsonl", Array(lines.joined(separator: "\n").utf8))
+        XCTAssertThrowsError(try s.ingest(paths: [twice])) {
+            XCTAssertTrue("\($0)".contains("twice.jsonl:25001: duplicate id big-7 (first at \(tmp.path("twice.jsonl")):8)"), "\($0)")
+        }
+        XCTAssertEqual(try s.catalog.records(includeDeleted: true), snapshot)
+        // The same input with --skip-duplicates keeps the first of each id.
+        let r = try s.ingest(paths: [twice], skipDuplicates: true)
+        XCTAssertEqual(r.added, 29_999)
+        XCTAssertEqual(r.skipped, 1)
+        XCTAssertEqual(try s.catalog.text(id: "big-7").map { String(decoding: $0, as: UTF8.self) }, "record number 7")
+    }
+
     func testSkipDuplicates() throws {
         let tmp = TempDir()
         let s = try store(tmp)

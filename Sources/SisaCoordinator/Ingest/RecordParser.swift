@@ -15,134 +15,132 @@ public struct ParsedRecord: Equatable, Sendable {
 }
 
 /// Reads records from files in the supported formats. Any problem is an error
-/// naming the file and line; nothing is partially returned.
+/// naming the file and line. Files are read a chunk at a time (`forEach`), so
+/// an ingest's memory is bounded by its batch, not its input.
 public enum RecordParser {
+    /// Every record of `path`, in order (for small inputs; ingest streams with `forEach`).
     public static func parse(path: String, format: InputFormat) throws -> [ParsedRecord] {
+        var out: [ParsedRecord] = []
+        try forEach(path: path, format: format) { out.append($0) }
+        return out
+    }
+
+    /// Calls `body` with each record of `path` in order, reading the file a chunk at a time.
+    /// An error (the input's or `body`'s) stops the walk.
+    public static func forEach(path: String, format: InputFormat, progress: ((_ bytesRead: Int) -> Void)? = nil,
+                               _ body: (ParsedRecord) throws -> Void) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw CoordinatorError.invalidInput("\(path): no such file or directory")
         }
         if format == .dir || (format == .auto && isDir.boolValue) {
             guard isDir.boolValue else { throw CoordinatorError.invalidInput("\(path): --format dir needs a directory") }
-            return try parseDirectory(path)
+            return try forEachInDirectory(path, body)
         }
         guard !isDir.boolValue else { throw CoordinatorError.invalidInput("\(path): is a directory (use --format dir)") }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CoordinatorError.invalidInput("\(path): cannot read")
-        }
-        let bytes = [UInt8](data)
-        switch format == .auto ? detect(path: path, bytes: bytes) : format {
-        case .lines: return try parseLines(bytes, path: path)
-        case .jsonl: return try parseJSONL(bytes, path: path)
-        case .fortune: return try parseFortune(bytes, path: path)
+        let resolved = format == .auto ? try detect(path: path) : format
+        let reader = try LineReader(path: path)
+        switch resolved {
+        case .lines:
+            try reader.forEach { number, line in
+                let origin = "\(path):\(number)"
+                try checkUTF8(line, origin)
+                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }
+                try body(ParsedRecord(id: nil, text: Array(line), group: nil, origin: origin))
+                if number % 65536 == 0 { progress?(reader.bytesRead) }
+            }
+        case .jsonl:
+            try reader.forEach { number, line in
+                if let r = try parseJSONLine(line, origin: "\(path):\(number)") { try body(r) }
+                if number % 65536 == 0 { progress?(reader.bytesRead) }
+            }
+        case .fortune:
+            // Records separated by lines holding only "%"; each record is its lines
+            // joined with "\n" (no trailing newline). Empty records are skipped.
+            var current: [UInt8] = []
+            var lines = 0, blank = true, startLine = 1
+            func flush() throws {
+                defer { current.removeAll(keepingCapacity: true); lines = 0; blank = true }
+                guard !blank else { return }
+                let origin = "\(path):\(startLine)"
+                try checkUTF8(current, origin)
+                try body(ParsedRecord(id: nil, text: current, group: nil, origin: origin))
+            }
+            try reader.forEach { number, line in
+                if line.count == 1 && line[0] == 0x25 {
+                    try flush()
+                    startLine = number + 1
+                } else {
+                    if lines == 0 { startLine = number } else { current.append(0x0A) }
+                    current.append(contentsOf: line)
+                    lines += 1
+                    if !line.isEmpty { blank = false }
+                }
+                if number % 65536 == 0 { progress?(reader.bytesRead) }
+            }
+            try flush()
         case .auto, .dir: fatalError("unreachable")
         }
+        progress?(reader.bytesRead)
     }
 
-    /// jsonl by extension, fortune if a line holds only "%", else lines.
-    static func detect(path: String, bytes: [UInt8]) -> InputFormat {
+    /// jsonl by extension, fortune if a line holds only "%", else lines (one pass over the file).
+    static func detect(path: String) throws -> InputFormat {
         let ext = (path as NSString).pathExtension.lowercased()
         if ext == "jsonl" || ext == "ndjson" { return .jsonl }
-        return splitLines(bytes).contains(where: { $0.bytes == [0x25] }) ? .fortune : .lines
+        let reader = try LineReader(path: path)
+        struct Found: Error {}
+        do {
+            try reader.forEach { _, line in if line.count == 1 && line[0] == 0x25 { throw Found() } }
+        } catch is Found { return .fortune }
+        return .lines
     }
 
-    /// Lines without their terminators ("\n" or "\r\n"), with 1-based numbers.
-    static func splitLines(_ b: [UInt8]) -> [(number: Int, bytes: [UInt8])] {
-        var out: [(Int, [UInt8])] = []
-        var start = 0, n = 1
-        for i in 0..<b.count where b[i] == 0x0A {
-            var end = i
-            if end > start && b[end - 1] == 0x0D { end -= 1 }
-            out.append((n, Array(b[start..<end])))
-            start = i + 1
-            n += 1
-        }
-        if start < b.count { out.append((n, Array(b[start...]))) }
-        return out
-    }
-
-    static func checkUTF8(_ bytes: [UInt8], _ origin: String) throws {
+    static func checkUTF8<C: Collection<UInt8>>(_ bytes: C, _ origin: String) throws {
+        // Pure ASCII, the common case, needs no decoding.
+        if bytes.allSatisfy({ $0 < 0x80 }) { return }
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw CoordinatorError.invalidInput("\(origin): invalid UTF-8")
         }
     }
 
-    static func parseLines(_ b: [UInt8], path: String) throws -> [ParsedRecord] {
-        try splitLines(b).compactMap { line in
-            let origin = "\(path):\(line.number)"
-            try checkUTF8(line.bytes, origin)
-            if line.bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
-            return ParsedRecord(id: nil, text: line.bytes, group: nil, origin: origin)
+    /// One JSON line ({"text", "id"?, "group"?}); nil for a blank line.
+    static func parseJSONLine(_ line: UnsafeBufferPointer<UInt8>, origin: String) throws -> ParsedRecord? {
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
+        try checkUTF8(line, origin)
+        let obj: Any
+        do { obj = try JSONSerialization.jsonObject(with: Data(buffer: line)) } catch {
+            throw CoordinatorError.invalidInput("\(origin): malformed JSON")
         }
-    }
-
-    static func parseJSONL(_ b: [UInt8], path: String) throws -> [ParsedRecord] {
-        try splitLines(b).compactMap { line in
-            let origin = "\(path):\(line.number)"
-            if line.bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
-            try checkUTF8(line.bytes, origin)
-            let obj: Any
-            do { obj = try JSONSerialization.jsonObject(with: Data(line.bytes)) } catch {
-                throw CoordinatorError.invalidInput("\(origin): malformed JSON")
-            }
-            guard let dict = obj as? [String: Any] else {
-                throw CoordinatorError.invalidInput("\(origin): expected a JSON object with a \"text\" field")
-            }
-            guard let text = dict["text"] as? String else {
-                throw CoordinatorError.invalidInput("\(origin): missing string field \"text\"")
-            }
-            var id: String?
-            switch dict["id"] {
-            case nil, is NSNull: id = nil
-            case let s as String: id = s
-            case let n as NSNumber: id = n.stringValue
-            default: throw CoordinatorError.invalidInput("\(origin): \"id\" must be a string or a number")
-            }
-            if let i = id, i.isEmpty { throw CoordinatorError.invalidInput("\(origin): empty \"id\"") }
-            var group: String?
-            if let g = dict["group"] {
-                guard let gs = g as? String, !gs.isEmpty else {
-                    throw CoordinatorError.invalidInput("\(origin): \"group\" must be a non-empty string")
-                }
-                group = gs
-            }
-            guard !text.isEmpty else { throw CoordinatorError.invalidInput("\(origin): empty \"text\"") }
-            return ParsedRecord(id: id, text: Array(text.utf8), group: group, origin: origin)
+        guard let dict = obj as? [String: Any] else {
+            throw CoordinatorError.invalidInput("\(origin): expected a JSON object with a \"text\" field")
         }
-    }
-
-    /// Records separated by lines holding only "%"; each record is its lines
-    /// joined with "\n" (no trailing newline). Empty records are skipped.
-    static func parseFortune(_ b: [UInt8], path: String) throws -> [ParsedRecord] {
-        var out: [ParsedRecord] = []
-        var current: [[UInt8]] = []
-        var startLine = 1
-        func flush() throws {
-            defer { current = [] }
-            guard current.contains(where: { !$0.isEmpty }) else { return }
-            let text = Array(current.joined(separator: [0x0A]))
-            let origin = "\(path):\(startLine)"
-            try checkUTF8(text, origin)
-            out.append(ParsedRecord(id: nil, text: text, group: nil, origin: origin))
+        guard let text = dict["text"] as? String else {
+            throw CoordinatorError.invalidInput("\(origin): missing string field \"text\"")
         }
-        for line in splitLines(b) {
-            if line.bytes == [0x25] {
-                try flush()
-                startLine = line.number + 1
-            } else {
-                if current.isEmpty { startLine = line.number }
-                current.append(line.bytes)
+        var id: String?
+        switch dict["id"] {
+        case nil, is NSNull: id = nil
+        case let s as String: id = s
+        case let n as NSNumber: id = n.stringValue
+        default: throw CoordinatorError.invalidInput("\(origin): \"id\" must be a string or a number")
+        }
+        if let i = id, i.isEmpty { throw CoordinatorError.invalidInput("\(origin): empty \"id\"") }
+        var group: String?
+        if let g = dict["group"] {
+            guard let gs = g as? String, !gs.isEmpty else {
+                throw CoordinatorError.invalidInput("\(origin): \"group\" must be a non-empty string")
             }
+            group = gs
         }
-        try flush()
-        return out
+        guard !text.isEmpty else { throw CoordinatorError.invalidInput("\(origin): empty \"text\"") }
+        return ParsedRecord(id: id, text: Array(text.utf8), group: group, origin: origin)
     }
 
     /// One record per regular file (sorted, not recursive, hidden files skipped);
     /// the id is the file name.
-    static func parseDirectory(_ path: String) throws -> [ParsedRecord] {
+    static func forEachInDirectory(_ path: String, _ body: (ParsedRecord) throws -> Void) throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") }.sorted()
-        var out: [ParsedRecord] = []
         for name in names {
             let full = (path as NSString).appendingPathComponent(name)
             var isDir: ObjCBool = false
@@ -153,9 +151,18 @@ public enum RecordParser {
             let bytes = [UInt8](d)
             try checkUTF8(bytes, "\(full):1")
             if bytes.isEmpty { continue }
-            out.append(ParsedRecord(id: name, text: bytes, group: nil, origin: "\(full):1"))
+            try body(ParsedRecord(id: name, text: bytes, group: nil, origin: "\(full):1"))
         }
-        return out
+    }
+
+    /// The bytes `forEach` will read from `path` (a directory: its files), for progress.
+    static func inputBytes(_ path: String) -> Int {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return 0 }
+        if !isDir.boolValue { return ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0 }
+        return ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).reduce(0) {
+            $0 + inputBytes((path as NSString).appendingPathComponent($1))
+        }
     }
 
     /// The id of a record given without one: derived from its text.

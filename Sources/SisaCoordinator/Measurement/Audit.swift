@@ -59,76 +59,112 @@ public struct AuditReport: Codable, Sendable {
 }
 
 extension Store {
-    public func audit(_ o: AuditOptions, pool: WorkerPool = .shared) throws -> AuditReport {
-        // The records, with their texts.
-        var targets: [(info: RecordInfo, text: [UInt8])] = []
-        if let g = o.group {
-            let recs = try catalog.records(group: g).filter { !$0.holdout }
-            guard !recs.isEmpty else { throw CoordinatorError.invalidInput("group \(g) has no live training records") }
-            // One query for the group's texts, not one per record.
-            let stored = Dictionary(uniqueKeysWithValues: try catalog.texts(holdout: false, group: g).map { ($0.id, $0.text) })
-            for r in recs { targets.append((r, o.texts[r.id] ?? stored[r.id] ?? [])) }
-        }
+    /// Records are read and scored `pageSize` at a time (keyset pages), so a
+    /// group of a million records costs a few numbers per record in memory,
+    /// never all of their texts.
+    public func audit(_ o: AuditOptions, pool: WorkerPool = .shared, pageSize: Int = 4096) throws -> AuditReport {
+        precondition(pageSize > 0)
+        // The records named by --ids (their texts may come from the caller).
+        var named: [(id: String, group: String, shard: Int, status: RecordStatus, text: [UInt8])] = []
         var unknown: [String] = []
-        for id in o.ids {
+        var seenIDs = Set<String>()
+        for id in o.ids where seenIDs.insert(id).inserted {
             guard let r = try catalog.record(id: id) else { unknown.append(id); continue }
             guard let text = try o.texts[id] ?? catalog.text(id: id) else {
                 throw CoordinatorError.invalidInput("record \(id) is deleted and its text is gone: give it with --file FILE.jsonl (fields id, text)")
             }
-            targets.append((r, text))
+            if r.holdout { throw CoordinatorError.invalidInput("record \(id) is a holdout record: it was never trained on") }
+            // A record named twice (by --group and --ids) counts once, where --group puts it.
+            if let g = o.group, r.group == g, r.status == .live { continue }
+            named.append((r.id, r.group, r.shard, r.status, text))
         }
         guard unknown.isEmpty else { throw CoordinatorError.unknownIDs(unknown) }
-        // A record named twice (by --group and --ids) counts once.
-        var seenIDs = Set<String>()
-        targets = targets.filter { seenIDs.insert($0.info.id).inserted }
-        guard !targets.isEmpty else { throw CoordinatorError.invalidInput("nothing to audit: give --ids, --group or --file") }
-        if let holdout = targets.first(where: { $0.info.holdout }) {
-            throw CoordinatorError.invalidInput("record \(holdout.info.id) is a holdout record: it was never trained on")
+        if let g = o.group, try catalog.textsPage(holdout: false, group: g, afterSeq: 0, limit: 1).isEmpty {
+            throw CoordinatorError.invalidInput("group \(g) has no live training records")
         }
-
+        guard o.group != nil || !named.isEmpty else { throw CoordinatorError.invalidInput("nothing to audit: give --ids, --group or --file") }
         let ensemble = try Ensemble(store: self, pool: pool)
         let answering = ensemble.models.map(\.shard)
-        guard answering.count >= 2 else {
-            throw CoordinatorError.invalidInput("the calibrated attack needs at least two answering shards (reference models that never saw a record)")
+        /// A record with its NLL under its own shard and the mean of the others'.
+        struct Scored {
+            let id: String, group: String, shard: Int, status: RecordStatus
+            let own: Double, reference: Double
         }
-        for t in targets where !answering.contains(t.info.shard) {
-            throw CoordinatorError.invalidInput("record \(t.info.id): its shard \(t.info.shard) cannot answer (quarantined or untrained); run `sisa train`")
+        func score(_ page: [(id: String, group: String, shard: Int, status: RecordStatus, text: [UInt8])]) -> [Scored] {
+            guard !page.isEmpty else { return [] }
+            let texts = page.map(\.text)
+            let perShard = Dictionary(uniqueKeysWithValues: ensemble.models.map { ($0.shard, $0.model.score(texts)) })
+            return page.enumerated().map { i, r in
+                let refs = answering.filter { $0 != r.shard }.map { perShard[$0]![i].nll }
+                return Scored(id: r.id, group: r.group, shard: r.shard, status: r.status,
+                              own: perShard[r.shard]![i].nll, reference: refs.reduce(0, +) / Double(refs.count))
+            }
         }
-        let groups = Set(targets.map(\.info.group))
-        var holdout = try catalog.texts(holdout: true).filter { answering.contains($0.shard) }
+        func checkAnswering(_ id: String, _ shard: Int) throws {
+            guard answering.count >= 2 else {
+                throw CoordinatorError.invalidInput("the calibrated attack needs at least two answering shards (reference models that never saw a record)")
+            }
+            guard answering.contains(shard) else {
+                throw CoordinatorError.invalidInput("record \(id): its shard \(shard) cannot answer (quarantined or untrained); run `sisa train`")
+            }
+        }
+
+        for r in named { try checkAnswering(r.id, r.shard) }
+        // --group's records, a page at a time, then the others named.
+        var targets: [Scored] = []
+        if let g = o.group {
+            var after = 0
+            while true {
+                let page = try catalog.textsPage(holdout: false, group: g, afterSeq: after, limit: pageSize)
+                guard let last = page.last else { break }
+                after = last.seq
+                for r in page { try checkAnswering(r.id, r.shard) }
+                targets += score(page.map { ($0.id, $0.group, $0.shard, RecordStatus.live, o.texts[$0.id] ?? $0.text) })
+            }
+        }
+        targets += score(named)
+        guard !targets.isEmpty else { throw CoordinatorError.invalidInput("nothing to audit: give --ids, --group or --file") }
+
+        let groups = Set(targets.map(\.group))
+        var holdout: [Scored] = []
+        var after = 0
+        while true {
+            let page = try catalog.textsPage(holdout: true, afterSeq: after, limit: pageSize)
+            guard let last = page.last else { break }
+            after = last.seq
+            holdout += score(page.filter { answering.contains($0.shard) }.map { ($0.id, $0.group, $0.shard, RecordStatus.live, $0.text) })
+        }
         let sameGroup = holdout.filter { groups.contains($0.group) }
         // Groups are matched only if every audited group has holdout records.
-        let pooled = !groups.allSatisfy { g in sameGroup.contains { $0.group == g } }
+        let holdoutGroups = Set(sameGroup.map(\.group))
+        let pooled = !groups.allSatisfy { holdoutGroups.contains($0) }
         if !pooled { holdout = sameGroup }
         guard !holdout.isEmpty else {
             throw CoordinatorError.invalidInput("the store has no holdout records to compare with: ingest some with --holdout FRACTION")
         }
 
-        let texts = targets.map(\.text) + holdout.map(\.text)
-        let shards = targets.map(\.info.shard) + holdout.map(\.shard)
-        var perShard: [Int: [RecordScore]] = [:]
-        for (s, m) in ensemble.models { perShard[s] = m.score(texts) }
-        func own(_ i: Int) -> Double { perShard[shards[i]]![i].nll }
-        func reference(_ i: Int) -> Double {
-            let refs = answering.filter { $0 != shards[i] }.map { perShard[$0]![i].nll }
-            return refs.reduce(0, +) / Double(refs.count)
-        }
         // With no holdout in the records' groups, every holdout record is the population and groups are not matched.
-        func group(_ i: Int) -> String { pooled ? "" : (i < targets.count ? targets[i].info.group : holdout[i - targets.count].group) }
-        let members = targets.indices.map { MembershipInference.Scored(own($0) - reference($0), group: group($0)) }
-        let nonMembers = holdout.indices.map { j -> MembershipInference.Scored in
-            let i = targets.count + j
-            return .init(own(i) - reference(i), group: group(i))
-        }
+        func group(_ r: Scored) -> String { pooled ? "" : r.group }
+        let members = targets.map { MembershipInference.Scored($0.own - $0.reference, group: group($0)) }
+        let nonMembers = holdout.map { MembershipInference.Scored($0.own - $0.reference, group: group($0)) }
         let cal = MembershipInference.attack(members: members, nonMembers: nonMembers, seed: o.seed)
-        let raw = MembershipInference.attack(members: targets.indices.map { .init(own($0), group: group($0)) },
-                                             nonMembers: holdout.indices.map { .init(own(targets.count + $0), group: group(targets.count + $0)) },
+        let raw = MembershipInference.attack(members: targets.map { .init($0.own, group: group($0)) },
+                                             nonMembers: holdout.map { .init($0.own, group: group($0)) },
                                              seed: o.seed &+ 1)
+        // Each group's holdout scores, sorted: a record's p-value is a binary search, not a pass over the holdout.
+        let population = Dictionary(grouping: nonMembers, by: \.group).mapValues { $0.map(\.score).sorted() }
         let records = targets.enumerated().map { i, t -> AuditRecord in
-            let pop = nonMembers.filter { $0.group == members[i].group }.map(\.score)
-            return AuditRecord(id: t.info.id, group: t.info.group, shard: t.info.shard, status: t.info.status,
-                               ownNLL: own(i), referenceNLL: reference(i), calibratedScore: members[i].score,
-                               holdoutFractionAtMost: Double(pop.filter { $0 <= members[i].score }.count + 1) / Double(pop.count + 1))
+            let pop = population[members[i].group] ?? []
+            // How many of the sorted population are <= the score (binary search).
+            var (lo, hi) = (0, pop.count)
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if pop[mid] <= members[i].score { lo = mid + 1 } else { hi = mid }
+            }
+            let atMost = lo
+            return AuditRecord(id: t.id, group: t.group, shard: t.shard, status: t.status,
+                               ownNLL: t.own, referenceNLL: t.reference, calibratedScore: members[i].score,
+                               holdoutFractionAtMost: Double(atMost + 1) / Double(pop.count + 1))
         }
         // An AUC's interval needs several records to say anything about them:
         // with one record it only measures where that record sits among the

@@ -94,70 +94,96 @@ public final class Store {
         public let perShard: [Int]
     }
 
-    /// Reads every path, validates everything, then inserts in one transaction:
-    /// on any error the catalog is exactly as it was.
-    /// `progress` sees (records inserted, records parsed) every 100,000 records and at the end.
+    /// What an ingest has done so far (for a progress line).
+    public struct IngestProgress: Sendable {
+        public let inserted: Int
+        public let bytesRead: Int
+        public let totalBytes: Int
+    }
+
+    /// Reads every path a chunk at a time and inserts each record as it is
+    /// parsed, all in one transaction: on any error (a malformed line, a
+    /// duplicate, a full disk) the catalog is exactly as it was. Memory is
+    /// bounded by the page cache and the longest record, not by the input.
+    /// `progress` is called about every 100,000 records and at the end.
     public func ingest(paths: [String], format: InputFormat = .auto, group: String? = nil,
                        holdout: Double = 0, skipDuplicates: Bool = false,
-                       progress: ((_ inserted: Int, _ total: Int) -> Void)? = nil) throws -> IngestReport {
+                       progress: ((IngestProgress) -> Void)? = nil) throws -> IngestReport {
         guard !paths.isEmpty else { throw CoordinatorError.invalidInput("no input files given") }
         guard holdout >= 0, holdout < 1 else { throw CoordinatorError.invalidInput("--holdout must be in [0, 1)") }
         if let g = group, g.isEmpty { throw CoordinatorError.invalidInput("--group must not be empty") }
-        var parsed: [ParsedRecord] = []
-        for p in paths { parsed += try RecordParser.parse(path: p, format: format) }
-        guard !parsed.isEmpty else {
-            throw CoordinatorError.invalidInput("\(paths.joined(separator: ", ")): no records found (empty input)")
+        for p in paths where !FileManager.default.fileExists(atPath: p) {
+            throw CoordinatorError.invalidInput("\(p): no such file or directory")
         }
-        // Duplicates within the input are found first; ids already in the
-        // store are found by the insert itself (ON CONFLICT DO NOTHING), inside
-        // the one transaction: a refusal rolls back everything.
-        var seen: [String: String] = [:]
-        seen.reserveCapacity(parsed.count)
-        var accepted: [(ParsedRecord, String)] = []
-        accepted.reserveCapacity(parsed.count)
-        var skipped = 0
-        for r in parsed {
-            let id = r.id ?? RecordParser.derivedID(r.text)
-            if let first = seen[id] {
-                if skipDuplicates { skipped += 1; continue }
-                throw CoordinatorError.invalidInput("\(r.origin): duplicate id \(id) (first at \(first)); use --skip-duplicates to skip repeats")
-            }
-            if config.dp != nil, r.text.count > DPConfig.maxRecordBytes(context: config.context) {
-                throw CoordinatorError.invalidInput("\(r.origin): record \(id) has \(r.text.count) bytes; a DP-SGD store takes records of at most \(DPConfig.maxRecordBytes(context: config.context)) bytes (\(RecordBatch.maxRowsPerPass) context windows: all of a record's windows are clipped together, in memory); split it into several records")
-            }
-            seen[id] = r.origin
-            accepted.append((r, id))
-        }
-        seen = [:]
-        parsed = []
+        let totalBytes = paths.reduce(0) { $0 + RecordParser.inputBytes($1) }
+        let config = self.config
+        let maxDPBytes = config.dp.map { _ in DPConfig.maxRecordBytes(context: config.context) }
         return try catalog.transaction {
             let chainsBefore = try (0..<config.shards).map { try currentRecordedChain(shard: $0) }
             let started = try catalog.trainingStarted()
             let appended: Int? = started ? max(config.slices, (try catalog.maxAppendedSlice() ?? -1) + 1) : nil
             let ingestID = try catalog.addIngest(sources: paths.joined(separator: "\n"), format: format.rawValue, group: group ?? "",
-                                                 holdout: holdout, appendedSlice: appended, records: accepted.count)
-            var perShard = [Int](repeating: 0, count: config.shards)
-            var held = 0, added = 0
-            for (k, (r, id)) in accepted.enumerated() {
-                if k > 0 && k % 100_000 == 0 { progress?(k, accepted.count) }
-                let p = Placement.place(id: id, seed: config.seed, shards: config.shards, slices: config.slices,
-                                        appendedSlice: appended, holdoutFraction: holdout)
-                guard try catalog.addRecordIfNew(id: id, text: r.text, group: r.group ?? group ?? "default", ingest: ingestID,
-                                                 shard: p.shard, slice: p.slice, holdout: p.holdout) else {
-                    if skipDuplicates { skipped += 1; continue }
-                    throw CoordinatorError.invalidInput("\(r.origin): id \(id) is already in the store; use --skip-duplicates to skip it")
+                                                 holdout: holdout, appendedSlice: appended, records: 0)
+            // Parsing, ids, placement and text hashes on a reader thread; inserts here.
+            let stream = PlacedRecordStream(paths: paths, format: format) { r in
+                let id = r.id ?? RecordParser.derivedID(r.text)
+                if let limit = maxDPBytes, r.text.count > limit {
+                    throw CoordinatorError.invalidInput("\(r.origin): record \(id) has \(r.text.count) bytes; a DP-SGD store takes records of at most \(limit) bytes (\(RecordBatch.maxRowsPerPass) context windows: all of a record's windows are clipped together, in memory); split it into several records")
                 }
-                added += 1
-                if p.holdout { held += 1 } else { perShard[p.shard] += 1 }
+                return PlacedRecord(record: r, id: id,
+                                    placement: Placement.place(id: id, seed: config.seed, shards: config.shards, slices: config.slices,
+                                                               appendedSlice: appended, holdoutFraction: holdout),
+                                    sha256: Digest.sha256Hex(r.text))
+            }
+            defer { stream.cancelAndWait() }
+            var perShard = [Int](repeating: 0, count: config.shards)
+            var parsed = 0, held = 0, added = 0, skipped = 0
+            while let batch = try stream.next() {
+                for pr in batch {
+                    parsed += 1
+                    let (r, id, p) = (pr.record, pr.id, pr.placement)
+                    guard try catalog.addRecordIfNew(id: id, text: r.text, sha256: pr.sha256, group: r.group ?? group ?? "default",
+                                                     ingest: ingestID, shard: p.shard, slice: p.slice, holdout: p.holdout) else {
+                        if skipDuplicates { skipped += 1; continue }
+                        // The id is taken: by an earlier line of this input, or by an earlier ingest.
+                        if try catalog.record(id: id)?.ingest == ingestID {
+                            let first = try firstOrigin(of: id, in: paths, format: format) ?? "an earlier line"
+                            throw CoordinatorError.invalidInput("\(r.origin): duplicate id \(id) (first at \(first)); use --skip-duplicates to skip repeats")
+                        }
+                        throw CoordinatorError.invalidInput("\(r.origin): id \(id) is already in the store; use --skip-duplicates to skip it")
+                    }
+                    added += 1
+                    if p.holdout { held += 1 } else { perShard[p.shard] += 1 }
+                    if added % 100_000 == 0 {
+                        progress?(IngestProgress(inserted: added, bytesRead: stream.bytesRead, totalBytes: totalBytes))
+                    }
+                }
+            }
+            guard parsed > 0 else {
+                throw CoordinatorError.invalidInput("\(paths.joined(separator: ", ")): no records found (empty input)")
             }
             guard added > 0 else {
                 throw CoordinatorError.invalidInput("every record is already in the store (nothing to ingest)")
             }
-            if added != accepted.count { try catalog.setIngestRecordCount(ingestID, added) }
-            progress?(accepted.count, accepted.count)
+            try catalog.setIngestRecordCount(ingestID, added)
+            if added % 100_000 != 0 { progress?(IngestProgress(inserted: added, bytesRead: totalBytes, totalBytes: totalBytes)) }
             try recordChainsAfterIngest(before: chainsBefore, added: perShard)
             return IngestReport(ingest: ingestID, added: added, skipped: skipped, holdout: held,
                                 appendedSlice: appended, perShard: perShard)
         }
+    }
+
+    /// Where `id` first occurs in the input (the error path of a repeated id:
+    /// the input is read again rather than every id's origin kept in memory).
+    private func firstOrigin(of id: String, in paths: [String], format: InputFormat) throws -> String? {
+        struct Found: Error { let origin: String }
+        do {
+            for path in paths {
+                try RecordParser.forEach(path: path, format: format) { r in
+                    if (r.id ?? RecordParser.derivedID(r.text)) == id { throw Found(origin: r.origin) }
+                }
+            }
+        } catch let f as Found { return f.origin }
+        return nil
     }
 }

@@ -114,10 +114,12 @@ public enum Schedule {
                 var h = SHA256()
                 h.update(data: Data("\(parent)|stage=\(r)|steps=\(l.steps)|".utf8))
                 if let noise { h.update(data: Data("noise=\(noise)|".utf8)) }
+                // Straight from each string's UTF-8 storage (no copies): a plan hashes every record of every stage.
                 for rec in l.inStage {
-                    h.update(data: Data(rec.id.utf8))
+                    var (id, digest) = (rec.id, rec.sha256)
+                    id.withUTF8 { h.update(bufferPointer: UnsafeRawBufferPointer($0)) }
                     h.update(data: [0])
-                    h.update(data: Data(rec.sha256.utf8))
+                    digest.withUTF8 { h.update(bufferPointer: UnsafeRawBufferPointer($0)) }
                     h.update(data: [0x0A])
                 }
                 key = Digest.hex(h.finalize())

@@ -103,6 +103,18 @@ extension Store {
     func recordChainsAfterIngest(before: [StoredChain?], added: [Int]) throws {
         let stages = try stageCount()
         let bytes = try models.codec().isBytes
+        let config = self.config
+        // Shards whose chain must be computed: each one's records are read here
+        // (this thread owns the transaction) while the previous one's chain is
+        // hashed on a second thread, so reading and hashing overlap.
+        var inFlight: (shard: Int, fingerprint: String, done: DispatchGroup, result: ComputedChain)?
+        func finishInFlight() throws {
+            guard let f = inFlight else { return }
+            f.done.wait()
+            let c = f.result.chain!
+            try recordChain(shard: f.shard, StoredChain(fingerprint: f.fingerprint, stages: c.stages.map(StageSummary.init), noise: c.noise))
+            inFlight = nil
+        }
         for shard in 0..<config.shards {
             let fingerprint = try chainFingerprint(shard: shard)
             if added[shard] == 0, config.dp == nil, let old = before[shard], let last = old.stages.last, old.stages.count <= stages {
@@ -112,10 +124,22 @@ extension Store {
                 }
                 try recordChain(shard: shard, StoredChain(fingerprint: fingerprint, stages: kept, noise: old.noise))
             } else if bytes {
-                let c = try stageChain(shard: shard)
-                try recordChain(shard: shard, StoredChain(fingerprint: fingerprint, stages: c.stages.map(StageSummary.init), noise: c.noise))
+                let records = try catalog.trainingRecordDigests(shard: shard).map { ($0.id, $0.slice, $0.sha256, $0.bytes) }
+                try finishInFlight()
+                let result = ComputedChain(), done = DispatchGroup()
+                DispatchQueue.global().async(group: done) {
+                    result.chain = Schedule.stageChain(shard: shard, config: config, stageCount: stages, records: records)
+                }
+                inFlight = (shard, fingerprint, done, result)
             }
         }
+        try finishInFlight()
+    }
+
+    /// A chain computed on another thread. `@unchecked Sendable`: written once
+    /// by that thread before its DispatchGroup leaves, read only after `wait()`.
+    private final class ComputedChain: @unchecked Sendable {
+        var chain: (stages: [Schedule.StageLink], noise: Double?)?
     }
 
     /// Whether `status` reads this shard's chain from the catalog (recorded by

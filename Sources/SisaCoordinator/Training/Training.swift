@@ -81,6 +81,18 @@ extension Store {
         let plans = Dictionary(uniqueKeysWithValues: planned.map { ($0.shard, $0) })
         var otherChains: [Int: (stages: [StageSummary], noise: Double?)] = [:]
         for s in 0..<config.shards where plans[s] == nil { otherChains[s] = try stageSummaries(shard: s) }
+        // The chains `status` reads, for the records these plans were made from,
+        // recorded now rather than after training: a chain is a function of the
+        // records alone, so `status` during a deletion's retraining reads the
+        // affected shard's new chain instead of recomputing it. (A fingerprint
+        // taken before planning: if the records changed since, it is ignored.)
+        // Under a rebuild the chains belong to the new version: recorded with the models.
+        if !adopting {
+            try catalog.transaction {
+                for p in planned { try recordChain(p, fingerprint: fingerprints[p.shard]) }
+                for (s, c) in otherChains { try recordChain(shard: s, stages: c.stages, noise: c.noise, fingerprint: fingerprints[s]) }
+            }
+        }
         // Checkpoints a cluster worker wrote but no coordinator recorded (it
         // was killed) are found by key and recorded, once, after a check.
         try checkpoints.adoptFiles(planned)
