@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Matrix products, reductions and element-wise maps with fixed bits on every CPU.
@@ -54,6 +55,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -73,6 +75,14 @@ let package = Package(
         .testTarget(
             name: "SisaCoordinatorTests",
             dependencies: ["SisaCoordinator", "SisaEngine"]
+        ),
+        // The router in process (Hummingbird's testing library): roles, 405s, sessions, the spec.
+        .testTarget(
+            name: "SisaServerTests",
+            dependencies: [
+                "SisaServer", "SisaCoordinator", "SisaEngine",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -1,12 +1,20 @@
 import Foundation
+import ServiceLifecycle
 import SisaCoordinator
+import Synchronization
 
 /// Applies queued deletions (and trains pending stages when asked) in the
-/// background, on its own thread (training
-/// blocks for seconds to minutes). Requests arriving within `coalesce`
+/// background: a service of the application (swift-service-lifecycle),
+/// started and stopped with it. Retraining blocks for seconds to minutes,
+/// so the work runs on a thread of its own, not on Swift's cooperative pool;
+/// `run()` owns that thread's lifetime. Requests arriving within `coalesce`
 /// seconds of each other share one retraining per shard. Work left by a
 /// killed server (queued or retraining requests) is picked up at start.
-final class DeletionWorker: @unchecked Sendable {
+///
+/// `@unchecked Sendable`: the immutable fields are set in `init`; the
+/// flags are read and written only with `condition` locked, and
+/// `lastError` lives in a Mutex.
+final class DeletionWorker: Service, @unchecked Sendable {
     private let store: Store
     private let coalesce: Double
     private let jobs: Int
@@ -17,8 +25,10 @@ final class DeletionWorker: @unchecked Sendable {
     private var signalled = true   // look at the queue once at start
     private var trainRequested = false
     private var stopping = false
-    private var thread: Thread?
-    private(set) var lastError: String?
+    private let error = Mutex<String?>(nil)
+
+    /// The last retraining's error, nil once one succeeds.
+    var lastError: String? { error.withLock { $0 } }
 
     init(store: Store, coalesce: Double, jobs: Int, executor: ShardExecutor?, retrained: @escaping @Sendable (Double) -> Void,
          log: @escaping @Sendable (String) -> Void) {
@@ -30,36 +40,40 @@ final class DeletionWorker: @unchecked Sendable {
         self.log = log
     }
 
-    func start() {
+    /// Runs the worker's thread until graceful shutdown (or cancellation).
+    /// A retraining in progress is abandoned, not awaited.
+    func run() async throws {
         let t = Thread { [self] in loop() }
         t.stackSize = 16 << 20
         t.name = "sisa-deletion-worker"
-        thread = t
         t.start()
+        // Until the application shuts down (or this task is cancelled).
+        try? await gracefulShutdown()
+        stop()
     }
 
     /// A request became durable: retrain after the coalescing window.
     func signal() {
-        condition.lock()
-        signalled = true
-        condition.signal()
-        condition.unlock()
+        condition.withLock {
+            signalled = true
+            condition.signal()
+        }
     }
 
     /// Train every pending stage (new records), completing deletions on the way.
     func requestTraining() {
-        condition.lock()
-        trainRequested = true
-        signalled = true
-        condition.signal()
-        condition.unlock()
+        condition.withLock {
+            trainRequested = true
+            signalled = true
+            condition.signal()
+        }
     }
 
     func stop() {
-        condition.lock()
-        stopping = true
-        condition.signal()
-        condition.unlock()
+        condition.withLock {
+            stopping = true
+            condition.broadcast()
+        }
     }
 
     private func loop() {
@@ -72,7 +86,14 @@ final class DeletionWorker: @unchecked Sendable {
             trainRequested = false
             condition.unlock()
             // Let requests that arrive close together share the retraining.
-            if coalesce > 0 { Thread.sleep(forTimeInterval: coalesce) }
+            if coalesce > 0 {
+                let deadline = Date(timeIntervalSinceNow: coalesce)
+                condition.lock()
+                while !stopping && Date() < deadline { _ = condition.wait(until: deadline) }
+                let stop = stopping
+                condition.unlock()
+                if stop { return }
+            }
             do {
                 if training {
                     let report = try store.train(jobs: jobs, executor: executor)
@@ -82,11 +103,13 @@ final class DeletionWorker: @unchecked Sendable {
                     retrained(report.seconds)
                     log("deletions applied: \(report.completedDeletions.count) records, shards \(report.shards.map(\.shard)), \(String(format: "%.1f", report.seconds)) s")
                 }
-                lastError = nil
-            } catch {
-                lastError = "\(error)"
-                log("deletion retraining failed, will retry: \(error)")
-                Thread.sleep(forTimeInterval: 1)
+                error.withLock { $0 = nil }
+            } catch let e {
+                error.withLock { $0 = "\(e)" }
+                log("deletion retraining failed, will retry: \(e)")
+                condition.lock()
+                _ = condition.wait(until: Date(timeIntervalSinceNow: 1))
+                condition.unlock()
                 if training { requestTraining() } else { signal() }
             }
         }

@@ -15,11 +15,17 @@ import SisaEngine
 /// is durable.
 /// Queries never wait for training, and each gets its own inference
 /// instances over the shared weights, so they run concurrently.
+///
+/// `@unchecked Sendable`: `models` and `loadCount` are only touched with
+/// `lock` held; the store is the readers' (read-only statements).
 final class ModelCache: @unchecked Sendable {
     private let store: Store
     private let lock = NSLock()
     private var models: [Int: (key: String, model: ShardModel)] = [:]
-    private(set) var loads = 0
+    private var loadCount = 0
+
+    /// Checkpoints loaded so far.
+    var loads: Int { lock.withLock { loadCount } }
 
     init(store: Store) { self.store = store }
 
@@ -64,7 +70,7 @@ final class ModelCache: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         models[shard] = (key, m)
-        loads += 1
+        loadCount += 1
         return m
     }
 }

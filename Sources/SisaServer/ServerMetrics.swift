@@ -5,7 +5,10 @@ import SisaCoordinator
 
 /// What `GET /v1/metrics` exposes, in Prometheus text: queue depth and
 /// quarantined shards (read from the catalog at each scrape), retraining
-/// seconds, and request latencies by route.
+/// seconds, request latencies by route, and refused (401) requests.
+///
+/// `@unchecked Sendable`: the Prometheus types are Sendable; the one mutable
+/// field, `latencies`, is only touched with `lock` held.
 final class ServerMetrics: @unchecked Sendable {
     let registry = PrometheusCollectorRegistry()
     private let queueDepth: Gauge
@@ -13,13 +16,15 @@ final class ServerMetrics: @unchecked Sendable {
     private let retraining: DurationHistogram
     private let lock = NSLock()
     private var latencies: [String: DurationHistogram] = [:]
+    let authFailures: AuthFailures
 
-    init() {
+    init(freeAuthFailures: Int = AuthFailures.freeAttempts) {
         queueDepth = registry.makeGauge(name: "sisa_deletion_queue_depth", help: "Deletion requests not yet done (queued, retraining, failed).")
         quarantined = registry.makeGauge(name: "sisa_quarantined_shards", help: "Shards left out of queries by a pending deletion.")
         retraining = registry.makeDurationHistogram(
             name: "sisa_retraining_seconds", buckets: [.seconds(1), .seconds(5), .seconds(15), .seconds(60), .seconds(300), .seconds(1800)],
             help: "Wall clock of each background retraining (deletions or POST /v1/train).")
+        authFailures = AuthFailures(registry: registry, freeAttempts: freeAuthFailures)
     }
 
     func recordRetraining(seconds: Double) {
@@ -44,21 +49,5 @@ final class ServerMetrics: @unchecked Sendable {
         queueDepth.set(Double(try store.catalog.openDeletionRequests()))
         quarantined.set(Double(try store.catalog.shardStates().filter(\.quarantined).count))
         return registry.emitToString()
-    }
-}
-
-/// Times every request, labelled by its route pattern (not its path, so ids do not multiply series).
-struct RequestTiming: RouterMiddleware {
-    typealias Context = SisaContext
-    let metrics: ServerMetrics
-
-    func handle(_ request: Request, context: SisaContext,
-                next: (Request, SisaContext) async throws -> Response) async throws -> Response {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        defer {
-            metrics.recordRequest(route: context.endpointPath ?? "unmatched", method: request.method.rawValue,
-                                  seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
-        }
-        return try await next(request, context)
     }
 }

@@ -3,32 +3,24 @@ import Hummingbird
 import Mustache
 import SisaCoordinator
 
-/// `GET /`: a server-rendered status page for the people who run the store.
-/// It asks for a token once (`POST /login`) and keeps it in an HttpOnly,
-/// SameSite=Strict cookie; no JavaScript. It shows the shards, the deletion
-/// queue with receipts, and the newest `compare` plots saved in
-/// `<store>/reports/*.svg` (inline).
+/// The status page's HTML (`PageController` serves it): the shards, the
+/// deletion queue with receipts, and the newest `compare` plots saved in
+/// `<store>/reports/*.svg` (inline). No JavaScript. Every value goes through
+/// Mustache's `{{...}}`, which HTML-escapes it; the only unescaped value is
+/// an SVG that passed `safeSVG`.
 struct StatusPage {
-    static let cookie = "sisa_token"
-
     let store: Store
-    let templates: (page: MustacheTemplate, login: MustacheTemplate)
+    let templates: (page: MustacheTemplate, login: MustacheTemplate, signedIn: MustacheTemplate)
 
     init(store: Store) throws {
         self.store = store
-        templates = (try MustacheTemplate(string: StatusPage.pageTemplate), try MustacheTemplate(string: StatusPage.loginTemplate))
+        templates = (try MustacheTemplate(string: StatusPage.pageTemplate), try MustacheTemplate(string: StatusPage.loginTemplate),
+                     try MustacheTemplate(string: StatusPage.signedInTemplate))
     }
 
-    /// The token from the request's cookie, if it names a live token allowed to read.
-    func caller(_ request: Request) throws -> (name: String, role: Role)? {
-        guard let header = request.headers[.cookie] else { return nil }
-        for part in header.split(separator: ";") {
-            let kv = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-            if kv.count == 2, kv[0] == StatusPage.cookie, let c = try store.authenticate(String(kv[1])), c.role.permits(.read) {
-                return c
-            }
-        }
-        return nil
+    static func signedIn(name: String) -> String {
+        // Rendered by Mustache too: a token's name is the caller's text.
+        (try? MustacheTemplate(string: signedInTemplate).render(["name": name])) ?? ""
     }
 
     func login(error: String?) -> String {
@@ -62,9 +54,7 @@ struct StatusPage {
                 > (try? $1.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate ?? .distantPast) ?? .distantPast }
             .prefix(3)
             .compactMap { url -> [String: Any]? in
-                // Only SVGs as `sisa compare --plot` writes them: no scripts, no external references.
-                guard let text = try? String(contentsOf: url, encoding: .utf8), text.hasPrefix("<svg"),
-                      !text.contains("<script"), !text.contains("href") else { return nil }
+                guard let text = try? String(contentsOf: url, encoding: .utf8), StatusPage.safeSVG(text) else { return nil }
                 return ["name": url.lastPathComponent, "svg": text]
             }
         return templates.page.render([
@@ -73,6 +63,21 @@ struct StatusPage {
             "reports": Array(svgs), "hasReports": !svgs.isEmpty, "numerics": s.config.numerics,
         ])
     }
+
+    /// Only SVGs as `sisa compare --plot` writes them: no scripts, event
+    /// handlers, foreign objects or external references.
+    static func safeSVG(_ text: String) -> Bool {
+        let lower = text.lowercased()
+        guard text.hasPrefix("<svg"),
+              !["<script", "href", "javascript:", "<foreignobject", "<iframe", "<!entity", "url("].contains(where: { lower.contains($0) })
+        else { return false }
+        // No event-handler attribute (onload=, onclick= ...).
+        return lower.firstMatch(of: try! Regex("\\son[a-z]+\\s*=")) == nil
+    }
+
+    static let signedInTemplate = """
+    <!doctype html><meta http-equiv="refresh" content="0; url=/"><a href="/">Signed in as {{name}}.</a>
+    """
 
     static let style = """
     body{font-family:Helvetica,Arial,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
@@ -92,7 +97,8 @@ struct StatusPage {
     static let pageTemplate = """
     <!doctype html><html><head><meta charset="utf-8"><title>sisa: {{store}}</title><style>\(style)</style></head>
     <body><h1>sisa store <code>{{store}}</code></h1>
-    <p>Signed in as <b>{{caller}}</b>. {{records}} live records, {{deleted}} deleted, {{pending}} deletions pending. Numerics version {{numerics}}.</p>
+    <form method="post" action="/logout"><p>Signed in as <b>{{caller}}</b>. <button type="submit">Sign out</button></p></form>
+    <p>{{records}} live records, {{deleted}} deleted, {{pending}} deletions pending. Numerics version {{numerics}}.</p>
     <h2>Shards</h2>
     <table><tr><th>shard</th><th>state</th><th>records</th><th>stages</th><th>digest</th><th>epsilon</th></tr>
     {{#shards}}<tr class="{{#quarantined}}quarantined{{/quarantined}}"><td>{{index}}</td><td>{{state}}</td><td>{{records}}</td><td>{{stages}}</td><td><code>{{digest}}</code></td><td>{{epsilon}}</td></tr>

@@ -9,7 +9,9 @@ struct Serve: ParsableCommand {
         discussion: """
         The server is the store's single writer: while it runs, CLI writers are refused with a message naming \
         it. Every endpoint but /v1/health needs `Authorization: Bearer TOKEN` (`sisa token create`): reader \
-        (status, query, score), deleter (deletions), admin. POST /v1/deletions answers 202 once the request \
+        (status, query, score, records), deleter (deletions), admin (ingest, train). The status page at / \
+        signs people in with a token and keeps only a random session id in its cookie (8 hours; revoking \
+        the token ends it). Repeated 401s from one address are slowed down. POST /v1/deletions answers 202 once the request \
         is durable and its shards are quarantined; a background worker retrains, requests within --coalesce \
         seconds sharing one retraining per shard. SIGTERM or SIGINT drains in-flight requests and stops. \
         Binds to loopback unless --host says otherwise.
@@ -22,18 +24,26 @@ struct Serve: ParsableCommand {
     @OptionGroup var executorOptions: ExecutorOptions
     @Option(help: "Threads answering queries and scores (default: one per core).")
     var inferenceThreads = ProcessInfo.processInfo.activeProcessorCount
+    @Flag(help: ArgumentHelp("Mark the status page's session cookie Secure.",
+                             discussion: "For a server reached through a TLS-terminating proxy: browsers then send the cookie over HTTPS only."))
+    var behindTLSProxy = false
+    @Option(help: "Seconds a connection may stay idle (no bytes received) before the server closes it.")
+    var idleTimeout = 30.0
 
     func run() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard coalesce >= 0, coalesce <= 3600 else { throw ValidationError("--coalesce must be in [0, 3600] seconds") }
         guard jobs >= 1 else { throw ValidationError("--jobs must be >= 1") }
         guard (1...256).contains(inferenceThreads) else { throw ValidationError("--inference-threads must be in 1...256") }
+        guard idleTimeout > 0, idleTimeout <= 3600 else { throw ValidationError("--idle-timeout must be in (0, 3600] seconds") }
         var o = SisaServer.Options()
         o.host = host
         o.port = port
         o.coalesce = coalesce
         o.jobs = jobs
         o.inferenceThreads = inferenceThreads
+        o.behindTLSProxy = behindTLSProxy
+        o.idleTimeout = idleTimeout
         o.executor = try executorOptions.make()
         // Logs go to stderr; stdout carries the one line that says where the server listens.
         LoggingSystem.bootstrap(StreamLogHandler.standardError)

@@ -53,7 +53,7 @@ final class AccessTests: XCTestCase {
         XCTAssertEqual(try s.tokens(), [])
         let t = try s.createToken(role: .reader, name: "r")
         XCTAssertEqual(try s.authenticate(t)?.role, .reader)
-        XCTAssertEqual(try outside.scalarInt("PRAGMA user_version"), 4)
+        XCTAssertEqual(try outside.scalarInt("PRAGMA user_version"), 5)
     }
 
 }

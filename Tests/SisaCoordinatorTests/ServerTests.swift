@@ -349,6 +349,7 @@ final class ServerTests: XCTestCase {
             if line == "paths:" { inPaths = true; continue }
             guard inPaths else { continue }
             if line.hasPrefix("  /"), line.hasSuffix(":") { path = String(line.dropFirst(2).dropLast()) }
+            else if !path.hasPrefix("/v1/") { continue }   // the status page's HTML routes: testStatusPageLoginCookieAndContent
             else if ["    get:", "    post:"].contains(line) { ops.append((path, String(line.dropFirst(4).dropLast()).uppercased(), [], false)) }
             else if line.hasPrefix("        '"), let code = Int(line.dropFirst(9).prefix(3)) { ops[ops.count - 1].codes.insert(code) }
             else if line.trimmingCharacters(in: .whitespaces) == "security: []" { ops[ops.count - 1].open = true }
@@ -386,7 +387,7 @@ final class ServerTests: XCTestCase {
         }
     }
 
-    /// The status page: a login form, an HttpOnly SameSite=Strict cookie, then the store.
+    /// The status page: a login form, a session id in an HttpOnly SameSite=Strict cookie, then the store.
     func testStatusPageLoginCookieAndContent() throws {
         let tmp = TempDir()
         let storeURL = tmp.url.appendingPathComponent("s")
@@ -442,15 +443,22 @@ final class ServerTests: XCTestCase {
         let (s1, _, setCookie) = fetch("POST", root.appendingPathComponent("login"), form: "token=\(reader)")
         XCTAssertEqual(s1, 200)
         let cookie = setCookie ?? ""
-        XCTAssertTrue(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.hasPrefix("sisa_token="), cookie)
-        let (s2, page, _) = fetch("GET", root, cookie: "sisa_token=\(reader)")
+        XCTAssertTrue(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.hasPrefix("sisa_session="), cookie)
+        XCTAssertFalse(cookie.contains(reader), "the cookie holds a session id, never the token")
+        XCTAssertFalse(cookie.contains("Secure"), "plain HTTP without --behind-tls-proxy")
+        let sessionCookie = String(cookie.split(separator: ";")[0])
+        XCTAssertTrue(fetch("GET", root, cookie: "sisa_session=\(reader)").1.contains("<form"), "a token is not a session")
+        let (s2, page, _) = fetch("GET", root, cookie: sessionCookie)
         XCTAssertEqual(s2, 200)
         XCTAssertTrue(page.contains("ops-dashboard (reader)"))
         XCTAssertTrue(page.contains("serving"), "shard states are shown")
         XCTAssertTrue(page.contains(records[3].id) && page.contains(">done<"), "the deletion queue with its state")
         XCTAssertTrue(page.contains("plot-marker"), "the saved comparison plot is inline")
         XCTAssertFalse(page.contains(reader), "the page never shows the token")
-        XCTAssertTrue(fetch("GET", root, cookie: "sisa_token=sisa_wrong").1.contains("<form"), "a bad cookie gets the login form")
+        XCTAssertTrue(fetch("GET", root, cookie: "sisa_session=sisa_wrong").1.contains("<form"), "a bad cookie gets the login form")
+        // Signing out ends the session.
+        XCTAssertEqual(fetch("POST", root.appendingPathComponent("logout"), cookie: sessionCookie).0, 200)
+        XCTAssertTrue(fetch("GET", root, cookie: sessionCookie).1.contains("<form"), "a closed session gets the login form")
     }
 }
 

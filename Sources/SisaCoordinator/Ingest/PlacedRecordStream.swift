@@ -30,27 +30,21 @@ final class PlacedRecordStream: @unchecked Sendable {
     private var cancelled = false
     private var readerExited = false
     private var bytesReadSoFar = 0
-    private var bytesBeforeFile = 0
 
     private struct Cancelled: Error {}
 
-    /// Starts reading `paths` on a new thread; `place` runs there, once per record.
-    init(paths: [String], format: InputFormat, place: @escaping @Sendable (ParsedRecord) throws -> PlacedRecord) {
+    /// Starts reading `source` on a new thread; `place` runs there, once per record.
+    init(source: IngestSource, place: @escaping @Sendable (ParsedRecord) throws -> PlacedRecord) {
         let thread = Thread { [self] in
             var batch: [PlacedRecord] = []
             batch.reserveCapacity(PlacedRecordStream.batchSize)
             do {
-                for path in paths {
-                    try RecordParser.forEach(path: path, format: format, progress: { [self] read in
-                        condition.withLock { bytesReadSoFar = bytesBeforeFile + read }
-                    }) { r in
-                        batch.append(try place(r))
-                        if batch.count == PlacedRecordStream.batchSize {
-                            try push(batch)
-                            batch.removeAll(keepingCapacity: true)
-                        }
+                try RecordParser.forEach(source, progress: { [self] read in condition.withLock { bytesReadSoFar = read } }) { r in
+                    batch.append(try place(r))
+                    if batch.count == PlacedRecordStream.batchSize {
+                        try push(batch)
+                        batch.removeAll(keepingCapacity: true)
                     }
-                    condition.withLock { bytesBeforeFile = bytesReadSoFar }
                 }
                 try push(batch)
                 finish(nil)

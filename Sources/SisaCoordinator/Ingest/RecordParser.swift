@@ -5,6 +5,20 @@ public enum InputFormat: String, CaseIterable, Sendable {
     case auto, lines, jsonl, fortune, dir
 }
 
+/// What an ingest reads: files in a format, or JSON lines already in memory
+/// (a request body; `name` stands for the file in error messages).
+public enum IngestSource: Sendable {
+    case files([String], InputFormat)
+    case jsonLines([UInt8], name: String)
+
+    var description: String {
+        switch self {
+        case let .files(paths, _): return paths.joined(separator: ", ")
+        case let .jsonLines(_, name): return name
+        }
+    }
+}
+
 /// A record read from input, before placement.
 public struct ParsedRecord: Equatable, Sendable {
     public var id: String?
@@ -23,6 +37,36 @@ public enum RecordParser {
         var out: [ParsedRecord] = []
         try forEach(path: path, format: format) { out.append($0) }
         return out
+    }
+
+    /// Calls `body` with each record of `source` in order (files a chunk at a time).
+    public static func forEach(_ source: IngestSource, progress: ((_ bytesRead: Int) -> Void)? = nil,
+                               _ body: (ParsedRecord) throws -> Void) throws {
+        switch source {
+        case let .files(paths, format):
+            var before = 0
+            for path in paths {
+                try forEach(path: path, format: format, progress: { progress?(before + $0) }, body)
+                before += inputBytes(path)
+            }
+        case let .jsonLines(bytes, name):
+            var number = 0, start = 0
+            try bytes.withUnsafeBufferPointer { b in
+                while start <= b.count {
+                    var end = start
+                    while end < b.count && b[end] != 0x0A { end += 1 }
+                    if end == b.count && start == b.count { break }
+                    number += 1
+                    var lineEnd = end
+                    if lineEnd > start && b[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+                    if let r = try parseJSONLine(UnsafeBufferPointer(rebasing: b[start..<lineEnd]), origin: "\(name):\(number)") {
+                        try body(r)
+                    }
+                    start = end + 1
+                }
+            }
+            progress?(bytes.count)
+        }
     }
 
     /// Calls `body` with each record of `path` in order, reading the file a chunk at a time.

@@ -104,7 +104,7 @@ public final class Catalog {
     /// nothing else holds the handle.
     let db: SQLiteDatabase
     public var path: String { db.path }
-    static let schemaVersion = 4
+    static let schemaVersion = 5
 
     public init(path: String) throws {
         db = try SQLiteDatabase(path: path)
@@ -253,6 +253,22 @@ public final class Catalog {
                         ON CONFLICT(status, grp, shard, holdout) DO UPDATE SET n = n + 1;
                 END;
                 PRAGMA user_version = 4;
+                """)
+            }
+        }
+        if version < 5 {
+            // Sessions of the status page (Access/Sessions.swift): the hash of a
+            // random id, never the id, and the token it was signed in with.
+            try db.transaction {
+                try db.execute("""
+                CREATE TABLE IF NOT EXISTS sessions (
+                    hash TEXT PRIMARY KEY,
+                    token TEXT NOT NULL REFERENCES tokens(name),
+                    created_at TEXT NOT NULL,
+                    expires_at REAL NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS sessions_token ON sessions(token);
+                PRAGMA user_version = 5;
                 """)
             }
         }
@@ -631,9 +647,35 @@ public final class Catalog {
         try db.query("SELECT name, role FROM tokens WHERE hash = ? AND revoked_at IS NULL", hash) { ($0.text(0), $0.text(1)) }.first
     }
 
-    /// Returns false if no live token has this name.
+    /// Returns false if no live token has this name. Its sessions end with it.
     func revokeToken(name: String) throws -> Bool {
-        try db.run("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", Catalog.now(), name) > 0
+        guard try db.run("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", Catalog.now(), name) > 0 else {
+            return false
+        }
+        try db.run("DELETE FROM sessions WHERE token = ?", name)
+        return true
+    }
+
+    // MARK: sessions (Access/Sessions.swift)
+
+    func addSession(hash: String, token: String, expiresAt: Double) throws {
+        try db.run("INSERT INTO sessions(hash, token, created_at, expires_at) VALUES(?, ?, ?, ?)", hash, token, Catalog.now(), expiresAt)
+    }
+
+    /// The live session's token name and role: unexpired, and its token not revoked.
+    func session(hash: String, now: Double) throws -> (name: String, role: String)? {
+        try db.query("""
+            SELECT t.name, t.role FROM sessions s JOIN tokens t ON t.name = s.token
+            WHERE s.hash = ? AND s.expires_at > ? AND t.revoked_at IS NULL
+            """, hash, now) { ($0.text(0), $0.text(1)) }.first
+    }
+
+    func deleteSession(hash: String) throws {
+        try db.run("DELETE FROM sessions WHERE hash = ?", hash)
+    }
+
+    func deleteExpiredSessions(now: Double) throws {
+        try db.run("DELETE FROM sessions WHERE expires_at <= ?", now)
     }
 
     // MARK: output filter (opt-in; see Guardrails/FilterStore.swift)

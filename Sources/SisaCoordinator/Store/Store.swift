@@ -110,22 +110,38 @@ public final class Store {
                        holdout: Double = 0, skipDuplicates: Bool = false,
                        progress: ((IngestProgress) -> Void)? = nil) throws -> IngestReport {
         guard !paths.isEmpty else { throw CoordinatorError.invalidInput("no input files given") }
-        guard holdout >= 0, holdout < 1 else { throw CoordinatorError.invalidInput("--holdout must be in [0, 1)") }
-        if let g = group, g.isEmpty { throw CoordinatorError.invalidInput("--group must not be empty") }
         for p in paths where !FileManager.default.fileExists(atPath: p) {
             throw CoordinatorError.invalidInput("\(p): no such file or directory")
         }
-        let totalBytes = paths.reduce(0) { $0 + RecordParser.inputBytes($1) }
+        return try ingest(source: .files(paths, format), group: group, holdout: holdout, skipDuplicates: skipDuplicates,
+                          progress: progress)
+    }
+
+    /// `ingest(paths:)` on any source: files, or JSON lines in memory (the
+    /// server's request bodies, which thus never land in a scratch file).
+    public func ingest(source: IngestSource, group: String? = nil, holdout: Double = 0, skipDuplicates: Bool = false,
+                       progress: ((IngestProgress) -> Void)? = nil) throws -> IngestReport {
+        guard holdout >= 0, holdout < 1 else { throw CoordinatorError.invalidInput("--holdout must be in [0, 1)") }
+        if let g = group, g.isEmpty { throw CoordinatorError.invalidInput("--group must not be empty") }
+        let totalBytes: Int
+        let sources: String, formatName: String
+        switch source {
+        case let .files(paths, format):
+            totalBytes = paths.reduce(0) { $0 + RecordParser.inputBytes($1) }
+            (sources, formatName) = (paths.joined(separator: "\n"), format.rawValue)
+        case let .jsonLines(bytes, name):
+            (totalBytes, sources, formatName) = (bytes.count, name, InputFormat.jsonl.rawValue)
+        }
         let config = self.config
         let maxDPBytes = config.dp.map { _ in DPConfig.maxRecordBytes(context: config.context) }
         return try catalog.transaction {
             let chainsBefore = try (0..<config.shards).map { try currentRecordedChain(shard: $0) }
             let started = try catalog.trainingStarted()
             let appended: Int? = started ? max(config.slices, (try catalog.maxAppendedSlice() ?? -1) + 1) : nil
-            let ingestID = try catalog.addIngest(sources: paths.joined(separator: "\n"), format: format.rawValue, group: group ?? "",
+            let ingestID = try catalog.addIngest(sources: sources, format: formatName, group: group ?? "",
                                                  holdout: holdout, appendedSlice: appended, records: 0)
             // Parsing, ids, placement and text hashes on a reader thread; inserts here.
-            let stream = PlacedRecordStream(paths: paths, format: format) { r in
+            let stream = PlacedRecordStream(source: source) { r in
                 let id = r.id ?? RecordParser.derivedID(r.text)
                 if let limit = maxDPBytes, r.text.count > limit {
                     throw CoordinatorError.invalidInput("\(r.origin): record \(id) has \(r.text.count) bytes; a DP-SGD store takes records of at most \(limit) bytes (\(RecordBatch.maxRowsPerPass) context windows: all of a record's windows are clipped together, in memory); split it into several records")
@@ -147,7 +163,7 @@ public final class Store {
                         if skipDuplicates { skipped += 1; continue }
                         // The id is taken: by an earlier line of this input, or by an earlier ingest.
                         if try catalog.record(id: id)?.ingest == ingestID {
-                            let first = try firstOrigin(of: id, in: paths, format: format) ?? "an earlier line"
+                            let first = try firstOrigin(of: id, in: source) ?? "an earlier line"
                             throw CoordinatorError.invalidInput("\(r.origin): duplicate id \(id) (first at \(first)); use --skip-duplicates to skip repeats")
                         }
                         throw CoordinatorError.invalidInput("\(r.origin): id \(id) is already in the store; use --skip-duplicates to skip it")
@@ -160,7 +176,7 @@ public final class Store {
                 }
             }
             guard parsed > 0 else {
-                throw CoordinatorError.invalidInput("\(paths.joined(separator: ", ")): no records found (empty input)")
+                throw CoordinatorError.invalidInput("\(source.description): no records found (empty input)")
             }
             guard added > 0 else {
                 throw CoordinatorError.invalidInput("every record is already in the store (nothing to ingest)")
@@ -175,13 +191,11 @@ public final class Store {
 
     /// Where `id` first occurs in the input (the error path of a repeated id:
     /// the input is read again rather than every id's origin kept in memory).
-    private func firstOrigin(of id: String, in paths: [String], format: InputFormat) throws -> String? {
+    private func firstOrigin(of id: String, in source: IngestSource) throws -> String? {
         struct Found: Error { let origin: String }
         do {
-            for path in paths {
-                try RecordParser.forEach(path: path, format: format) { r in
-                    if (r.id ?? RecordParser.derivedID(r.text)) == id { throw Found(origin: r.origin) }
-                }
+            try RecordParser.forEach(source) { r in
+                if (r.id ?? RecordParser.derivedID(r.text)) == id { throw Found(origin: r.origin) }
             }
         } catch let f as Found { return f.origin }
         return nil

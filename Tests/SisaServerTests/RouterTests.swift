@@ -1,0 +1,243 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import SisaCoordinator
+import SisaEngine
+import SisaServer
+import XCTest
+
+/// The router in process (Hummingbird's testing library, no server process):
+/// roles on every route, 405s, sessions, escaping, the spec's operations.
+/// The crash and drain tests keep real processes (SisaCoordinatorTests/ServerTests).
+final class RouterTests: XCTestCase {
+    /// A trained two-shard store with a token per role.
+    private struct Fixture {
+        let dir: URL
+        let server: SisaServer
+        let tokens: [Role: String]
+        let recordIDs: [String]
+    }
+
+    private func fixture(tokenName: String = "ops", freeAuthFailures: Int = 1000) throws -> Fixture {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sisa-router-\(UUID().uuidString)")
+        let storeURL = dir.appendingPathComponent("s")
+        let config = StoreConfig(shards: 2, slices: 2, model: GPT2Configuration(layers: 1, heads: 2, dim: 32, context: 32),
+                                 batch: 4, epochs: 1, seed: 3)
+        // Set up, then let go of the store: the server is its single writer.
+        let tokens = try { () throws -> [Role: String] in
+            let store = try Store.create(at: storeURL, config: config)
+            let lines = (0..<24).map { #"{"id": "r\#($0)", "text": "record number \#($0) with some words"}"# }
+            let file = dir.appendingPathComponent("r.jsonl")
+            try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+            _ = try store.ingest(paths: [file.path], holdout: 0.2)
+            _ = try store.train()
+            var tokens: [Role: String] = [:]
+            for role in Role.allCases {
+                tokens[role] = try store.createToken(role: role, name: role == .reader ? tokenName : "\(role.rawValue)-token")
+            }
+            return tokens
+        }()
+        var o = SisaServer.Options()
+        o.coalesce = 0
+        o.inferenceThreads = 1
+        o.freeAuthFailures = freeAuthFailures   // the role matrix fails on purpose, many times
+        return Fixture(dir: dir, server: try SisaServer(store: storeURL, options: o), tokens: tokens,
+                       recordIDs: (0..<24).map { "r\($0)" })
+    }
+
+    private func bearer(_ token: String?) -> HTTPFields {
+        var h = HTTPFields()
+        if let token { h[.authorization] = "Bearer \(token)" }
+        return h
+    }
+
+    /// docs/openapi.yaml's operations ("GET /v1/status").
+    private func specOperations() throws -> [String] {
+        let doc = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/openapi.yaml")
+        var ops: [String] = [], path = "", inPaths = false
+        for line in try String(contentsOf: doc, encoding: .utf8).split(separator: "\n").map(String.init) {
+            if line == "paths:" { inPaths = true; continue }
+            if inPaths, !line.hasPrefix(" ") { break }
+            if line.hasPrefix("  /"), line.hasSuffix(":") {
+                path = String(line.dropFirst(2).dropLast())
+            } else if let m = ["get", "post", "put", "patch", "delete"].first(where: { line == "    \($0):" }) {
+                ops.append("\(m.uppercased()) \(path)")
+            }
+        }
+        return ops.sorted()
+    }
+
+    func testSpecAndRouterListTheSameOperations() throws {
+        let f = try fixture()
+        defer { try? FileManager.default.removeItem(at: f.dir) }
+        XCTAssertEqual(f.server.declaredOperations(), try specOperations())
+    }
+
+    /// Each operation, each role: the role table of `Role.permits`, enforced by
+    /// the route groups (no token: 401; a role that may not: 403).
+    func testEveryRouteEnforcesItsRole() async throws {
+        let f = try fixture()
+        defer { try? FileManager.default.removeItem(at: f.dir) }
+        let needs: [String: Action?] = [
+            "GET /v1/health": nil, "GET /": nil, "POST /login": nil, "POST /logout": nil,
+            "GET /v1/status": .read, "GET /v1/metrics": .read, "POST /v1/query": .read, "POST /v1/score": .read,
+            "GET /v1/records": .read, "POST /v1/records": .administer, "POST /v1/train": .administer,
+            "POST /v1/deletions": .delete, "GET /v1/deletions/{id}": .delete,
+        ]
+        XCTAssertEqual(Set(needs.keys), Set(f.server.declaredOperations()), "every operation is in this table")
+        let app = f.server.buildApplication()
+        try await app.test(.router) { client in
+            for (op, action) in needs.sorted(by: { $0.key < $1.key }) {
+                guard let action else { continue }
+                let parts = op.split(separator: " ")
+                let method = HTTPRequest.Method(String(parts[0]))!
+                let uri = String(parts[1]).replacingOccurrences(of: "{id}", with: "1")
+                // An empty JSON body: what is checked here is who may call, before any body is read.
+                let body = method == .post ? ByteBuffer(string: "{}") : nil
+                try await client.execute(uri: uri, method: method, headers: self.bearer(nil), body: body) {
+                    XCTAssertEqual($0.status, .unauthorized, "\(op) without a token")
+                }
+                try await client.execute(uri: uri, method: method, headers: self.bearer("sisa_" + String(repeating: "0", count: 64)), body: body) {
+                    XCTAssertEqual($0.status, .unauthorized, "\(op) with an unknown token")
+                }
+                for role in Role.allCases {
+                    try await client.execute(uri: uri, method: method, headers: self.bearer(f.tokens[role]), body: body) {
+                        if role.permits(action) {
+                            XCTAssertNotEqual($0.status, .forbidden, "\(op) as \(role)")
+                            XCTAssertNotEqual($0.status, .unauthorized, "\(op) as \(role)")
+                        } else {
+                            XCTAssertEqual($0.status, .forbidden, "\(op) as \(role)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testUndeclaredMethodsGet405WithAllow() async throws {
+        let f = try fixture()
+        defer { try? FileManager.default.removeItem(at: f.dir) }
+        try await f.server.buildApplication().test(.router) { client in
+            try await client.execute(uri: "/v1/status", method: .put) {
+                XCTAssertEqual($0.status, .methodNotAllowed)
+                XCTAssertEqual($0.headers[.allow], "GET")
+            }
+            try await client.execute(uri: "/v1/records", method: .delete) {
+                XCTAssertEqual($0.status, .methodNotAllowed)
+                XCTAssertEqual($0.headers[.allow], "GET, POST")
+            }
+            try await client.execute(uri: "/v1/deletions/3", method: .patch) {
+                XCTAssertEqual($0.status, .methodNotAllowed)
+                XCTAssertEqual($0.headers[.allow], "GET")
+            }
+            try await client.execute(uri: "/v1/nothing", method: .get) { XCTAssertEqual($0.status, .notFound) }
+        }
+    }
+
+    func testRequestsTheSpecRefuses() async throws {
+        let f = try fixture()
+        defer { try? FileManager.default.removeItem(at: f.dir) }
+        let admin = bearer(f.tokens[.admin])
+        try await f.server.buildApplication().test(.router) { client in
+            for uri in ["/v1/records?offset=1.5", "/v1/records?limit=0", "/v1/records?offset=-1", "/v1/records?limit=abc"] {
+                try await client.execute(uri: uri, method: .get, headers: admin) { XCTAssertEqual($0.status, .badRequest, uri) }
+            }
+            try await client.execute(uri: "/v1/deletions/0", method: .get, headers: admin) { XCTAssertEqual($0.status, .badRequest) }
+            try await client.execute(uri: "/v1/deletions/x", method: .get, headers: admin) { XCTAssertEqual($0.status, .badRequest) }
+            for body in [#"{"prompt": "r", "maxTokens": null}"#, #"{"prompt": "r", "maxTokens": 1.5}"#, #"{"prompt": null}"#,
+                         #"{"prompt": "r", "topK": 0}"#] {
+                try await client.execute(uri: "/v1/query", method: .post, headers: admin, body: ByteBuffer(string: body)) {
+                    XCTAssertEqual($0.status, .badRequest, body)
+                }
+            }
+            try await client.execute(uri: "/v1/deletions", method: .post, headers: admin, body: ByteBuffer(string: #"{"ids": []}"#)) {
+                XCTAssertEqual($0.status, .badRequest)
+            }
+            try await client.execute(uri: "/v1/deletions", method: .post, headers: admin, body: ByteBuffer(string: #"{"ids": ["nope"]}"#)) {
+                XCTAssertEqual($0.status, .notFound)
+            }
+            // A bad line of an ingest names the body's line; nothing is kept.
+            try await client.execute(uri: "/v1/records", method: .post, headers: admin,
+                                     body: ByteBuffer(string: "{\"id\": \"n1\", \"text\": \"fine\"}\n{\"text\": broken\n")) {
+                XCTAssertEqual($0.status, .badRequest)
+                XCTAssertTrue(String(buffer: $0.body).contains("request body:2: malformed JSON"), String(buffer: $0.body))
+            }
+            try await client.execute(uri: "/v1/records?limit=10000", method: .get, headers: admin) {
+                XCTAssertFalse(String(buffer: $0.body).contains("\"n1\""))
+            }
+        }
+    }
+
+    /// The page: a token buys a session whose id alone is in the cookie;
+    /// revoking the token ends it; values on the page are escaped.
+    func testSessionsAndEscaping() async throws {
+        let f = try fixture(tokenName: "<b>ops</b>&\"q\"")
+        defer { try? FileManager.default.removeItem(at: f.dir) }
+        let reader = f.tokens[.reader]!
+        try await f.server.buildApplication().test(.router) { client in
+            var form = HTTPFields()
+            form[.contentType] = "application/x-www-form-urlencoded"
+            let encoded = reader.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            let cookie = try await client.execute(uri: "/login", method: .post, headers: form, body: ByteBuffer(string: "token=\(encoded)")) { r in
+                XCTAssertEqual(r.status, .ok)
+                let setCookie = r.headers[.setCookie] ?? ""
+                XCTAssertTrue(setCookie.hasPrefix("sisa_session=sisa_session_") && setCookie.contains("HttpOnly")
+                              && setCookie.contains("SameSite=Strict"), setCookie)
+                XCTAssertFalse(setCookie.contains(reader))
+                let body = String(buffer: r.body)
+                XCTAssertFalse(body.contains("<b>ops</b>"), "the name is escaped: \(body)")
+                XCTAssertTrue(body.contains("&lt;b&gt;ops&lt;/b&gt;"), body)
+                return String(setCookie.split(separator: ";")[0])
+            }
+            var withCookie = HTTPFields()
+            withCookie[.cookie] = cookie
+            try await client.execute(uri: "/", method: .get, headers: withCookie) { r in
+                let body = String(buffer: r.body)
+                XCTAssertTrue(body.contains("Sign out"), "the page, not the form")
+                XCTAssertFalse(body.contains("<b>ops</b>"))
+                XCTAssertTrue(body.contains("&lt;b&gt;ops&lt;/b&gt;"))
+            }
+            // The session id is not a bearer token for the API.
+            try await client.execute(uri: "/v1/status", method: .get, headers: self.bearer(String(cookie.dropFirst("sisa_session=".count)))) {
+                XCTAssertEqual($0.status, .unauthorized)
+            }
+            try f.server.revoke(tokenNamed: "<b>ops</b>&\"q\"")
+            try await client.execute(uri: "/", method: .get, headers: withCookie) { r in
+                XCTAssertTrue(String(buffer: r.body).contains("name=\"token\""), "revoking the token ended the session")
+            }
+        }
+    }
+
+    func testSessionsExpire() throws {
+        let f = try fixture()
+        defer { try? FileManager.default.removeItem(at: f.dir) }
+        let store = try Store.open(at: f.dir.appendingPathComponent("s"))
+        let start = Date()
+        let s = try XCTUnwrap(try store.openSession(token: f.tokens[.reader]!, lifetime: 60, now: start))
+        XCTAssertEqual(try store.authenticateSession(s.id, now: start.addingTimeInterval(59))?.name, "ops")
+        XCTAssertNil(try store.authenticateSession(s.id, now: start.addingTimeInterval(61)))
+        XCTAssertNil(try store.openSession(token: "sisa_" + String(repeating: "1", count: 64)), "no session for an unknown token")
+        XCTAssertNil(try store.authenticateSession(f.tokens[.reader]!), "a token is not a session id")
+    }
+
+    /// Five free failures per address and minute, then 0.1 s doubling to 2 s;
+    /// another address, or the next window, starts again.
+    func testRepeatedFailuresAreSlowedDown() async throws {
+        let f = try fixture(freeAuthFailures: 5)
+        defer { try? FileManager.default.removeItem(at: f.dir) }
+        let delays = (0..<12).map { _ in f.server.authFailureDelay(client: "10.0.0.1", now: 1000) }
+        XCTAssertEqual(delays, [0, 0, 0, 0, 0, 0.1, 0.2, 0.4, 0.8, 1.6, 2, 2])
+        XCTAssertEqual(f.server.authFailureDelay(client: "10.0.0.2", now: 1000), 0)
+        XCTAssertEqual(f.server.authFailureDelay(client: "10.0.0.1", now: 1061), 0)
+        // The metrics count refusals.
+        try await f.server.buildApplication().test(.router) { client in
+            for _ in 0..<3 { try await client.execute(uri: "/v1/status", method: .get) { XCTAssertEqual($0.status, .unauthorized) } }
+            try await client.execute(uri: "/v1/metrics", method: .get, headers: self.bearer(f.tokens[.reader])) { r in
+                XCTAssertTrue(String(buffer: r.body).contains("sisa_http_unauthorized_total 3"), String(buffer: r.body))
+            }
+        }
+    }
+}
