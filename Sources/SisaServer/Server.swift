@@ -120,22 +120,21 @@ public final class SisaServer: @unchecked Sendable {
                     logger: logger)
     }
 
-    /// Every route, in a group that names the role it needs; then a 405
-    /// (with `Allow`) for every other method on each path.
+    /// Every route, in a group that names the role it needs; a method a path
+    /// does not declare is a 405 with `Allow` (`MethodNotAllowed`).
     public func buildRouter() -> Router<SisaContext> {
-        let router = buildRoutes()
-        SisaServer.addMethodNotAllowed(to: router)
-        return router
+        buildRoutes(methodNotAllowed: MethodNotAllowed(operations: declaredOperations()))
     }
 
     /// The operations the server declares ("GET /v1/status", ...): what
     /// docs/openapi.yaml must list, no more, no less.
     public func declaredOperations() -> [String] {
-        buildRoutes().routes.map { "\($0.method.rawValue) \($0.path.description)" }.sorted()
+        buildRoutes(methodNotAllowed: nil).routes.map { "\($0.method.rawValue) \($0.path.description)" }.sorted()
     }
 
-    private func buildRoutes() -> Router<SisaContext> {
+    private func buildRoutes(methodNotAllowed: MethodNotAllowed?) -> Router<SisaContext> {
         let router = Router(context: SisaContext.self)
+        if let methodNotAllowed { router.add(middleware: methodNotAllowed) }
         router.add(middleware: RequestTiming(metrics: metrics))
         router.add(middleware: ErrorMapping())
         let status = StatusController(server: self)
@@ -150,23 +149,5 @@ public final class SisaServer: @unchecked Sendable {
         DeletionsController(server: self).addRoutes(to: api.group().add(middleware: RequireRole(action: .delete)))
         RecordsController(server: self).addAdminRoutes(to: api.group().add(middleware: RequireRole(action: .administer)))
         return router
-    }
-
-    static let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options, .trace]
-
-    private static func addMethodNotAllowed(to router: Router<SisaContext>) {
-        let byPath = Dictionary(grouping: router.routes, by: { $0.path.description }).mapValues { $0.map(\.method) }
-        for (path, allowed) in byPath {
-            let allow = allowed.map(\.rawValue).sorted().joined(separator: ", ")
-            for m in methods where !allowed.contains(m) {
-                router.on(RouterPath(path), method: m) { _, _ -> Response in
-                    var r = Response(status: .methodNotAllowed,
-                                     body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"message":"method not allowed (allowed: \#(allow))"}}"#)))
-                    r.headers[.allow] = allow
-                    r.headers[.contentType] = "application/json; charset=utf-8"
-                    return r
-                }
-            }
-        }
     }
 }

@@ -165,6 +165,12 @@ final class RouterTests: XCTestCase {
                 XCTAssertEqual($0.status, .badRequest)
                 XCTAssertTrue(String(buffer: $0.body).contains("request body:2: malformed JSON"), String(buffer: $0.body))
             }
+            // Array elements that are not objects (JSONSerialization would trap on them).
+            for body in [#"["AAA"]"#, "[1]", "[[null, null]]", "[null]", #"[{"text": "ok"}, "x"]"#] {
+                try await client.execute(uri: "/v1/records", method: .post, headers: admin, body: ByteBuffer(string: body)) {
+                    XCTAssertEqual($0.status, .badRequest, body)
+                }
+            }
             try await client.execute(uri: "/v1/records?limit=10000", method: .get, headers: admin) {
                 XCTAssertFalse(String(buffer: $0.body).contains("\"n1\""))
             }

@@ -166,7 +166,9 @@ public enum RecordParser {
         switch dict["id"] {
         case nil, is NSNull: id = nil
         case let s as String: id = s
-        case let n as NSNumber: id = n.stringValue
+        // true and false come as NSNumber's boolean subclass (and `is Bool` holds
+        // for 0 and 1 too, so only the class tells them apart): a boolean is not an id.
+        case let n as NSNumber where !String(describing: type(of: n)).contains("Boolean"): id = n.stringValue
         default: throw CoordinatorError.invalidInput("\(origin): \"id\" must be a string or a number")
         }
         if let i = id, i.isEmpty { throw CoordinatorError.invalidInput("\(origin): empty \"id\"") }

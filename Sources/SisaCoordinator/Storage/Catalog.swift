@@ -330,7 +330,8 @@ public final class Catalog {
     /// A page of live records after the record `after` (exclusive; nil: from
     /// the first), in ingest order: keyset paging, whose cost is the page's
     /// rows wherever it starts. An unknown `after` id is an error.
-    public func records(group: String?, after: String?, limit: Int) throws -> [RecordInfo] {
+    public func records(group: String?, after: String?, offset: Int = 0, limit: Int) throws -> [RecordInfo] {
+        precondition(offset >= 0)
         var from = 0
         if let after {
             guard let seq = try db.scalarInt("SELECT seq FROM records WHERE id = ?", after) else {
@@ -338,7 +339,7 @@ public final class Catalog {
             }
             from = seq
         }
-        return try recordPage(group: group, afterSeq: from, offset: 0, limit: limit)
+        return try recordPage(group: group, afterSeq: from, offset: offset, limit: limit)
     }
 
     private func recordPage(group: String?, afterSeq: Int, offset: Int, limit: Int) throws -> [RecordInfo] {

@@ -4,6 +4,8 @@ public enum CoordinatorError: Error, CustomStringConvertible, Equatable {
     case storeExists(String)
     case invalidInput(String)
     case unknownIDs([String])
+    /// An id that is taken (ingest without --skip-duplicates).
+    case duplicateID(String)
     case configFrozen(String)
     case locked(String)
     case corrupt(String)
@@ -17,6 +19,7 @@ public enum CoordinatorError: Error, CustomStringConvertible, Equatable {
         case .noStore(let p): return "no sisa store at \(p) (create one with `sisa init`, or pass --store / SISA_STORE)"
         case .storeExists(let p): return "a sisa store already exists at \(p)"
         case .invalidInput(let m): return m
+        case .duplicateID(let m): return m
         case .unknownIDs(let ids): return "unknown record id\(ids.count == 1 ? "" : "s"): \(ids.joined(separator: ", ")) (nothing was changed)"
         case .configFrozen(let m): return m
         case .locked(let m): return m

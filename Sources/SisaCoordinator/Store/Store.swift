@@ -164,9 +164,9 @@ public final class Store {
                         // The id is taken: by an earlier line of this input, or by an earlier ingest.
                         if try catalog.record(id: id)?.ingest == ingestID {
                             let first = try firstOrigin(of: id, in: source) ?? "an earlier line"
-                            throw CoordinatorError.invalidInput("\(r.origin): duplicate id \(id) (first at \(first)); use --skip-duplicates to skip repeats")
+                            throw CoordinatorError.duplicateID("\(r.origin): duplicate id \(id) (first at \(first)); use --skip-duplicates to skip repeats")
                         }
-                        throw CoordinatorError.invalidInput("\(r.origin): id \(id) is already in the store; use --skip-duplicates to skip it")
+                        throw CoordinatorError.duplicateID("\(r.origin): id \(id) is already in the store; use --skip-duplicates to skip it")
                     }
                     added += 1
                     if p.holdout { held += 1 } else { perShard[p.shard] += 1 }

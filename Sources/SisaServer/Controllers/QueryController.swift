@@ -41,6 +41,9 @@ struct QueryController {
     static func score(_ q: ScoreBody, server: SisaServer) throws -> ScoreAnswer {
         guard !q.texts.isEmpty, q.texts.count <= 10_000 else { throw HTTPError(.badRequest, message: "texts must hold 1 to 10000 strings") }
         let ensemble: Ensemble
+        if let shard = q.shard, !(0..<server.readers.config.shards).contains(shard) {
+            throw HTTPError(.notFound, message: "no shard \(shard) (the store has \(server.readers.config.shards))")
+        }
         do { ensemble = try server.models.ensemble(shard: q.shard) } catch { throw HTTPError(.badRequest, message: "\(error)") }
         let scores = ensemble.score(q.texts.map { Array($0.utf8) })
         let mean = meanNLL(scores)

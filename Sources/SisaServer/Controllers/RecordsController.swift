@@ -14,16 +14,14 @@ struct RecordsController {
             let limit = try RecordsController.integer(q["limit"].map(String.init), name: "limit", default: 100, range: 1...10_000)
             let group = q["group"].map(String.init)
             let after = q["after"].map(String.init)
-            guard after == nil || offset == 0 else { throw HTTPError(.badRequest, message: "give after or offset, not both") }
             // Paged in SQL, and the total read from the maintained counts. `after`
             // (the last id of the previous page) costs the page's rows wherever it
-            // starts; `offset` walks the rows it skips.
+            // starts; `offset` walks the rows it skips (after `after`, if both are given).
             let page: [RecordInfo]
             do {
-                page = after != nil ? try server.readers.catalog.records(group: group, after: after, limit: limit)
-                    : try server.readers.catalog.records(group: group, offset: offset, limit: limit)
+                page = try server.readers.catalog.records(group: group, after: after, offset: offset, limit: limit)
             } catch CoordinatorError.unknownIDs(let ids) {
-                throw HTTPError(.badRequest, message: "after: unknown record id \(ids.joined())")
+                throw HTTPError(.notFound, message: "after: no live record with id \(ids.joined())")
             }
             let total = try server.readers.catalog.liveRecordCount(group: group)
             let rows = page.map {
@@ -75,7 +73,14 @@ struct RecordsController {
             guard let array = try? JSONSerialization.jsonObject(with: Data(body)) as? [Any] else {
                 throw HTTPError(.badRequest, message: "request body: not a JSON array of records")
             }
-            lines = try array.flatMap { Array(try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys])) + [0x0A] }
+            // Each element must be an object: JSONSerialization traps (crashes the
+            // process) on a top-level string or number, so nothing else reaches it.
+            lines = try array.enumerated().flatMap { i, element -> [UInt8] in
+                guard element is [String: Any], JSONSerialization.isValidJSONObject(element) else {
+                    throw HTTPError(.badRequest, message: "request body:\(i + 1): element \(i + 1) is not a JSON object {\"text\", \"id\"?, \"group\"?}")
+                }
+                return Array(try JSONSerialization.data(withJSONObject: element, options: [.sortedKeys])) + [0x0A]
+            }
         }
         let r = try server.submit {
             try $0.ingest(source: .jsonLines(lines, name: "request body"), group: group, holdout: fraction)

@@ -20,6 +20,7 @@ struct ErrorMapping: RouterMiddleware {
         switch e {
         case .invalidInput, .configFrozen: return HTTPError(.badRequest, message: "\(e)")
         case .unknownIDs: return HTTPError(.notFound, message: "\(e)")
+        case .duplicateID: return HTTPError(.conflict, message: "\(e)")
         case .notTrained, .locked, .numericsMismatch: return HTTPError(.serviceUnavailable, message: "\(e)")
         case .noStore, .storeExists, .corrupt, .io: return HTTPError(.internalServerError, message: "\(e)")
         }
