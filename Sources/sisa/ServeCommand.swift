@@ -53,8 +53,8 @@ struct Serve: ParsableCommand {
         Task {
             do {
                 try await server.run { bound in
-                    print("sisa serve: listening on http://\(host):\(bound) (store \(storeOptions.url.path))")
-                    fflush(stdout)
+                    // Unbuffered (FileHandle): scripts wait for this line.
+                    FileHandle.standardOutput.write(Data("sisa serve: listening on http://\(host):\(bound) (store \(storeOptions.url.path))\n".utf8))
                 }
             } catch {
                 failure.error = error

@@ -148,7 +148,8 @@ final class ServerTests: XCTestCase {
 
         // Models stay in memory: a second query loads nothing.
         let query = base.appendingPathComponent("query")
-        let greedy: [String: Any] = ["prompt": "rec", "maxTokens": 12, "temperature": 0]
+        // Immutable once made; shared with the concurrent callers below.
+        nonisolated(unsafe) let greedy: [String: Any] = ["prompt": "rec", "maxTokens": 12, "temperature": 0]
         let before = try call("POST", query, token: reader, body: greedy).1?["text"] as? String
         XCTAssertNotNil(before)
         _ = try call("POST", query, token: reader, body: greedy)
@@ -300,7 +301,8 @@ final class ServerTests: XCTestCase {
         let (p, base) = try serve(storeURL)
         defer { if p.isRunning { p.terminate() } }
         // Seconds of forward passes per request on the micro model.
-        let long: [String: Any] = ["texts": [String](repeating: String(repeating: "alpha bravo charlie delta ", count: 40), count: 300)]
+        // Immutable once made; shared with the background callers below.
+        nonisolated(unsafe) let long: [String: Any] = ["texts": [String](repeating: String(repeating: "alpha bravo charlie delta ", count: 40), count: 300)]
         let expected = try call("POST", base.appendingPathComponent("score"), token: reader, body: long)
         XCTAssertEqual(expected.0, 200)
         let mean = try XCTUnwrap(expected.1?["meanNLL"] as? Double)

@@ -13,7 +13,7 @@ import XCTest
 /// The crash and drain tests keep real processes (SisaCoordinatorTests/ServerTests).
 final class RouterTests: XCTestCase {
     /// A trained two-shard store with a token per role.
-    private struct Fixture {
+    private struct Fixture: Sendable {
         let dir: URL
         let server: SisaServer
         let tokens: [Role: String]
@@ -47,7 +47,7 @@ final class RouterTests: XCTestCase {
                        recordIDs: (0..<24).map { "r\($0)" })
     }
 
-    private func bearer(_ token: String?) -> HTTPFields {
+    private static func bearer(_ token: String?) -> HTTPFields {
         var h = HTTPFields()
         if let token { h[.authorization] = "Bearer \(token)" }
         return h
@@ -97,14 +97,14 @@ final class RouterTests: XCTestCase {
                 let uri = String(parts[1]).replacingOccurrences(of: "{id}", with: "1")
                 // An empty JSON body: what is checked here is who may call, before any body is read.
                 let body = method == .post ? ByteBuffer(string: "{}") : nil
-                try await client.execute(uri: uri, method: method, headers: self.bearer(nil), body: body) {
+                try await client.execute(uri: uri, method: method, headers: RouterTests.bearer(nil), body: body) {
                     XCTAssertEqual($0.status, .unauthorized, "\(op) without a token")
                 }
-                try await client.execute(uri: uri, method: method, headers: self.bearer("sisa_" + String(repeating: "0", count: 64)), body: body) {
+                try await client.execute(uri: uri, method: method, headers: RouterTests.bearer("sisa_" + String(repeating: "0", count: 64)), body: body) {
                     XCTAssertEqual($0.status, .unauthorized, "\(op) with an unknown token")
                 }
                 for role in Role.allCases {
-                    try await client.execute(uri: uri, method: method, headers: self.bearer(f.tokens[role]), body: body) {
+                    try await client.execute(uri: uri, method: method, headers: RouterTests.bearer(f.tokens[role]), body: body) {
                         if role.permits(action) {
                             XCTAssertNotEqual($0.status, .forbidden, "\(op) as \(role)")
                             XCTAssertNotEqual($0.status, .unauthorized, "\(op) as \(role)")
@@ -140,7 +140,7 @@ final class RouterTests: XCTestCase {
     func testRequestsTheSpecRefuses() async throws {
         let f = try fixture()
         defer { try? FileManager.default.removeItem(at: f.dir) }
-        let admin = bearer(f.tokens[.admin])
+        let admin = RouterTests.bearer(f.tokens[.admin])
         try await f.server.buildApplication().test(.router) { client in
             for uri in ["/v1/records?offset=1.5", "/v1/records?limit=0", "/v1/records?offset=-1", "/v1/records?limit=abc"] {
                 try await client.execute(uri: uri, method: .get, headers: admin) { XCTAssertEqual($0.status, .badRequest, uri) }
@@ -207,7 +207,7 @@ final class RouterTests: XCTestCase {
                 XCTAssertTrue(body.contains("&lt;b&gt;ops&lt;/b&gt;"))
             }
             // The session id is not a bearer token for the API.
-            try await client.execute(uri: "/v1/status", method: .get, headers: self.bearer(String(cookie.dropFirst("sisa_session=".count)))) {
+            try await client.execute(uri: "/v1/status", method: .get, headers: RouterTests.bearer(String(cookie.dropFirst("sisa_session=".count)))) {
                 XCTAssertEqual($0.status, .unauthorized)
             }
             try f.server.revoke(tokenNamed: "<b>ops</b>&\"q\"")
@@ -241,7 +241,7 @@ final class RouterTests: XCTestCase {
         // The metrics count refusals.
         try await f.server.buildApplication().test(.router) { client in
             for _ in 0..<3 { try await client.execute(uri: "/v1/status", method: .get) { XCTAssertEqual($0.status, .unauthorized) } }
-            try await client.execute(uri: "/v1/metrics", method: .get, headers: self.bearer(f.tokens[.reader])) { r in
+            try await client.execute(uri: "/v1/metrics", method: .get, headers: RouterTests.bearer(f.tokens[.reader])) { r in
                 XCTAssertTrue(String(buffer: r.body).contains("sisa_http_unauthorized_total 3"), String(buffer: r.body))
             }
         }

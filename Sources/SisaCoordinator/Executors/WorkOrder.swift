@@ -75,7 +75,7 @@ public struct WorkProgress: Codable, Sendable {
 /// The store's `work/` folder: one order, progress and result file per shard
 /// of the run in flight, the tasks' logs, the batch script, and the ids of
 /// the jobs submitted (so a coordinator run after a killed one can cancel them).
-public struct WorkFolder {
+public struct WorkFolder: Sendable {
     public let dir: URL
     public init(store: URL) { dir = store.appendingPathComponent("work") }
 

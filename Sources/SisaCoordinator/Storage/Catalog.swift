@@ -99,7 +99,11 @@ public struct ShardState: Equatable, Sendable {
 /// - Erasure (`truncateLog`) needs the write-ahead log free of old
 ///   snapshots: a reader that holds one delays it, and it reports that
 ///   rather than claim the log is clean.
-public final class Catalog {
+///
+/// `@unchecked Sendable`: its one field is the connection, which is Sendable
+/// (see `SQLiteDatabase`); a transaction spanning several statements is the
+/// caller's to keep on one thread (the server's submissions take a lock).
+public final class Catalog: @unchecked Sendable {
     /// Every statement on the store's database is one of this class's verbs;
     /// nothing else holds the handle.
     let db: SQLiteDatabase

@@ -7,7 +7,10 @@ import SisaEngine
 /// Written to a temp file, fsynced, renamed, and the folder fsynced, so a crash
 /// leaves either the old state or the new one. A file whose checksum fails is
 /// reported, removed and rebuilt, never loaded.
-public final class CheckpointStore {
+/// `@unchecked Sendable`: the catalog and the warning list are used with
+/// `mutex` held; `canRepair` is set once, when the store is opened, before
+/// any thread shares it.
+public final class CheckpointStore: @unchecked Sendable {
     public let dir: URL
     let catalog: Catalog
     /// Size of the float section of every state in this store (the engine's

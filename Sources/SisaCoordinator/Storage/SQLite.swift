@@ -65,7 +65,10 @@ public struct Row {
     }
 }
 
-public final class SQLiteDatabase {
+/// `@unchecked Sendable`: the connection is opened FULLMUTEX (SQLite
+/// serialises calls on it), and the statement cache is only touched with
+/// `statementsLock` held; a statement is checked out to one caller at a time.
+public final class SQLiteDatabase: @unchecked Sendable {
     let handle: OpaquePointer
     public let path: String
     // Prepared statements by SQL text, reused (parsing a statement per row made

@@ -3,7 +3,14 @@ import SisaEngine
 
 /// A SISA store: a folder with the catalog (catalog.sqlite) and the
 /// checkpoints/ folder. The library API behind every `sisa` command.
-public final class Store {
+///
+/// `@unchecked Sendable`: the local executor trains several shards of one
+/// store on several threads. Those threads read `config` and the models,
+/// and reach the catalog through `CheckpointStore.mutex` or single
+/// statements (Sendable, see `SQLiteDatabase`); `config` changes only in
+/// `train(rebuild:)`, on the calling thread, before and after the threads
+/// run, and `lock` only at open.
+public final class Store: @unchecked Sendable {
     public let url: URL
     public let catalog: Catalog
     public let checkpoints: CheckpointStore

@@ -13,7 +13,9 @@ public struct ProductPlanner: Sendable {
         public let path: KernelPath
         /// k-block and column block of the product (floats).
         public let kc: Int, nc: Int
-        let table: UnsafePointer<SisaKernelTable>
+        /// One of the C library's static kernel tables (function pointers, never
+        /// written after load): safe to share across threads.
+        nonisolated(unsafe) let table: UnsafePointer<SisaKernelTable>
         public var description: String { "\(path) kc \(kc) nc \(nc)" }
         public static func == (a: Candidate, b: Candidate) -> Bool { a.path == b.path && a.kc == b.kc && a.nc == b.nc }
     }
