@@ -5,6 +5,11 @@ import Foundation
 /// The engine's parameters, gradients, optimizer moments and activations all
 /// live in a few of these: the llm.c layout (one buffer, named views) keeps
 /// every hot loop on raw pointers, with no copy-on-write or bounds checks.
+///
+/// `@unchecked Sendable`: a raw allocation shared by the worker pool's
+/// threads, each of which writes only the disjoint part of it a job gives
+/// it (WorkerPool's determinism rule); the pool's barrier orders those
+/// writes before the caller reads them.
 public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>

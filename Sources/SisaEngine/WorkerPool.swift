@@ -7,6 +7,9 @@ import Synchronization
 /// the problem's shape only, never of the thread count, and each part writes
 /// its own outputs (or its own slot of partial sums, reduced afterwards in
 /// part order). Which thread runs which part is then irrelevant to the bits.
+///
+/// `@unchecked Sendable`: all shared state is in `Core`, behind its
+/// condition and atomics.
 public final class WorkerPool: @unchecked Sendable {
     public let threads: Int
     private let core: Core
@@ -44,6 +47,9 @@ public final class WorkerPool: @unchecked Sendable {
         withoutActuallyEscaping(body) { body in core.run(parts: parts, workers: threads - 1, body) }
     }
 
+    /// `@unchecked Sendable`: the job fields are written by the caller before
+    /// `generation` is bumped (release) and read by workers after they see it
+    /// (acquire); the rest are atomics or behind `condition`.
     private final class Core: @unchecked Sendable {
         let condition = NSCondition()
         let generation = Atomic<Int>(0)

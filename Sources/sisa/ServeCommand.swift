@@ -66,4 +66,6 @@ struct Serve: ParsableCommand {
     }
 }
 
+/// `@unchecked Sendable`: written by the server task before it signals `done`,
+/// read by the main thread only after `done.wait()`.
 private final class FailureBox: @unchecked Sendable { var error: Error? }

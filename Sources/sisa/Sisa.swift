@@ -107,6 +107,7 @@ func note(_ s: String) {
 
 /// Training progress: an updating line per event on a terminal, plain log
 /// lines (at most one per shard every few seconds) otherwise. Always stderr.
+/// `@unchecked Sendable`: `lastPrint` is only touched with `lock` held.
 final class ProgressPrinter: @unchecked Sendable {
     private let lock = NSLock()
     private let tty = isatty(2) != 0

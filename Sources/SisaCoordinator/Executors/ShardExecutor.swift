@@ -60,6 +60,7 @@ public struct LocalExecutor: ShardExecutor {
 
 /// Work queue shared by the shard-training threads: hands out shard indices,
 /// collects reports, and stops handing out work after the first failure.
+/// `@unchecked Sendable`: every field is read and written with `lock` held.
 private final class ShardQueue: @unchecked Sendable {
     private let lock = NSLock()
     private var cursor = 0

@@ -4,6 +4,10 @@ import SisaEngine
 /// A shard's model as the coordinator uses it: the engine's model (a byte
 /// GPT-2, or a base with this shard's adapter) and the store's record codec,
 /// so that everything above works on record texts.
+///
+/// `@unchecked Sendable`: immutable once made. A shared instance (the
+/// server's cache) is only read; work that writes activations runs on the
+/// per-caller instances `sharing(pool:)` makes over the same weights.
 public final class ShardModel: @unchecked Sendable {
     public let model: any LanguageModel
     public let codec: RecordCodec

@@ -32,6 +32,8 @@ private func learner(restoring state: Data, into model: some LanguageModel) thro
 /// by every shard; each shard trains an adapter over it (or, with full
 /// fine-tuning, its own copy of the weights), and a state holds what is
 /// trained, its moments, the step and the generator: nothing of the base.
+/// `@unchecked Sendable`: the lazily loaded codec and base are read and set
+/// only with `lock` held; everything else is immutable.
 public final class ShardModels: @unchecked Sendable {
     public let config: StoreConfig
     let storeURL: URL

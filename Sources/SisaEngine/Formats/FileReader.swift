@@ -3,6 +3,9 @@ import Foundation
 /// A model file from elsewhere (a GGUF, a safetensors shard, a tokenizer):
 /// its bytes, mapped rather than read when the file is large, and its path
 /// for error messages.
+///
+/// `@unchecked Sendable`: immutable; `data` may be a read-only mapping of
+/// the file, which no thread writes.
 public struct ModelFileBytes: @unchecked Sendable {
     public let path: String
     public let data: Data

@@ -22,6 +22,9 @@ public enum KernelPath: String, CaseIterable, Sendable, CustomStringConvertible 
 /// Extents are checked here, once per call; the C loops behind them run
 /// unchecked. Every entry point is single-threaded: the layers split work
 /// into parts fixed by the shapes and run them on a `WorkerPool`.
+///
+/// `@unchecked Sendable`: `table` points to one of the C library's static,
+/// never-written kernel tables; every other field is immutable.
 public struct Kernels: @unchecked Sendable, CustomStringConvertible {
     /// The path of every kernel but the matrix products when they are tuned.
     public let path: KernelPath

@@ -8,6 +8,10 @@ public enum ModelArchitecture: String, Codable, Sendable, CaseIterable {
 
 /// A flat buffer of named tensors with an optional gradient buffer beside
 /// it: a model's weights, or an adapter's. The optimizer trains one of these.
+///
+/// `@unchecked Sendable`: its buffers are FloatBuffers (see there); values
+/// change only in an optimizer step on the training thread, never while
+/// another thread reads them.
 public final class ParameterSet: @unchecked Sendable {
     public let values: FloatBuffer
     /// nil when nothing is trained here (a frozen base, an inference copy).

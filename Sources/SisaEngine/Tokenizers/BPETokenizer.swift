@@ -34,6 +34,9 @@ public struct AddedToken: Sendable, Equatable {
 ///
 /// Merges work on token ids; the vocabulary's byte-level strings (GPT-2's
 /// byte-to-unicode alphabet) are decoded to bytes once at load.
+///
+/// `@unchecked Sendable`: immutable after load, but for the merge cache,
+/// which is only touched with `cacheLock` held.
 public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public let vocabularySize: Int
     public let special: SpecialTokens

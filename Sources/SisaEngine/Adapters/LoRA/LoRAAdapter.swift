@@ -8,6 +8,9 @@ import Foundation
 /// The adapter holds no activations: several model instances (serving
 /// threads) can share one adapter's values, each with its own
 /// `LoRAActivations`.
+///
+/// `@unchecked Sendable`: its values change only in an optimizer step on the
+/// training thread; serving threads only read them.
 public final class LoRAAdapter: @unchecked Sendable {
     public struct Slot: Sendable {
         public let layer: Int
