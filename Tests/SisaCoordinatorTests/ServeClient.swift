@@ -4,13 +4,17 @@ import FoundationNetworking
 #endif
 import XCTest
 
+struct ServeClientError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// The `sisa` binary built next to the tests (the CLI and server tests run it).
 func sisaBinary() throws -> URL {
     let dir = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent()
     let candidates = [dir.appendingPathComponent("sisa"), dir.deletingLastPathComponent().appendingPathComponent("sisa")]
     guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-        XCTFail("the sisa binary is not built next to the tests (run scripts/test)")
-        throw XCTSkip("no sisa binary")
+        throw ServeClientError("the sisa binary is not built next to the tests (run scripts/test)")
     }
     return found
 }
@@ -34,10 +38,14 @@ func runSisa(_ sisa: URL, _ args: [String], environment: [String: String] = [:])
 
 /// Starts `sisa serve --port 0 ARGUMENTS` and returns it with its /v1
 /// address (from its first line). Its stderr goes to `stderr`, or nowhere.
-func startServe(_ sisa: URL, store: URL, arguments: [String] = ["--coalesce", "0.2"], stderr: Pipe? = nil) throws -> (Process, URL) {
+func startServe(_ sisa: URL, store: URL, arguments: [String] = ["--coalesce", "0.2"], stderr: Pipe? = nil,
+                environment: [String: String] = [:]) throws -> (Process, URL) {
     let p = Process()
     p.executableURL = sisa
     p.arguments = ["serve", "--store", store.path, "--port", "0"] + arguments
+    if !environment.isEmpty {
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    }
     let out = Pipe()
     p.standardOutput = out
     p.standardError = stderr ?? FileHandle.nullDevice
@@ -50,8 +58,9 @@ func startServe(_ sisa: URL, store: URL, arguments: [String] = ["--coalesce", "0
     }
     let text = String(decoding: line, as: UTF8.self)
     guard let port = text.split(separator: ":").last.flatMap({ Int($0.split(separator: " ")[0].trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
+        // A server that does not start fails the test that needed it: never a skip.
         p.terminate()
-        throw XCTSkip("sisa serve did not start: \(text)")
+        throw ServeClientError("sisa serve did not start (its first line: \(text.isEmpty ? "none" : text))")
     }
     return (p, URL(string: "http://127.0.0.1:\(port)/v1")!)
 }
@@ -83,4 +92,14 @@ func raw(_ method: String, _ url: URL, token: String? = nil, body: Any? = nil) t
 func call(_ method: String, _ url: URL, token: String? = nil, body: Any? = nil) throws -> (Int, [String: Any]?) {
     let (status, data) = try raw(method, url, token: token, body: body)
     return (status, data.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+}
+
+/// Waits (polling, bounded) until `condition` holds; false if it never did.
+func eventually(within seconds: Double = 60, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return true }
+        usleep(5_000)
+    }
+    return try condition()
 }

@@ -25,7 +25,7 @@ final class ServerTests: XCTestCase {
         let records = syntheticRecords(80)
         let storeURL = tmp.url.appendingPathComponent("s")
         var config = microConfig()
-        config.epochs = 300   // a retraining of seconds, so the kill lands in it
+        config.epochs = 20
         let deleter = try { () throws -> String in
             let store = try Store.create(at: storeURL, config: config)
             _ = try store.ingest(paths: [tmp.jsonl("r.jsonl", records)])
@@ -33,27 +33,25 @@ final class ServerTests: XCTestCase {
             return try store.createToken(role: .deleter, name: "portal")
         }()
         let victims = [records[5].id, records[50].id]
-        var (p, base) = try serve(storeURL)
+        // The server kills itself right after the retraining's first checkpoint:
+        // a crash at a known point mid-retraining, not after a guessed sleep.
+        var (p, base) = try startServe(sisa, store: storeURL, environment: ["SISA_TEST_KILL_AFTER_CHECKPOINTS": "1"])
         var ids: [Int] = []
         for v in victims {
             let (status, body) = try call("POST", base.appendingPathComponent("deletions"), token: deleter, body: ["ids": [v]])
             XCTAssertEqual(status, 202)
             ids.append(try XCTUnwrap((body?["request"] as? [String: Any])?["id"] as? Int))
         }
-        Thread.sleep(forTimeInterval: 0.6)   // past the coalescing window: retraining has begun
-        kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationReason, .uncaughtSignal)
         XCTAssertNotEqual(try Store.open(at: storeURL).deletionRequest(id: ids[0])?.state, .done, "the kill should land before the end")
 
         (p, base) = try serve(storeURL)
         defer { if p.isRunning { p.terminate() } }
-        let deadline = Date().addingTimeInterval(120)
         var states: [String] = []
-        while Date() < deadline {
+        _ = try eventually(within: 120) {
             states = try ids.map { try call("GET", base.appendingPathComponent("deletions/\($0)"), token: deleter).1?["state"] as? String ?? "" }
-            if states.allSatisfy({ $0 == "done" }) { break }
-            Thread.sleep(forTimeInterval: 0.3)
+            return states.allSatisfy { $0 == "done" }
         }
         XCTAssertEqual(states, ["done", "done"])
         p.terminate()
@@ -298,7 +296,13 @@ final class ServerTests: XCTestCase {
             _ = try store.train()
             return try store.createToken(role: .reader, name: "reader")
         }()
-        let (p, base) = try serve(storeURL)
+        // Every query and score waits at a gate the test opens (SISA_TEST_INFERENCE_GATE).
+        let gate = tmp.path("gate")
+        FileManager.default.createFile(atPath: gate, contents: nil)   // open while the reference is computed
+        func waiting() -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: tmp.url.path)) ?? []).filter { $0.hasPrefix("gate.waiting-") }.count
+        }
+        let (p, base) = try startServe(sisa, store: storeURL, environment: ["SISA_TEST_INFERENCE_GATE": gate])
         defer { if p.isRunning { p.terminate() } }
         // Seconds of forward passes per request on the micro model.
         // Immutable once made; shared with the background callers below.
@@ -307,7 +311,9 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(expected.0, 200)
         let mean = try XCTUnwrap(expected.1?["meanNLL"] as? Double)
 
-        // More long requests than there are cores; health still answers first.
+        // More requests held on the inference threads than there are cores; health still answers.
+        try FileManager.default.removeItem(atPath: gate)
+        let before = waiting()
         let finished = Answers()
         let group = DispatchGroup()
         for _ in 0..<4 {
@@ -316,21 +322,26 @@ final class ServerTests: XCTestCase {
                 finished.add(r.map { "\($0.0) \($0.1?["meanNLL"] as? Double ?? -1)" })
             }
         }
-        Thread.sleep(forTimeInterval: 0.3)
+        // Two inference threads (the default on this 2-core machine) both hold a request at the gate.
+        XCTAssertTrue(eventually { waiting() - before >= min(4, ProcessInfo.processInfo.activeProcessorCount) }, "requests reached the gate")
         XCTAssertEqual(try call("GET", base.appendingPathComponent("health")).0, 200)
-        XCTAssertTrue(finished.all.isEmpty, "the long requests were still running when health answered")
+        XCTAssertTrue(finished.all.isEmpty, "health answered while every inference thread was held")
+        FileManager.default.createFile(atPath: gate, contents: nil)
         group.wait()
         XCTAssertEqual(finished.all, [String?](repeating: "200 \(mean)", count: 4))
 
-        // SIGTERM while a request is in flight: it is answered in full, then the server exits cleanly.
+        // SIGTERM while a request is in flight (held at the gate): it is answered in full, then the server exits cleanly.
+        try FileManager.default.removeItem(atPath: gate)
+        let held = waiting()
         let answered = Answers()
         background(group) {
             let r = try? call("POST", base.appendingPathComponent("score"), token: reader, body: long)
             answered.add(r.map { "\($0.0) \($0.1?["meanNLL"] as? Double ?? -1)" })
         }
-        Thread.sleep(forTimeInterval: 0.3)
-        XCTAssertTrue(answered.all.isEmpty, "the request must still be in flight when the signal is sent")
+        XCTAssertTrue(eventually { waiting() > held }, "the request reached the gate")
         kill(p.processIdentifier, SIGTERM)
+        XCTAssertTrue(answered.all.isEmpty, "the request is still in flight after the signal")
+        FileManager.default.createFile(atPath: gate, contents: nil)
         group.wait()
         XCTAssertEqual(answered.all, ["200 \(mean)"])
         p.waitUntilExit()

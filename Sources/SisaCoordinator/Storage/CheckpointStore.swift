@@ -45,6 +45,7 @@ public final class CheckpointStore: @unchecked Sendable {
         let info = CheckpointInfo(key: key, shard: shard, stage: stage, file: CheckpointFile.name(key: key),
                                   rawBytes: written.rawBytes, storedBytes: written.storedBytes, checksum: written.checksum)
         try mutex.withLock { try catalog.addCheckpoint(info) }
+        FaultInjection.checkpointWritten()
         return info
     }
 

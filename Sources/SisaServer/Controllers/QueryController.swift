@@ -11,11 +11,17 @@ struct QueryController {
     func addRoutes(to group: RouterGroup<SisaContext>) {
         group.post("/query") { [server] request, context -> QueryAnswer in
             let q = try await request.decode(as: QueryBody.self, context: context)
-            return try await server.inference.runIfActive { try QueryController.query(q, server: server) }
+            return try await server.inference.runIfActive {
+                FaultInjection.passInferenceGate()
+                return try QueryController.query(q, server: server)
+            }
         }
         group.post("/score") { [server] request, context -> ScoreAnswer in
             let q = try await request.decode(as: ScoreBody.self, context: context)
-            return try await server.inference.runIfActive { try QueryController.score(q, server: server) }
+            return try await server.inference.runIfActive {
+                FaultInjection.passInferenceGate()
+                return try QueryController.score(q, server: server)
+            }
         }
     }
 
