@@ -25,6 +25,8 @@ final class DeletionWorker: Service, @unchecked Sendable {
     private var signalled = true   // look at the queue once at start
     private var trainRequested = false
     private var stopping = false
+    /// `run()` waiting for `stop()`.
+    private var stopped: CheckedContinuation<Void, Never>?
     private let error = Mutex<String?>(nil)
 
     /// The last retraining's error, nil once one succeeds.
@@ -40,16 +42,26 @@ final class DeletionWorker: Service, @unchecked Sendable {
         self.log = log
     }
 
-    /// Runs the worker's thread until graceful shutdown (or cancellation).
-    /// A retraining in progress is abandoned, not awaited.
+    /// Runs the worker's thread until graceful shutdown (or cancellation),
+    /// returning once `stop()` has been called. A retraining in progress is
+    /// abandoned, not awaited.
     func run() async throws {
         let t = Thread { [self] in loop() }
         t.stackSize = 16 << 20
         t.name = "sisa-deletion-worker"
         t.start()
-        // Until the application shuts down (or this task is cancelled).
-        try? await gracefulShutdown()
-        stop()
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let resumeNow = condition.withLock { () -> Bool in
+                        if stopping { return true }
+                        stopped = c
+                        return false
+                    }
+                    if resumeNow { c.resume() }
+                }
+            } onCancel: { [self] in stop() }
+        } onGracefulShutdown: { [self] in stop() }
     }
 
     /// A request became durable: retrain after the coalescing window.
@@ -70,10 +82,13 @@ final class DeletionWorker: Service, @unchecked Sendable {
     }
 
     func stop() {
-        condition.withLock {
+        let waiting = condition.withLock { () -> CheckedContinuation<Void, Never>? in
             stopping = true
             condition.broadcast()
+            defer { stopped = nil }
+            return stopped
         }
+        waiting?.resume()
     }
 
     private func loop() {

@@ -48,12 +48,16 @@ final class AccessTests: XCTestCase {
         let url = tmp.url.appendingPathComponent("old")
         _ = try Store.create(at: url, config: microConfig())
         let outside = try SQLiteDatabase(path: url.appendingPathComponent("catalog.sqlite").path)
-        try outside.execute("DROP TABLE tokens; DROP TABLE deletion_requests; ALTER TABLE deletions DROP COLUMN request; PRAGMA user_version = 1;")
+        try outside.execute("""
+            DROP INDEX deletions_request; DROP INDEX deletions_record; DROP INDEX deletions_status; DROP TABLE receipts;
+            ALTER TABLE deletions DROP COLUMN receipt_id; DROP TABLE sessions; DROP TABLE tokens; DROP TABLE deletion_requests;
+            ALTER TABLE deletions DROP COLUMN request; PRAGMA user_version = 1;
+            """)
         let s = try Store.open(at: url)
         XCTAssertEqual(try s.tokens(), [])
         let t = try s.createToken(role: .reader, name: "r")
         XCTAssertEqual(try s.authenticate(t)?.role, .reader)
-        XCTAssertEqual(try outside.scalarInt("PRAGMA user_version"), 5)
+        XCTAssertEqual(try outside.scalarInt("PRAGMA user_version"), 6)
     }
 
 }

@@ -104,7 +104,7 @@ final class StageChainTests: XCTestCase {
             DROP TABLE record_counts; PRAGMA user_version = 3;
             """)
         let reopened = try Store.open(at: url)
-        XCTAssertEqual(try outside.scalarInt("PRAGMA user_version"), 5)
+        XCTAssertEqual(try outside.scalarInt("PRAGMA user_version"), 6)
         _ = try reopened.ingest(paths: [tmp.jsonl("b.jsonl", syntheticRecords(12, prefix: "b"))], group: "b")
         _ = try reopened.delete(ids: ["b-3"], deferRetrain: true)
         let status = try reopened.status()

@@ -177,6 +177,32 @@ final class RouterTests: XCTestCase {
         }
     }
 
+    /// The deletion worker keeps serving: requests submitted one after
+    /// another, each after the previous one is done, are all completed.
+    func testTheDeletionWorkerServesRequestAfterRequest() async throws {
+        let f = try fixture()
+        defer { try? FileManager.default.removeItem(at: f.dir) }
+        let deleter = RouterTests.bearer(f.tokens[.deleter])
+        try await f.server.buildApplication().test(.router) { client in
+            for id in ["r1", "r2", "r3"] {
+                let request = try await client.execute(uri: "/v1/deletions", method: .post, headers: deleter,
+                                                       body: ByteBuffer(string: #"{"ids": ["\#(id)"]}"#)) { r -> Int in
+                    XCTAssertEqual(r.status, .accepted)
+                    let body = try JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any]
+                    return try XCTUnwrap((body?["request"] as? [String: Any])?["id"] as? Int)
+                }
+                var state = ""
+                for _ in 0..<6000 where state != "done" {
+                    state = try await client.execute(uri: "/v1/deletions/\(request)", method: .get, headers: deleter) { r in
+                        ((try? JSONSerialization.jsonObject(with: Data(buffer: r.body))) as? [String: Any])?["state"] as? String ?? ""
+                    }
+                    if state != "done" { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                XCTAssertEqual(state, "done", "request \(request) (\(id)) was completed")
+            }
+        }
+    }
+
     /// The page: a token buys a session whose id alone is in the cookie;
     /// revoking the token ends it; values on the page are escaped.
     func testSessionsAndEscaping() async throws {

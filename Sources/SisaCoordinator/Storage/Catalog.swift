@@ -108,7 +108,7 @@ public final class Catalog: @unchecked Sendable {
     /// nothing else holds the handle.
     let db: SQLiteDatabase
     public var path: String { db.path }
-    static let schemaVersion = 5
+    static let schemaVersion = 6
 
     public init(path: String) throws {
         db = try SQLiteDatabase(path: path)
@@ -273,6 +273,29 @@ public final class Catalog: @unchecked Sendable {
                 );
                 CREATE INDEX IF NOT EXISTS sessions_token ON sessions(token);
                 PRAGMA user_version = 5;
+                """)
+            }
+        }
+        if version < 6 {
+            // A retraining's receipt is stored once and referenced by every
+            // deletion and request it closes: written into each row, a pass
+            // over 7,700 records wrote 7,700 copies of a 60 KB receipt (700 MB
+            // of log; scripts/abuse's flood). Deletions get the indexes their
+            // lookups need (by request, by record, by status).
+            try db.transaction {
+                let hasColumn = try db.query("PRAGMA table_info(deletions)") { $0.text(1) }.contains("receipt_id")
+                if !hasColumn {
+                    try db.execute("""
+                    ALTER TABLE deletions ADD COLUMN receipt_id INTEGER REFERENCES receipts(id);
+                    ALTER TABLE deletion_requests ADD COLUMN receipt_id INTEGER REFERENCES receipts(id);
+                    """)
+                }
+                try db.execute("""
+                CREATE TABLE IF NOT EXISTS receipts (id INTEGER PRIMARY KEY, json TEXT NOT NULL);
+                CREATE INDEX IF NOT EXISTS deletions_request ON deletions(request);
+                CREATE INDEX IF NOT EXISTS deletions_record ON deletions(record);
+                CREATE INDEX IF NOT EXISTS deletions_status ON deletions(status, seq);
+                PRAGMA user_version = 6;
                 """)
             }
         }
@@ -551,7 +574,10 @@ public final class Catalog: @unchecked Sendable {
 
     public func deletionRequest(id: Int) throws -> (reason: String?, state: DeletionRequestState, requestedAt: String,
                                                       completedAt: String?, receipt: String?, records: [String])? {
-        guard let row = try db.query("SELECT reason, state, requested_at, completed_at, receipt FROM deletion_requests WHERE id = ?", id, map: {
+        guard let row = try db.query("""
+            SELECT reason, state, requested_at, completed_at, COALESCE((SELECT json FROM receipts WHERE id = receipt_id), receipt)
+            FROM deletion_requests WHERE id = ?
+            """, id, map: {
             ($0.optionalText(0), DeletionRequestState(rawValue: $0.text(1)) ?? .queued, $0.text(2), $0.optionalText(3), $0.optionalText(4))
         }).first else { return nil }
         let records = try db.query("SELECT record FROM deletions WHERE request = ? ORDER BY seq", id) { $0.text(0) }
@@ -586,17 +612,20 @@ public final class Catalog: @unchecked Sendable {
     }
 
     /// Requests none of whose deletions is still pending are done, with `receipt`.
-    func completeRequests(receipt: String?) throws {
+    func completeRequests(receiptID: Int?) throws {
         try db.run("""
-            UPDATE deletion_requests SET state = ?, completed_at = ?, receipt = COALESCE(?, receipt)
+            UPDATE deletion_requests SET state = ?, completed_at = ?, receipt_id = COALESCE(?, receipt_id)
             WHERE state != ? AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.request = deletion_requests.id AND d.status = ?)
-            """, DeletionRequestState.done.rawValue, Catalog.now(), receipt, DeletionRequestState.done.rawValue,
+            """, DeletionRequestState.done.rawValue, Catalog.now(), receiptID, DeletionRequestState.done.rawValue,
                    DeletionStatus.pending.rawValue)
     }
 
     /// The latest deletion request of a record: its state and receipt (JSON, once done with retraining).
     public func deletion(record id: String) throws -> (status: DeletionStatus, requestedAt: String, receipt: String?)? {
-        try db.query("SELECT status, requested_at, receipt FROM deletions WHERE record = ? ORDER BY seq DESC LIMIT 1", id) {
+        try db.query("""
+            SELECT status, requested_at, COALESCE((SELECT json FROM receipts WHERE id = receipt_id), receipt)
+            FROM deletions WHERE record = ? ORDER BY seq DESC LIMIT 1
+            """, id) {
             (DeletionStatus(rawValue: $0.text(0)) ?? .pending, $0.text(1), $0.optionalText(2))
         }.first
     }
@@ -604,9 +633,14 @@ public final class Catalog: @unchecked Sendable {
     /// Closes the pending deletions logged up to `seq` (all, if nil), with the
     /// receipt (JSON) when there was retraining, and the requests they finish.
     func completePendingDeletions(upTo seq: Int? = nil, receipt: String?) throws {
-        try db.run("UPDATE deletions SET status = ?, completed_at = ?, receipt = COALESCE(?, receipt) WHERE status = ? AND seq <= ?",
-                   DeletionStatus.done.rawValue, Catalog.now(), receipt, DeletionStatus.pending.rawValue, seq ?? Int.max)
-        try completeRequests(receipt: receipt)
+        var receiptID: Int?
+        if let receipt {
+            try db.run("INSERT INTO receipts(json) VALUES(?)", receipt)
+            receiptID = try db.scalarInt("SELECT last_insert_rowid()")
+        }
+        try db.run("UPDATE deletions SET status = ?, completed_at = ?, receipt_id = COALESCE(?, receipt_id) WHERE status = ? AND seq <= ?",
+                   DeletionStatus.done.rawValue, Catalog.now(), receiptID, DeletionStatus.pending.rawValue, seq ?? Int.max)
+        try completeRequests(receiptID: receiptID)
     }
 
     /// Lifts every quarantine (deletions before any training: nothing to retrain).
