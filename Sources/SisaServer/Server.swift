@@ -51,6 +51,10 @@ public final class SisaServer: @unchecked Sendable {
     /// seconds, and on the cooperative pool a few of them would stall every
     /// other handler, /v1/health included, and the HTTP event loops' tasks.
     let inference: NIOThreadPool
+    /// The submissions' writes run here (one thread), not on the cooperative
+    /// pool either: a write can wait seconds for SQLite's lock (the worker's
+    /// transactions) and an ingest runs for as long as its body takes.
+    let writes: NIOThreadPool
     let metrics: ServerMetrics
     let page: StatusPage
     let logger: Logger
@@ -66,6 +70,8 @@ public final class SisaServer: @unchecked Sendable {
         metrics = ServerMetrics(freeAuthFailures: options.freeAuthFailures)
         inference = NIOThreadPool(numberOfThreads: max(1, options.inferenceThreads))
         inference.start()
+        writes = NIOThreadPool(numberOfThreads: 1)
+        writes.start()
         page = try StatusPage(store: readers)
         let metrics = self.metrics
         let models = self.models
@@ -80,15 +86,15 @@ public final class SisaServer: @unchecked Sendable {
                                    }) { note in logger.info("\(note)") }
     }
 
-    /// A write on the submissions' connection: one at a time (a transaction
-    /// spans several statements on it).
-    func submit<R>(_ body: (Store) throws -> R) throws -> R {
-        try submitLock.withLock { try body(submissions) }
+    /// A write on the submissions' connection, on the writes' thread: one at
+    /// a time (a transaction spans several statements on it).
+    func submit<R: Sendable>(_ body: @escaping @Sendable (Store) throws -> R) async throws -> R {
+        try await writes.runIfActive { [self] in try submitLock.withLock { try body(submissions) } }
     }
 
     /// Revokes a token (its sessions end with it), as `sisa token revoke` does.
     public func revoke(tokenNamed name: String) throws {
-        try submit { try $0.revokeToken(name: name) }
+        try submitLock.withLock { try submissions.revokeToken(name: name) }
     }
 
     /// The delay the next failed authentication from `client` would get (and records it).
@@ -104,7 +110,10 @@ public final class SisaServer: @unchecked Sendable {
         try await buildApplication(ready: ready).runService()
     }
 
-    deinit { inference.shutdownGracefully { _ in } }
+    deinit {
+        inference.shutdownGracefully { _ in }
+        writes.shutdownGracefully { _ in }
+    }
 
     /// The application: the router, the HTTP server's settings, and the
     /// deletion worker as a service of its lifecycle (started with it; on

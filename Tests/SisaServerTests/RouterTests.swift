@@ -229,6 +229,8 @@ final class RouterTests: XCTestCase {
             try await client.execute(uri: "/", method: .get, headers: withCookie) { r in
                 let body = String(buffer: r.body)
                 XCTAssertTrue(body.contains("Sign out"), "the page, not the form")
+                XCTAssertTrue(r.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("default-src 'none'") == true,
+                              "no script or outside resource runs on the page")
                 XCTAssertFalse(body.contains("<b>ops</b>"))
                 XCTAssertTrue(body.contains("&lt;b&gt;ops&lt;/b&gt;"))
             }

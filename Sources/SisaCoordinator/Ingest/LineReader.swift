@@ -64,7 +64,8 @@ final class LineReader {
             start = 0
         }
         let old = buffer.count
-        buffer.reserveCapacity(old + LineReader.chunkBytes)
+        // (No reserveCapacity: an exact reservation per chunk would turn off
+        // the array's doubling and copy a long line's whole buffer per chunk.)
         var got = 0
         buffer.append(contentsOf: repeatElement(0, count: LineReader.chunkBytes))
         while true {

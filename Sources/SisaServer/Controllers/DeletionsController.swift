@@ -10,7 +10,7 @@ struct DeletionsController {
     func addRoutes(to group: RouterGroup<SisaContext>) {
         group.post("/deletions") { [server] request, context -> Response in
             let body = try await request.decode(as: DeletionBody.self, context: context)
-            return try DeletionsController.submit(body, server: server, request: request, context: context)
+            return try await DeletionsController.submit(body, server: server, request: request, context: context)
         }
         group.get("/deletions/:id") { [server] _, context -> DeletionRequest in
             guard let id = context.parameters.get("id", as: Int.self), id >= 1 else {
@@ -21,11 +21,12 @@ struct DeletionsController {
         }
     }
 
-    static func submit(_ body: DeletionBody, server: SisaServer, request: Request, context: SisaContext) throws -> Response {
+    static func submit(_ body: DeletionBody, server: SisaServer, request: Request, context: SisaContext) async throws -> Response {
         guard !body.ids.isEmpty, body.ids.count <= 10_000 else { throw HTTPError(.badRequest, message: "ids must hold 1 to 10000 record ids") }
         let result: DeletionSubmission
         do {
-            result = try server.submit { try $0.submitDeletion(ids: body.ids, reason: body.reason) }
+            let (ids, reason) = (body.ids, body.reason)
+            result = try await server.submit { try $0.submitDeletion(ids: ids, reason: reason) }
         } catch let CoordinatorError.unknownIDs(ids) {
             throw HTTPError(.notFound, message: "unknown record ids (nothing was changed): \(ids.joined(separator: ", "))")
         }

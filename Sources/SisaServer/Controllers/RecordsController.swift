@@ -37,7 +37,7 @@ struct RecordsController {
             var request = request
             let body = try await request.collectBody(upTo: context.maxUploadSize)
             let q = request.uri.queryParameters
-            let report = try RecordsController.ingest(Array(body.readableBytesView), group: q["group"].map(String.init),
+            let report = try await RecordsController.ingest(Array(body.readableBytesView), group: q["group"].map(String.init),
                                                       holdout: q["holdout"].map(String.init), server: server)
             return try encode(report, status: .created, location: nil, request: request, context: context)
         }
@@ -60,7 +60,7 @@ struct RecordsController {
     /// The CLI's all-or-nothing ingest on a request body: a JSON array of
     /// records or JSON lines ({"text", "id"?, "group"?}), parsed in memory
     /// (the text never lands in a scratch file).
-    static func ingest(_ body: [UInt8], group: String?, holdout: String?, server: SisaServer) throws -> IngestAnswer {
+    static func ingest(_ body: [UInt8], group: String?, holdout: String?, server: SisaServer) async throws -> IngestAnswer {
         let fraction: Double
         if let holdout {
             guard let f = Double(holdout), f >= 0, f < 1 else { throw HTTPError(.badRequest, message: "holdout must be a number in [0, 1)") }
@@ -82,9 +82,8 @@ struct RecordsController {
                 return Array(try JSONSerialization.data(withJSONObject: element, options: [.sortedKeys])) + [0x0A]
             }
         }
-        let r = try server.submit {
-            try $0.ingest(source: .jsonLines(lines, name: "request body"), group: group, holdout: fraction)
-        }
+        let source = IngestSource.jsonLines(lines, name: "request body")
+        let r = try await server.submit { try $0.ingest(source: source, group: group, holdout: fraction) }
         return IngestAnswer(ingest: r.ingest, added: r.added, skipped: r.skipped, holdout: r.holdout,
                             appendedSlice: r.appendedSlice, perShard: r.perShard)
     }
