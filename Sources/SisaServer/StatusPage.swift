@@ -18,9 +18,9 @@ struct StatusPage {
                      try MustacheTemplate(string: StatusPage.signedInTemplate))
     }
 
-    static func signedIn(name: String) -> String {
+    func signedIn(name: String) -> String {
         // Rendered by Mustache too: a token's name is the caller's text.
-        (try? MustacheTemplate(string: signedInTemplate).render(["name": name])) ?? ""
+        templates.signedIn.render(["name": name])
     }
 
     func login(error: String?) -> String {

@@ -38,7 +38,7 @@ struct PageController {
                 return html(server.page.login(error: "Unknown or revoked token."), status: .unauthorized)
             }
             server.logger.info("page session opened for \(session.caller.name)")
-            var response = html(StatusPage.signedIn(name: session.caller.name))
+            var response = html(server.page.signedIn(name: session.caller.name))
             response.headers[.setCookie] = PageController.cookieHeader(value: session.id, maxAge: Int(Store.sessionLifetime),
                                                                        secure: server.options.behindTLSProxy)
             return response
