@@ -27,6 +27,11 @@ final class DeletionWorker: Service, @unchecked Sendable {
     private var stopping = false
     /// `run()` waiting for `stop()`.
     private var stopped: CheckedContinuation<Void, Never>?
+    /// A retraining is in progress (the thread is not between requests).
+    private var busy = false
+    /// The thread has returned; `run()` waiting for that.
+    private var threadDone = false
+    private var exited: CheckedContinuation<Void, Never>?
     private let error = Mutex<String?>(nil)
 
     /// The last retraining's error, nil once one succeeds.
@@ -42,11 +47,21 @@ final class DeletionWorker: Service, @unchecked Sendable {
         self.log = log
     }
 
-    /// Runs the worker's thread until graceful shutdown (or cancellation),
-    /// returning once `stop()` has been called. A retraining in progress is
-    /// abandoned, not awaited.
+    /// Runs the worker's thread until graceful shutdown (or cancellation).
+    /// Once `stop()` has been called it joins the thread when that is between
+    /// requests (waiting or coalescing: it returns at once). A retraining in
+    /// progress, which may take minutes, is abandoned instead: the process
+    /// ends under it as under a crash, and the request, still recorded as
+    /// queued or retraining, is picked up at the next start.
     func run() async throws {
-        let t = Thread { [self] in loop() }
+        let t = Thread { [self] in
+            loop()
+            condition.withLock { () -> CheckedContinuation<Void, Never>? in
+                threadDone = true
+                defer { exited = nil }
+                return exited
+            }?.resume()
+        }
         t.stackSize = 16 << 20
         t.name = "sisa-deletion-worker"
         t.start()
@@ -62,6 +77,18 @@ final class DeletionWorker: Service, @unchecked Sendable {
                 }
             } onCancel: { [self] in stop() }
         } onGracefulShutdown: { [self] in stop() }
+        if condition.withLock({ busy && !threadDone }) {
+            log("stopping during a retraining: the request resumes at the next start")
+            return
+        }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = condition.withLock { () -> Bool in
+                if threadDone { return true }
+                exited = c
+                return false
+            }
+            if now { c.resume() }
+        }
     }
 
     /// A request became durable: retrain after the coalescing window.
@@ -100,6 +127,7 @@ final class DeletionWorker: Service, @unchecked Sendable {
             let training = trainRequested
             trainRequested = false
             condition.unlock()
+            defer { condition.withLock { busy = false } }
             // Let requests that arrive close together share the retraining.
             if coalesce > 0 {
                 let deadline = Date(timeIntervalSinceNow: coalesce)
@@ -109,6 +137,7 @@ final class DeletionWorker: Service, @unchecked Sendable {
                 condition.unlock()
                 if stop { return }
             }
+            condition.withLock { busy = true }
             do {
                 if training {
                     let report = try store.train(jobs: jobs, executor: executor)

@@ -30,7 +30,8 @@ public final class SisaServer: @unchecked Sendable {
         public var executor: ShardExecutor?
         /// Threads that run queries and scores (the inference executor).
         public var inferenceThreads = ProcessInfo.processInfo.activeProcessorCount
-        /// The page's cookie is marked Secure (a TLS proxy in front terminates HTTPS).
+        /// The page's cookie is marked Secure (a TLS proxy in front terminates HTTPS),
+        /// and failed sign-ins are counted per the client address the proxy forwards.
         public var behindTLSProxy = false
         /// Seconds a connection may stay idle (no bytes read) before it is closed.
         public var idleTimeout = 30.0
@@ -150,7 +151,7 @@ public final class SisaServer: @unchecked Sendable {
         status.addPublicRoutes(to: router.group("/v1"))
         PageController(server: self).addRoutes(to: router)
         let api = router.group("/v1").add(middleware: TokenAuth(tokens: { [readers] in try readers.authenticate($0) },
-                                                                 failures: metrics.authFailures))
+                                                                 failures: metrics.authFailures, behindProxy: options.behindTLSProxy))
         let reading = api.group().add(middleware: RequireRole(action: .read))
         status.addRoutes(to: reading)
         QueryController(server: self).addRoutes(to: reading)

@@ -120,7 +120,12 @@ struct TOFURunCommand: ParsableCommand {
 struct TOFUReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tofu-report",
-        abstract: "Table (markdown) and plot (SVG: forget quality vs utility) of tofu-run results.")
+        abstract: "Table (markdown) and plot (SVG: forget quality vs utility) of tofu-run results.",
+        discussion: """
+        Prints one row per run. When a split and method were run more than once (several seeds), \
+        it then prints one row per split and method: each figure's mean and [min, max] over the runs, \
+        and in how many runs TOFU's KS test tells the model from the exact one (forget quality < 0.05).
+        """)
     @Argument(help: "JSON-lines files written by `tofu-run --json`.") var files: [String]
     @Option(help: "Write the SVG plot to FILE.") var plot: String?
 
@@ -153,6 +158,11 @@ struct TOFUReportCommand: ParsableCommand {
             }
         }
         print(Self.table(rs), terminator: "")
+        let rows = TOFUSummary.rows(rs)
+        if rows.contains(where: { $0.runs > 1 }) {
+            print("\nOver runs (mean [min, max]):\n")
+            print(TOFUSummary.table(rows), terminator: "")
+        }
         if let plot { try Data(TOFUPlot.svg(rs).utf8).write(to: URL(fileURLWithPath: plot), options: .atomic) }
     }
 }

@@ -25,7 +25,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Threads answering queries and scores (default: one per core).")
     var inferenceThreads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: ArgumentHelp("Mark the status page's session cookie Secure.",
-                             discussion: "For a server reached through a TLS-terminating proxy: browsers then send the cookie over HTTPS only."))
+                             discussion: "For a server reached through a TLS-terminating proxy: browsers then send the cookie over HTTPS only, and failed sign-ins are slowed down per client address as the proxy forwards it (the last X-Forwarded-For entry), not per proxy. The proxy must append that header."))
     var behindTLSProxy = false
     @Option(help: "Seconds a connection may stay idle (no bytes received) before the server closes it.")
     var idleTimeout = 30.0

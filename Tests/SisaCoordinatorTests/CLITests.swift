@@ -30,61 +30,79 @@ final class CLITests: XCTestCase {
         return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
     }
 
+    /// Starts `sisa ARGS --store STORE` with extra environment (the fault injection of `FaultInjection`).
+    private func start(_ args: [String], store: URL, environment: [String: String] = [:]) throws -> Process {
+        let p = Process()
+        p.executableURL = sisa
+        p.arguments = args + ["--store", store.path]
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    private func assertKilled(_ p: Process, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal, "\(what) was not killed", file: file, line: line)
+        XCTAssertEqual(p.terminationStatus, SIGKILL, what, file: file, line: line)
+    }
+
     func testSigkillDuringTrainThenResumeIsBitwiseEqual() throws {
         let tmp = TempDir()
-        // A few seconds of training, so kills land at many different points.
-        let reference = try makeStore(tmp, "ref", records: 400, epochs: 100)
+        let reference = try makeStore(tmp, "ref", records: 200, epochs: 4)
         try run(["train"], store: reference)
         let refDigests = (try statusJSON(reference)["shards"] as! [[String: Any]]).map { $0["digest"] as! String }
 
-        let victim = try makeStore(tmp, "victim", records: 400, epochs: 100)
-        var rng = SystemRandomNumberGenerator()
-        var kills = 0
-        for _ in 0..<5 {
-            let p = Process()
-            p.executableURL = sisa
-            p.arguments = ["train", "--store", victim.path]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            usleep(UInt32.random(in: 30_000...350_000, using: &rng))
-            if p.isRunning { kill(p.processIdentifier, SIGKILL); kills += 1 }
+        // 2 shards x 4 slices: 8 checkpoints. Each run is killed at a chosen
+        // point: right after its k-th checkpoint is recorded, or between the
+        // k-th file's rename and its catalog row (an orphan file). The runs
+        // record at most 1+1+2+1+2 = 7 checkpoints, so every one of them is killed.
+        let victim = try makeStore(tmp, "victim", records: 200, epochs: 4)
+        let kills: [(String, Int)] = [("SISA_TEST_KILL_BEFORE_RECORDING_CHECKPOINT", 1), ("SISA_TEST_KILL_AFTER_CHECKPOINTS", 1),
+                                      ("SISA_TEST_KILL_BEFORE_RECORDING_CHECKPOINT", 2), ("SISA_TEST_KILL_AFTER_CHECKPOINTS", 1),
+                                      ("SISA_TEST_KILL_AFTER_CHECKPOINTS", 2)]
+        var recorded: [Int] = []
+        for (fault, k) in kills {
+            let p = try start(["train"], store: victim, environment: [fault: "\(k)"])
             p.waitUntilExit()
+            assertKilled(p, "train with \(fault)=\(k)")
+            recorded.append(try statusJSON(victim)["checkpoints"] as? Int ?? -1)
         }
-        XCTAssertGreaterThanOrEqual(kills, 2, "the kills must interrupt training")
+        XCTAssertEqual(recorded, recorded.sorted(), "progress is kept across kills: \(recorded)")
+        XCTAssertLessThan(recorded.last!, 8, "the last run was killed before the end")
         try run(["train"], store: victim)
         let status = try statusJSON(victim)
         let digests = (status["shards"] as! [[String: Any]]).map { $0["digest"] as! String }
-        XCTAssertEqual(digests, refDigests, "after \(kills) SIGKILLs")
-        // No temp files left behind.
+        XCTAssertEqual(digests, refDigests, "after \(kills.count) SIGKILLs")
+        try run(["verify"], store: victim)
+        // No temp files left behind, and the orphans were replaced by recorded checkpoints.
         let files = try FileManager.default.contentsOfDirectory(atPath: victim.appendingPathComponent("checkpoints").path)
         XCTAssertFalse(files.contains { $0.contains(".tmp-") }, "\(files)")
+        XCTAssertEqual(files.filter { $0.hasSuffix(".ckpt") }.count, status["checkpoints"] as? Int, "\(files)")
     }
 
     func testSecondWriterFailsClearlyWhileTrainRuns() throws {
         let tmp = TempDir()
-        let store = try makeStore(tmp, "s", records: 400, epochs: 100)
-        let p = Process()
-        p.executableURL = sisa
-        p.arguments = ["train", "--store", store.path]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        // Wait until train holds the lock.
-        let lockPath = store.appendingPathComponent("lock").path
-        for _ in 0..<200 {
-            if (try? String(contentsOfFile: lockPath, encoding: .utf8))?.contains("sisa train") == true { break }
-            usleep(10_000)
+        let store = try makeStore(tmp, "s", records: 100)
+        // Train holds the store's lock, held in flight at its first checkpoint by the gate.
+        let gate = tmp.url.appendingPathComponent("gate").path
+        let p = try start(["train"], store: store, environment: ["SISA_TEST_CHECKPOINT_GATE": gate])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !(try FileManager.default.contentsOfDirectory(atPath: tmp.url.path)).contains(where: { $0.hasPrefix("gate.waiting-") }) {
+            usleep(5_000)
         }
+        XCTAssertTrue(p.isRunning, "train waits at the gate")
         let r = try run(["ingest", tmp.jsonl("more.jsonl", syntheticRecords(3, prefix: "more"))], store: store, expectSuccess: false)
-        XCTAssertTrue(p.isRunning, "train should still be running (make the store bigger)")
-        p.waitUntilExit()
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.err.contains("in use by another sisa process"), r.err)
         XCTAssertNil(try Store.open(at: store).catalog.record(id: "more-0"), "the refused ingest must change nothing")
-        XCTAssertEqual(p.terminationStatus, 0)
-        // Readers are never blocked, and the store is consistent afterwards.
+        // Readers are never blocked.
         XCTAssertEqual((try statusJSON(store)["pendingDeletions"] as? Int), 0)
+        FileManager.default.createFile(atPath: gate, contents: nil)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        try run(["verify"], store: store)
     }
 
     func testStatusJSONContractAndErrors() throws {
@@ -189,30 +207,21 @@ final class CLITests: XCTestCase {
 
     func testRebuildKilledHalfWayKeepsTheOldVersionUntilItCompletes() throws {
         let tmp = TempDir()
-        let reference = try makeStore(tmp, "ref", records: 400, epochs: 100)
+        let reference = try makeStore(tmp, "ref", records: 200)
         try run(["train"], store: reference)
         let refDigests = (try statusJSON(reference)["shards"] as! [[String: Any]]).map { $0["digest"] as! String }
 
-        let store = try makeStore(tmp, "s", records: 400, epochs: 100)
+        let store = try makeStore(tmp, "s", records: 200)
         try run(["train"], store: store)
         try makeItLookOld(store)
         let dir = store.appendingPathComponent("checkpoints").path
         let oldFiles = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
-        let p = Process()
-        p.executableURL = sisa
-        p.arguments = ["train", "--rebuild", "--store", store.path]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        // Kill it once the first checkpoint of the new version is on disk.
-        for _ in 0..<2000 {
-            let files = Set((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
-            if files.contains(where: { $0.hasSuffix(".ckpt") && !oldFiles.contains($0) }) { break }
-            usleep(2_000)
-        }
-        XCTAssertTrue(p.isRunning, "the rebuild should still be running (make the store bigger)")
-        kill(p.processIdentifier, SIGKILL)
+        // Killed right after the first checkpoint of the new version is recorded.
+        let p = try start(["train", "--rebuild"], store: store, environment: ["SISA_TEST_KILL_AFTER_CHECKPOINTS": "1"])
         p.waitUntilExit()
+        assertKilled(p, "the rebuild")
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
+        XCTAssertTrue(files.contains(where: { $0.hasSuffix(".ckpt") && !oldFiles.contains($0) }), "a checkpoint of the new version is on disk")
 
         // Still the old version: every command that trains refuses, and every
         // shard's recorded model is still there to answer queries.

@@ -75,6 +75,21 @@ final class IngestTests: XCTestCase {
         XCTAssertEqual(recs.last?.origin, "\(path):\(expected.count)")
     }
 
+    /// A line over 64 MiB (a file without newlines, say) is refused naming the
+    /// file and line, and the store is unchanged.
+    func testOverlongLineIsRefusedByNameAndKeepsNothing() throws {
+        let tmp = TempDir()
+        var bytes = Array(#"{"id": "ok", "text": "a fine record"}"#.utf8) + [0x0A]
+        bytes += Array(#"{"id": "huge", "text": ""#.utf8) + [UInt8](repeating: 0x61, count: (64 << 20) + 1)
+        let path = write(tmp, "huge.jsonl", bytes)
+        XCTAssertThrowsError(try RecordParser.parse(path: path, format: .jsonl)) {
+            XCTAssertTrue("\($0)".contains("huge.jsonl:2: line longer than 64 MiB"), "\($0)")
+        }
+        let store = try Store.create(at: tmp.url.appendingPathComponent("s"), config: microConfig(shards: 1, slices: 1))
+        XCTAssertThrowsError(try store.ingest(paths: [path]))
+        XCTAssertEqual(try store.catalog.recordCounts().live, 0)
+    }
+
     /// An error deep in a large input (the reader thread's) or from the insert
     /// (an id already in the store) leaves the catalog as it was.
     func testLateErrorsInALargeIngestKeepNothing() throws {

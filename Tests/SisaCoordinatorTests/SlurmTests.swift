@@ -110,7 +110,7 @@ final class SlurmTests: XCTestCase {
         let tmp = TempDir()
         let records = syntheticRecords(60)
         var config = microConfig(shards: 2, slices: 3)
-        config.epochs = 300   // seconds per stage, so the cancel lands mid-training
+        config.epochs = 20
         let local = try Store.create(at: tmp.url.appendingPathComponent("local"), config: config)
         _ = try local.ingest(paths: [tmp.jsonl("r.jsonl", records)])
         _ = try local.train(jobs: 2)
@@ -120,14 +120,20 @@ final class SlurmTests: XCTestCase {
         let progress = Notes()
         let executor = slurm(notes)
         let cancelled = Notes()
-        // Cancel shard 1's task as soon as its stage-0 checkpoint is on disk:
-        // it is then mid-stage 1 (stage 1 lasts about a second here).
+        // Cancel shard 1's task while it is held at the checkpoint gate right
+        // after its stage-0 checkpoint (mid-run at a known point, on any
+        // machine), then open the gate for every task. The gate reaches the
+        // tasks through sbatch's exported environment; this process read the
+        // variable (unset) when `local` trained, so it is not gated itself.
+        let gate = tmp.url.appendingPathComponent("gate").path
+        setenv("SISA_TEST_CHECKPOINT_GATE", gate, 1)
+        defer { unsetenv("SISA_TEST_CHECKPOINT_GATE"); FileManager.default.createFile(atPath: gate, contents: nil) }
         let stage0 = cluster.checkpoints.dir.appendingPathComponent("\(try cluster.plan(shard: 1).stages[0].key).ckpt").path
         let canceller = Thread {
-            let deadline = Date().addingTimeInterval(60)
+            let deadline = Date().addingTimeInterval(120)
             while Date() < deadline {
                 if let job = notes.all.first(where: { $0.hasPrefix("submitted Slurm job") })?.split(separator: " ")[3].dropLast(),
-                   FileManager.default.fileExists(atPath: stage0) {
+                   FileManager.default.fileExists(atPath: gate + ".waiting-s1-0") {
                     let scancel = Process()
                     scancel.executableURL = URL(fileURLWithPath: "/usr/bin/env")
                     scancel.arguments = ["scancel", "\(job)_1"]
@@ -135,10 +141,11 @@ final class SlurmTests: XCTestCase {
                     scancel.waitUntilExit()
                     cancelled.add("\(job)_1 \(scancel.terminationStatus)")
                     cancelled.add(inode(stage0))
-                    return
+                    break
                 }
                 Thread.sleep(forTimeInterval: 0.005)
             }
+            FileManager.default.createFile(atPath: gate, contents: nil)
         }
         canceller.start()
         let report = try cluster.train(executor: executor, progress: { progress.add("\($0.shard) stage \($0.stage) \($0.doneSteps)/\($0.totalSteps)") })

@@ -20,7 +20,7 @@ final class RouterTests: XCTestCase {
         let recordIDs: [String]
     }
 
-    private func fixture(tokenName: String = "ops", freeAuthFailures: Int = 1000) throws -> Fixture {
+    private func fixture(tokenName: String = "ops", freeAuthFailures: Int = 1000, behindProxy: Bool = false) throws -> Fixture {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sisa-router-\(UUID().uuidString)")
         let storeURL = dir.appendingPathComponent("s")
         let config = StoreConfig(shards: 2, slices: 2, model: GPT2Configuration(layers: 1, heads: 2, dim: 32, context: 32),
@@ -43,6 +43,7 @@ final class RouterTests: XCTestCase {
         o.coalesce = 0
         o.inferenceThreads = 1
         o.freeAuthFailures = freeAuthFailures   // the role matrix fails on purpose, many times
+        o.behindTLSProxy = behindProxy
         return Fixture(dir: dir, server: try SisaServer(store: storeURL, options: o), tokens: tokens,
                        recordIDs: (0..<24).map { "r\($0)" })
     }
@@ -271,6 +272,34 @@ final class RouterTests: XCTestCase {
             for _ in 0..<3 { try await client.execute(uri: "/v1/status", method: .get) { XCTAssertEqual($0.status, .unauthorized) } }
             try await client.execute(uri: "/v1/metrics", method: .get, headers: RouterTests.bearer(f.tokens[.reader])) { r in
                 XCTAssertTrue(String(buffer: r.body).contains("sisa_http_unauthorized_total 3"), String(buffer: r.body))
+            }
+        }
+    }
+
+    /// Behind a TLS proxy every connection is the proxy's: failures are counted
+    /// per forwarded client (the last X-Forwarded-For entry, which the proxy
+    /// appends), so one client's failures do not slow the others down, and a
+    /// client cannot escape its count by sending a header of its own.
+    func testBehindAProxyFailuresCountPerForwardedClient() async throws {
+        for behindProxy in [true, false] {
+            let f = try fixture(freeAuthFailures: 1, behindProxy: behindProxy)
+            defer { try? FileManager.default.removeItem(at: f.dir) }
+            @Sendable func forwarded(_ xff: String) -> HTTPFields {
+                var h = HTTPFields()
+                h[HTTPField.Name("X-Forwarded-For")!] = xff
+                return h
+            }
+            try await f.server.buildApplication().test(.router) { client in
+                // The same client twice, the second time with an address of its own choosing in front.
+                for xff in ["198.51.100.7", "203.0.113.99, 198.51.100.7", "198.51.100.8"] {
+                    try await client.execute(uri: "/v1/status", method: .get, headers: forwarded(xff)) { XCTAssertEqual($0.status, .unauthorized) }
+                }
+                try await client.execute(uri: "/v1/metrics", method: .get, headers: RouterTests.bearer(f.tokens[.reader])) { r in
+                    // Behind the proxy: only 198.51.100.7's second failure is held back. Without
+                    // the flag the header means nothing: all three come from one address.
+                    let delayed = behindProxy ? 1 : 2
+                    XCTAssertTrue(String(buffer: r.body).contains("sisa_http_unauthorized_delayed_total \(delayed)"), String(buffer: r.body))
+                }
             }
         }
     }

@@ -111,12 +111,24 @@ public enum TOFU {
 
     /// Mean NLL per token of `answer` after "Question: q\nAnswer: " under a
     /// scorer of whole records (per-token NLLs): log of P(a|q)^(-1/|a|).
-    static func answerNLL(question: String, answers: [String], score: ([[UInt8]]) -> [RecordScore]) -> [Double] {
-        let prefix = Array(record(question, "").utf8)
-        let scores = score(answers.map { Array(record(question, $0).utf8) })
-        return zip(answers, scores).map { a, s in
-            // tokenNLL[t] predicts byte t of the record (then <end>); the answer's bytes follow the prefix.
-            let range = prefix.count..<(prefix.count + a.utf8.count)
+    ///
+    /// `encode` is the store's tokenizer (bytes by default). The answer's
+    /// tokens are those of the whole record after the longest common prefix
+    /// with the question's tokens: a BPE tokenizer merges the space after
+    /// "Answer:" into the answer's first word, so the question alone ends in
+    /// a token the record does not have. On bytes the common prefix is the
+    /// whole question, and the answer is exactly its bytes.
+    static func answerNLL(question: String, answers: [String], encode: ([UInt8]) -> [Int32] = { $0.map(Int32.init) },
+                          score: ([[UInt8]]) -> [RecordScore]) -> [Double] {
+        let prefix = encode(Array(record(question, "").utf8))
+        let texts = answers.map { Array(record(question, $0).utf8) }
+        let scores = score(texts)
+        return zip(texts, scores).map { text, s in
+            let tokens = encode(text)
+            let start = zip(prefix, tokens).prefix { $0 == $1 }.count
+            // tokenNLL[t] predicts token t of the record (then <sep>).
+            let range = start..<tokens.count
+            precondition(!range.isEmpty && s.tokenNLL!.count >= tokens.count, "an answer with no token of its own")
             return range.reduce(0.0) { $0 + Double(s.tokenNLL![$1]) } / Double(range.count)
         }
     }
@@ -133,10 +145,11 @@ public enum TOFU {
     /// knows the fact; near 1: it cannot tell true from false. `.trained`
     /// takes both in the wording of the training record instead.
     public static func truthRatio(_ q: Question, wording: Wording = .paraphrased,
+                                  encode: ([UInt8]) -> [Int32] = { $0.map(Int32.init) },
                                   score: ([[UInt8]]) -> [RecordScore]) -> Double {
         let (truth, wrong) = wording == .paraphrased ? (q.paraphrased, q.perturbed) : (q.answer, q.perturbedTrained)
         precondition(!wrong.isEmpty, "question without perturbed answers in the \(wording) wording")
-        let nll = answerNLL(question: q.question, answers: [truth] + wrong, score: score)
+        let nll = answerNLL(question: q.question, answers: [truth] + wrong, encode: encode, score: score)
         let perturbedMean = nll.dropFirst().reduce(0.0) { $0 + Foundation.exp(-$1) } / Double(wrong.count)
         return perturbedMean / Foundation.exp(-nll[0])
     }

@@ -19,7 +19,8 @@ public struct TOFUResult: Codable, Sendable {
     public let ksStatisticTrained: Double
     public let meanTruthRatioTrained: Double
     /// Model utility on retained people: mean per-byte probability of the
-    /// true answer, P(a|q)^(1/|a|), over a sample of their questions.
+    /// true answer, P(a|q)^(1/|a|) (per byte, or per token of a base's
+    /// tokenizer), over a sample of their questions.
     public let utility: Double
     public let holdoutPPL: Double
     public let calibratedAUC: Double?
@@ -71,14 +72,15 @@ extension Store {
 
         /// Truth ratios of the forget questions in both wordings.
         func truthRatios(_ e: Ensemble) -> Ratios {
-            Ratios(paraphrased: forgetQ.map { TOFU.truthRatio($0, wording: .paraphrased, score: e.score) },
-                   trained: forgetQ.map { TOFU.truthRatio($0, wording: .trained, score: e.score) })
+            Ratios(paraphrased: forgetQ.map { TOFU.truthRatio($0, wording: .paraphrased, encode: e.codec.encode, score: e.score) },
+                   trained: forgetQ.map { TOFU.truthRatio($0, wording: .trained, encode: e.codec.encode, score: e.score) })
         }
         func utility(_ e: Ensemble) -> Double {
-            let p = retainQ.map { Foundation.exp(-TOFU.answerNLL(question: $0.question, answers: [$0.answer], score: e.score)[0]) }
+            let p = retainQ.map { Foundation.exp(-TOFU.answerNLL(question: $0.question, answers: [$0.answer], encode: e.codec.encode, score: e.score)[0]) }
             return p.reduce(0, +) / Double(max(1, p.count))
         }
         var results: [TOFUResult] = []
+        var pending: [(UnlearningMethod, ComparisonModels, Ratios)] = []
         func record(_ m: String, _ ratios: Ratios, reference: Ratios, _ e: Ensemble, _ metrics: ModelMetrics, seconds: Double) {
             let ks = KolmogorovSmirnov.test(ratios.paraphrased, reference.paraphrased)
             let ksT = KolmogorovSmirnov.test(ratios.trained, reference.trained)
@@ -93,43 +95,42 @@ extension Store {
                 extractionRateCI: metrics.extraction?.exactMatchRateCI, seconds: seconds))
         }
 
-        // One comparison through the filter gives the original, exact and filtered models;
-        // each gradient method needs its own.
+        // One comparison: the original and exact models are built once (the
+        // exact retrain is the expensive part), then each method runs from the
+        // same original. The filter's run also yields the original and exact rows.
         var o = base
         o.forgetIDs = forgetIDs
         o.forgetGroup = nil
         o.trials = 1
         let simple = methods.filter { [.exact, .none, .filter, .dp].contains($0) }
-        if !simple.isEmpty {
-            o.unlearning.method = .filter
-            // The filter's window matters only when its row is asked for.
-            if !methods.contains(.filter) { o.unlearning.filterBytes = OutputFilter.defaultWindowBytes }
-            log?("\(percent)% split: original, exact and filter (\(forgetIDs.count) forget records)")
-            var models: ComparisonModels?
-            let r = try compare(o, log: log) { models = $0 }
-            let m = models!
-            let exactRatios = truthRatios(m.exact)
-            for method in simple {
-                switch method {
-                case .exact: record("exact", exactRatios, reference: exactRatios, m.exact, r.exact, seconds: m.exactSeconds)
-                case .none: record("none", truthRatios(m.original), reference: exactRatios, m.original, r.original, seconds: 0)
-                case .dp: record("dp", truthRatios(m.original), reference: exactRatios, m.original, r.original, seconds: 0)
-                case .filter:
-                    record("filter", truthRatios(m.approximate), reference: exactRatios, m.approximate,
-                           r.approximate.curve.last!, seconds: 0)
-                default: break
-                }
-            }
+        // The filter's window matters only when its row is asked for.
+        if !methods.contains(.filter) { o.unlearning.filterBytes = OutputFilter.defaultWindowBytes }
+        let gradient = methods.compactMap { m in UnlearningMethod(rawValue: m.rawValue).flatMap { $0 == .filter ? nil : $0 } }
+        let runs = (simple.isEmpty ? [] : [UnlearningMethod.filter]) + gradient
+        log?("\(percent)% split: original and exact, then \(runs.map(\.rawValue).joined(separator: ", ")) (\(forgetIDs.count) forget records)")
+        var exactRatios: Ratios?
+        let reports = try compare(o, methods: runs, log: log) { method, m in
+            let reference = exactRatios ?? truthRatios(m.exact)
+            exactRatios = reference
+            pending.append((method, m, reference))
         }
-        for method in methods {
-            guard let um = UnlearningMethod(rawValue: method.rawValue), um != .filter else { continue }
-            o.unlearning.method = um
-            log?("\(percent)% split: \(um.rawValue)")
-            var models: ComparisonModels?
-            let r = try compare(o, log: log) { models = $0 }
-            let m = models!
-            record(um.rawValue, truthRatios(m.approximate), reference: truthRatios(m.exact), m.approximate,
-                   r.approximate.curve.last!, seconds: m.approximateSeconds)
+        for ((method, m, reference), r) in zip(pending, reports) {
+            if method == .filter {
+                for s in simple {
+                    switch s {
+                    case .exact: record("exact", reference, reference: reference, m.exact, r.exact, seconds: m.exactSeconds)
+                    case .none: record("none", truthRatios(m.original), reference: reference, m.original, r.original, seconds: 0)
+                    case .dp: record("dp", truthRatios(m.original), reference: reference, m.original, r.original, seconds: 0)
+                    case .filter:
+                        record("filter", truthRatios(m.approximate), reference: reference, m.approximate,
+                               r.approximate.curve.last!, seconds: 0)
+                    default: break
+                    }
+                }
+            } else {
+                record(method.rawValue, truthRatios(m.approximate), reference: reference, m.approximate,
+                       r.approximate.curve.last!, seconds: m.approximateSeconds)
+            }
         }
         return results
     }

@@ -52,6 +52,7 @@ public enum Worker {
             let w = try CheckpointFile.write(state, floatBytes: floatBytes, key: stage.key, dir: checkpoints)
             written.append(.init(key: stage.key, stage: stage.stage, checksum: w.checksum))
             note("shard \(order.shard): stage \(stage.stage) done")
+            FaultInjection.checkpointWritten(shard: order.shard, stage: stage.stage)
         }
         let result = WorkResult(run: order.run, shard: order.shard, report: report, checkpoints: written,
                                 host: ProcessInfo.processInfo.hostName)

@@ -5,9 +5,13 @@ import Foundation
 /// a few megabytes.
 ///
 /// Lines come without their terminators ("\n" or "\r\n") and with 1-based
-/// numbers; a last line without a newline is still a line.
+/// numbers; a last line without a newline is still a line. A line longer
+/// than `maxLineBytes` is an error naming the file and line, before it is
+/// buffered whole: a file without newlines cannot take the machine's memory.
 final class LineReader {
     static let chunkBytes = 1 << 20
+    /// The longest line (one record, or one line of a fortune) accepted.
+    let maxLineBytes: Int
     let path: String
     private let fd: Int32
     private var buffer: [UInt8] = []
@@ -18,8 +22,9 @@ final class LineReader {
     /// Bytes read from the file so far (for progress).
     private(set) var bytesRead = 0
 
-    init(path: String) throws {
+    init(path: String, maxLineBytes: Int = 64 << 20) throws {
         self.path = path
+        self.maxLineBytes = maxLineBytes
         fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw CoordinatorError.invalidInput("\(path): cannot read (\(String(cString: strerror(errno))))")
@@ -41,6 +46,9 @@ final class LineReader {
                     return b.baseAddress!.distance(to: p.assumingMemoryBound(to: UInt8.self))
                 }
                 if newline != nil || atEOF { break }
+                if buffer.count - start > maxLineBytes {
+                    throw CoordinatorError.invalidInput("\(path):\(number + 1): line longer than \(maxLineBytes >> 20) MiB (one record per line, at most \(maxLineBytes >> 20) MiB)")
+                }
                 searchFrom = buffer.count - start
                 try refill()
             }

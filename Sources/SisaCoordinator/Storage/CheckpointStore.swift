@@ -44,8 +44,9 @@ public final class CheckpointStore: @unchecked Sendable {
         let written = try CheckpointFile.write(state, floatBytes: floatBytes, key: key, dir: dir)
         let info = CheckpointInfo(key: key, shard: shard, stage: stage, file: CheckpointFile.name(key: key),
                                   rawBytes: written.rawBytes, storedBytes: written.storedBytes, checksum: written.checksum)
+        FaultInjection.checkpointFileWritten()
         try mutex.withLock { try catalog.addCheckpoint(info) }
-        FaultInjection.checkpointWritten()
+        FaultInjection.checkpointWritten(shard: shard, stage: stage)
         return info
     }
 

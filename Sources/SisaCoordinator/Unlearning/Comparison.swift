@@ -231,6 +231,55 @@ extension Store {
 
     func compareOnce(_ o: CompareOptions, forget: [RecordInfo], trial: Int, pool: WorkerPool,
                      log: ((String) -> Void)?, inspect: ((ComparisonModels) throws -> Void)? = nil) throws -> ComparisonReport {
+        try approximate(o, from: try baseline(o, forget: forget, trial: trial, pool: pool, log: log), log: log, inspect: inspect)
+    }
+
+    /// Several approximate methods against one forget set (no trials): the
+    /// original and exact models are built and measured once, and each method
+    /// starts from the same original. Reports in the order of `methods`.
+    func compare(_ options: CompareOptions, methods: [UnlearningMethod], pool: WorkerPool = .shared,
+                 log: ((String) -> Void)? = nil,
+                 inspect: ((UnlearningMethod, ComparisonModels) throws -> Void)? = nil) throws -> [ComparisonReport] {
+        try requireCurrentNumerics(adopt: false)
+        guard options.trials == 1 else { throw CoordinatorError.invalidInput("one forget set only (trials 1)") }
+        let base = try baseline(options, forget: try forgetSet(options), trial: 0, pool: pool, log: log)
+        return try methods.map { method in
+            var o = options
+            o.unlearning.method = method
+            if method == .filter { o.unlearning.steps = 0 }
+            guard method != .filter || o.unlearning.filterBytes >= OutputFilter.minimumWindowBytes else {
+                throw CoordinatorError.invalidInput("--filter-bytes must be at least \(OutputFilter.minimumWindowBytes)")
+            }
+            log?("approximate: \(method.rawValue)")
+            return try approximate(o, from: base, log: log, inspect: inspect.map { f in { try f(method, $0) } })
+        }
+    }
+
+    /// What every method of one forget set is measured against: the original
+    /// and the exact ensembles, scored and measured (extraction included).
+    struct Baseline {
+        let forget: [RecordInfo]
+        let forgetTexts: [[UInt8]]
+        let forgetGroups: Set<String>
+        let ensemble: Ensemble
+        let answering: [Int]
+        let affected: [Int]
+        let texts: [[UInt8]]
+        let retainByShard: [Int: [[UInt8]]]
+        let original: ShardScores
+        let exactState: ShardScores
+        let exactModels: [Int: ShardModel]
+        let exactSeconds: Double
+        let exactDigests: [String: String]
+        let meter: ComparisonMeter
+        let exactNLL: [Double]
+        let originalMetrics: ModelMetrics
+        let exactMetrics: ModelMetrics
+        let verdict: Verdict
+    }
+
+    func baseline(_ o: CompareOptions, forget: [RecordInfo], trial: Int, pool: WorkerPool,
+                  log: ((String) -> Void)?) throws -> Baseline {
         let forgetIDs = Set(forget.map(\.id))
         let ensemble = try Ensemble(store: self, pool: pool)
         let answering = ensemble.models.map(\.shard)
@@ -304,6 +353,22 @@ extension Store {
             exactMetrics.privacyLeak = 0
         }
         let verdict = Verdict.judge(original: originalMetrics, forgetRecords: forget.count)
+        return Baseline(forget: forget, forgetTexts: forgetTexts, forgetGroups: forgetGroups, ensemble: ensemble,
+                        answering: answering, affected: affected, texts: texts, retainByShard: retainByShard,
+                        original: original, exactState: exactState, exactModels: exactModels, exactSeconds: exactSeconds,
+                        exactDigests: exactDigests, meter: meter, exactNLL: exactNLL, originalMetrics: originalMetrics,
+                        exactMetrics: exactMetrics, verdict: verdict)
+    }
+
+    /// One approximate method from the baseline's original, measured along its steps.
+    func approximate(_ o: CompareOptions, from b: Baseline, log: ((String) -> Void)?,
+                     inspect: ((ComparisonModels) throws -> Void)?) throws -> ComparisonReport {
+        let (forget, forgetTexts, ensemble, affected, texts) = (b.forget, b.forgetTexts, b.ensemble, b.affected, b.texts)
+        let (original, exactState, exactModels, meter, exactNLL) = (b.original, b.exactState, b.exactModels, b.meter, b.exactNLL)
+        let (retainByShard, exactMetrics, verdict, answering) = (b.retainByShard, b.exactMetrics, b.verdict, b.answering)
+        func ensembleOf(_ replaced: [Int: ShardModel]) -> Ensemble {
+            Ensemble(models: ensemble.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) })
+        }
 
         // Approximate: the chosen method on copies of the affected shards.
         let unlearners = try affected.map { s in
@@ -347,7 +412,7 @@ extension Store {
         try inspect?(ComparisonModels(
             forget: forget, original: ensemble, exact: ensembleOf(exactModels),
             approximate: ensembleOf(Dictionary(uniqueKeysWithValues: unlearners.map { ($0.shard, $0.model) })),
-            approximateSeconds: seconds, exactSeconds: exactSeconds))
+            approximateSeconds: seconds, exactSeconds: b.exactSeconds))
 
         // Canaries among the forget records: exposure against random secrets.
         let canaryExposure = try CanaryExposure.measure(
@@ -363,9 +428,9 @@ extension Store {
                                nllOriginal: origNLL[i], nllExact: exactNLL[i], nllApproximate: lastNLL[i],
                                exposureOriginal: origExp[i], exposureExact: exactExp[i], exposureApproximate: lastExp[i])
         }
-        return ComparisonReport(forgetIDs: forget.map(\.id), groups: forgetGroups.sorted(), affectedShards: affected,
-                                exactDigests: exactDigests, verdict: verdict.measurable ? "measurable" : "not-measurable",
-                                verdictReason: verdict.reason, original: originalMetrics, exact: exactMetrics,
+        return ComparisonReport(forgetIDs: forget.map(\.id), groups: b.forgetGroups.sorted(), affectedShards: affected,
+                                exactDigests: b.exactDigests, verdict: verdict.measurable ? "measurable" : "not-measurable",
+                                verdictReason: verdict.reason, original: b.originalMetrics, exact: exactMetrics,
                                 approximate: approx, canaryExposure: canaryExposure, records: records)
     }
 }

@@ -19,7 +19,7 @@ struct PageController {
     func addRoutes(to router: Router<SisaContext>) {
         router.get("/") { [server] request, context -> Response in
             guard let caller = try PageController.caller(request, server: server) else {
-                if PageController.sessionCookie(request) != nil { try await server.metrics.authFailures.failed(from: context.remoteAddress) }
+                if PageController.sessionCookie(request) != nil { try await server.metrics.authFailures.failed(client: context.client(of: request, behindProxy: server.options.behindTLSProxy)) }
                 return html(server.page.login(error: nil))
             }
             return html(try server.page.page(caller: "\(caller.name) (\(caller.role.rawValue))"))
@@ -34,7 +34,7 @@ struct PageController {
             let token = form.token ?? ""
             guard let session = try await server.submit({ try $0.openSession(token: token) }),
                   session.caller.role.permits(.read) else {
-                try await server.metrics.authFailures.failed(from: context.remoteAddress)
+                try await server.metrics.authFailures.failed(client: context.client(of: request, behindProxy: server.options.behindTLSProxy))
                 return html(server.page.login(error: "Unknown or revoked token."), status: .unauthorized)
             }
             server.logger.info("page session opened for \(session.caller.name)")

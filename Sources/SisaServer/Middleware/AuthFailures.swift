@@ -9,7 +9,8 @@ import Synchronization
 /// `maxDelay`). Tokens are 256 random bits, so this is not what keeps them
 /// from being guessed; it keeps a scanner from costing the server, and the
 /// metrics show it (`sisa_http_unauthorized_total`, `..._delayed_total`).
-/// Clients are told apart by IP address; the table is bounded.
+/// Clients are told apart by IP address (behind a TLS proxy, the one it
+/// forwards: `SisaContext.client`); the table is bounded.
 public final class AuthFailures: Sendable {
     public static let freeAttempts = 5
     static let window: Double = 60
@@ -31,10 +32,10 @@ public final class AuthFailures: Sendable {
                                        help: "401s held back because the client had failed more than \(AuthFailures.freeAttempts) times in \(Int(AuthFailures.window)) s.")
     }
 
-    /// Counts a failure from `address` and waits as long as the client's record says.
-    func failed(from address: SocketAddress?, now: Double = Date().timeIntervalSince1970) async throws {
+    /// Counts a failure from `client` and waits as long as the client's record says.
+    func failed(client: String, now: Double = Date().timeIntervalSince1970) async throws {
         unauthorized.increment()
-        let wait = delay(for: address?.ipAddress ?? "unknown", now: now)
+        let wait = delay(for: client, now: now)
         guard wait > 0 else { return }
         delayed.increment()
         try await Task.sleep(for: .milliseconds(Int(wait * 1000)))

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import SisaCoordinator
@@ -13,5 +14,21 @@ public struct SisaContext: RequestContext, RemoteAddressRequestContext {
         coreContext = .init(source: source)
         caller = nil
         remoteAddress = source.channel.remoteAddress
+    }
+}
+
+extension SisaContext {
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+
+    /// Who is asking, for `AuthFailures`: the connection's IP address. Behind
+    /// a TLS proxy every connection is the proxy's, so the client is the
+    /// address the proxy appended to X-Forwarded-For: the last entry, the only
+    /// one the client cannot write (the earlier ones are whatever it sent).
+    func client(of request: Request, behindProxy: Bool) -> String {
+        if behindProxy, let header = request.headers[values: SisaContext.forwardedFor].last,
+           let last = header.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty {
+            return last
+        }
+        return remoteAddress?.ipAddress ?? "unknown"
     }
 }
