@@ -55,10 +55,11 @@ def make_store(path, n, shards=4, slices=2, epochs="0.05", prefix="r"):
 
 
 class Server:
-    def __init__(self, store, *extra):
+    def __init__(self, store, *extra, env=None):
         self.log = open(os.path.join(WORK, "serve.log"), "a")
         self.p = subprocess.Popen([SISA, "serve", "--store", store, "--port", "0", *extra],
-                                  stdout=subprocess.PIPE, stderr=self.log, text=True)
+                                  stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                  env=None if env is None else {**os.environ, **env})
         line = self.p.stdout.readline()
         if "listening" not in line:
             raise RuntimeError(f"sisa serve did not start: {line!r}")
@@ -239,23 +240,33 @@ def part_kill():
     tok = make_store(store, 300)
     rng = random.Random(7)
     outcomes = []
-    for trial in range(3):
+    # Three kills at seeded times (upload, parse or insert), then two at the
+    # points where the outcome flips: the server kills itself once every
+    # record is inserted, just before the transaction commits (nothing may
+    # remain) and just after (everything must), before it answers.
+    plan = [(round(rng.uniform(0.05, 1.5), 2), None) for _ in range(3)] + [(None, "before-commit"), (None, "after-commit")]
+    for trial, (delay, point) in enumerate(plan):
         body = "".join(json.dumps({"id": f"k{trial}-{i}", "text": f"killed ingest {trial} {i}"}) + "\n"
                        for i in range(100_000)).encode()
         before = json.loads(sisa("status", "--store", store, "--json").stdout)["records"]
-        s = Server(store)
+        s = Server(store, env=None if point is None else {"SISA_TEST_KILL_DURING_INGEST": point})
         done = {}
         t = threading.Thread(target=lambda: done.setdefault("r", http_quiet("POST", s.base + "/v1/records", tok["admin"], body)))
         t.start()
-        delay = rng.uniform(0.05, 1.5)
-        time.sleep(delay)   # a seeded kill time, somewhere in the upload, the parse or the insert
-        s.stop(signal.SIGKILL)
+        if point is None:
+            time.sleep(delay)   # a seeded kill time, somewhere in the upload, the parse or the insert
+            s.stop(signal.SIGKILL)
+        else:
+            s.p.wait(timeout=120)
         t.join()
         after = json.loads(sisa("status", "--store", store, "--json").stdout)["records"]
         verify = sisa("verify", "--store", store, check=False)
-        outcomes.append((round(delay, 2), before, after, verify.returncode))
-    ok = all(a in (b, b + 100_000) and v == 0 for _, b, a, v in outcomes)
-    report("kill", ok, trials=[f"kill at {d} s: {b} -> {a} live records, verify exit {v}" for d, b, a, v in outcomes])
+        outcomes.append((f"{delay} s" if point is None else point, before, after, verify.returncode))
+    flips = {o[0]: o for o in outcomes}
+    ok = all(a in (b, b + 100_000) and v == 0 for _, b, a, v in outcomes) \
+        and flips["before-commit"][2] == flips["before-commit"][1] \
+        and flips["after-commit"][2] == flips["after-commit"][1] + 100_000
+    report("kill", ok, trials=[f"kill at {d}: {b} -> {a} live records, verify exit {v}" for d, b, a, v in outcomes])
 
 
 def http_quiet(*a):

@@ -81,6 +81,23 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(files.filter { $0.hasSuffix(".ckpt") }.count, status["checkpoints"] as? Int, "\(files)")
     }
 
+    /// An ingest killed once every record is inserted: just before its
+    /// transaction commits nothing of it remains; just after, all of it does.
+    func testIngestKilledAroundItsCommitIsAllOrNothing() throws {
+        let tmp = TempDir()
+        let store = try makeStore(tmp, "s", records: 20)
+        let more = tmp.jsonl("more.jsonl", syntheticRecords(500, prefix: "more"))
+        for (point, expected) in [("before-commit", 20), ("after-commit", 520)] {
+            let p = try start(["ingest", more], store: store, environment: ["SISA_TEST_KILL_DURING_INGEST": point])
+            p.waitUntilExit()
+            assertKilled(p, "ingest killed \(point)")
+            XCTAssertEqual(try statusJSON(store)["records"] as? Int, expected, point)
+        }
+        // What the kept ingest holds trains and verifies like any other.
+        try run(["train"], store: store)
+        try run(["verify"], store: store)
+    }
+
     func testSecondWriterFailsClearlyWhileTrainRuns() throws {
         let tmp = TempDir()
         let store = try makeStore(tmp, "s", records: 100)

@@ -81,7 +81,8 @@ extension Store {
         }
         var results: [TOFUResult] = []
         var pending: [(UnlearningMethod, ComparisonModels, Ratios)] = []
-        func record(_ m: String, _ ratios: Ratios, reference: Ratios, _ e: Ensemble, _ metrics: ModelMetrics, seconds: Double) {
+        func record(_ m: String, _ ratios: Ratios, reference: Ratios, _ e: Ensemble, _ metrics: ModelMetrics, seconds: Double,
+                    utility knownUtility: Double? = nil) {
             let ks = KolmogorovSmirnov.test(ratios.paraphrased, reference.paraphrased)
             let ksT = KolmogorovSmirnov.test(ratios.trained, reference.trained)
             func mean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(xs.count) }
@@ -89,7 +90,7 @@ extension Store {
                 method: m, split: percent, forgetPeople: people.count, forgetRecords: forgetIDs.count,
                 forgetQuality: ks.pValue, ksStatistic: ks.statistic, meanTruthRatio: mean(ratios.paraphrased),
                 forgetQualityTrained: ksT.pValue, ksStatisticTrained: ksT.statistic, meanTruthRatioTrained: mean(ratios.trained),
-                utility: utility(e), holdoutPPL: metrics.holdoutPPL, calibratedAUC: metrics.forgetCalibratedAUC,
+                utility: knownUtility ?? utility(e), holdoutPPL: metrics.holdoutPPL, calibratedAUC: metrics.forgetCalibratedAUC,
                 calibratedAUCCI: metrics.forgetCalibratedAUCCI, likelihoodGap: metrics.meanLikelihoodGap,
                 likelihoodGapCI: metrics.meanLikelihoodGapCI, extractionRate: metrics.extraction?.exactMatchRate,
                 extractionRateCI: metrics.extraction?.exactMatchRateCI, seconds: seconds))
@@ -116,14 +117,19 @@ extension Store {
         }
         for ((method, m, reference), r) in zip(pending, reports) {
             if method == .filter {
+                // none, filter and dp are the original model: one set of truth ratios and one utility.
+                let originalRatios = truthRatios(m.original), originalUtility = utility(m.original)
                 for s in simple {
                     switch s {
                     case .exact: record("exact", reference, reference: reference, m.exact, r.exact, seconds: m.exactSeconds)
-                    case .none: record("none", truthRatios(m.original), reference: reference, m.original, r.original, seconds: 0)
-                    case .dp: record("dp", truthRatios(m.original), reference: reference, m.original, r.original, seconds: 0)
+                    case .none: record("none", originalRatios, reference: reference, m.original, r.original, seconds: 0,
+                                       utility: originalUtility)
+                    case .dp: record("dp", originalRatios, reference: reference, m.original, r.original, seconds: 0,
+                                     utility: originalUtility)
                     case .filter:
-                        record("filter", truthRatios(m.approximate), reference: reference, m.approximate,
-                               r.approximate.curve.last!, seconds: 0)
+                        // The filter acts on generation only: likelihoods are the original's.
+                        record("filter", originalRatios, reference: reference, m.approximate,
+                               r.approximate.curve.last!, seconds: 0, utility: originalUtility)
                     default: break
                     }
                 }

@@ -13,6 +13,9 @@ import Synchronization
 /// - `SISA_TEST_CHECKPOINT_GATE=PATH`: after each checkpoint (a local one, or
 ///   a Slurm task's), the process creates `PATH.waiting-s<shard>-<stage>` and
 ///   waits until `PATH` exists: training held in flight, as long as a test needs.
+/// - `SISA_TEST_KILL_DURING_INGEST=before-commit|after-commit`: the process
+///   SIGKILLs itself once an ingest has inserted every record, just before its
+///   transaction commits, or just after (before anyone is told).
 /// - `SISA_TEST_INFERENCE_GATE=PATH`: each query or score, on its inference
 ///   thread, first creates `PATH.waiting-<uuid>` (so a test sees it in flight)
 ///   and then waits until `PATH` exists (the test opens the gate).
@@ -21,7 +24,14 @@ public enum FaultInjection {
     static let killBeforeRecording: Int? = ProcessInfo.processInfo.environment["SISA_TEST_KILL_BEFORE_RECORDING_CHECKPOINT"].flatMap(Int.init)
     static let inferenceGate: String? = ProcessInfo.processInfo.environment["SISA_TEST_INFERENCE_GATE"]
     static let checkpointGate: String? = ProcessInfo.processInfo.environment["SISA_TEST_CHECKPOINT_GATE"]
+    static let killDuringIngest: IngestPoint? = ProcessInfo.processInfo.environment["SISA_TEST_KILL_DURING_INGEST"].flatMap(IngestPoint.init)
     private static let checkpoints = Atomic<Int>(0)
+
+    enum IngestPoint: String { case beforeCommit = "before-commit", afterCommit = "after-commit" }
+
+    static func ingest(at point: IngestPoint) {
+        if killDuringIngest == point { kill(getpid(), SIGKILL) }
+    }
     private static let files = Atomic<Int>(0)
 
     /// Called when a checkpoint file is durable, before the catalog records it.

@@ -141,7 +141,7 @@ public final class Store: @unchecked Sendable {
         }
         let config = self.config
         let maxDPBytes = config.dp.map { _ in DPConfig.maxRecordBytes(context: config.context) }
-        return try catalog.transaction {
+        let report = try catalog.transaction {
             let chainsBefore = try (0..<config.shards).map { try currentRecordedChain(shard: $0) }
             let started = try catalog.trainingStarted()
             let appended: Int? = started ? max(config.slices, (try catalog.maxAppendedSlice() ?? -1) + 1) : nil
@@ -191,9 +191,12 @@ public final class Store: @unchecked Sendable {
             try catalog.setIngestRecordCount(ingestID, added)
             if added % 100_000 != 0 { progress?(IngestProgress(inserted: added, bytesRead: totalBytes, totalBytes: totalBytes)) }
             try recordChainsAfterIngest(before: chainsBefore, added: perShard)
+            FaultInjection.ingest(at: .beforeCommit)
             return IngestReport(ingest: ingestID, added: added, skipped: skipped, holdout: held,
                                 appendedSlice: appended, perShard: perShard)
         }
+        FaultInjection.ingest(at: .afterCommit)
+        return report
     }
 
     /// Where `id` first occurs in the input (the error path of a repeated id:

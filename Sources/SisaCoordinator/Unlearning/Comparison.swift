@@ -383,7 +383,8 @@ extension Store {
         for step in 0...o.unlearning.steps {
             if step % approx.evalEvery == 0 || step == o.unlearning.steps {
                 var scores = original
-                for u in unlearners { scores[u.shard] = u.model.score(texts, perToken: true) }
+                // At step 0 the copies are the original shards, bit for bit: their scores are the original's.
+                if step > 0 { for u in unlearners { scores[u.shard] = u.model.score(texts, perToken: true) } }
                 var m = meter.metrics(scores, isExact: false, exactForgetNLL: exactNLL, seconds: seconds,
                                       flops: unlearners.reduce(0) { $0 + $1.flops }, step: step)
                 if let a = m.forgetMIAAUC, let e = exactMetrics.forgetMIAAUC { m.privacyLeak = UnlearningMetrics.privacyLeak(auc: a, exactAUC: e) }
