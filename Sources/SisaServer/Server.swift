@@ -35,6 +35,8 @@ public final class SisaServer: @unchecked Sendable {
         public var behindTLSProxy = false
         /// Seconds a connection may stay idle (no bytes read) before it is closed.
         public var idleTimeout = 30.0
+        /// Largest body of `POST /v1/records` (other bodies: Hummingbird's 2 MiB).
+        public var maxIngestBytes = 64 << 20
         /// Failed authentications per address and minute answered at once (later ones are slowed down).
         public var freeAuthFailures = AuthFailures.freeAttempts
         public init() {}

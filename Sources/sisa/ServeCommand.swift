@@ -29,6 +29,9 @@ struct Serve: ParsableCommand {
     var behindTLSProxy = false
     @Option(help: "Seconds a connection may stay idle (no bytes received) before the server closes it.")
     var idleTimeout = 30.0
+    @Option(help: ArgumentHelp("Largest body of POST /v1/records, in MiB.",
+                               discussion: "A larger one is refused with 413 before it is read whole. Other requests take at most 2 MiB."))
+    var maxIngestMb = 64
 
     func run() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
@@ -36,6 +39,7 @@ struct Serve: ParsableCommand {
         guard jobs >= 1 else { throw ValidationError("--jobs must be >= 1") }
         guard (1...256).contains(inferenceThreads) else { throw ValidationError("--inference-threads must be in 1...256") }
         guard idleTimeout > 0, idleTimeout <= 3600 else { throw ValidationError("--idle-timeout must be in (0, 3600] seconds") }
+        guard (1...4096).contains(maxIngestMb) else { throw ValidationError("--max-ingest-mb must be in 1...4096") }
         var o = SisaServer.Options()
         o.host = host
         o.port = port
@@ -44,6 +48,7 @@ struct Serve: ParsableCommand {
         o.inferenceThreads = inferenceThreads
         o.behindTLSProxy = behindTLSProxy
         o.idleTimeout = idleTimeout
+        o.maxIngestBytes = maxIngestMb << 20
         o.executor = try executorOptions.make()
         // Logs go to stderr; stdout carries the one line that says where the server listens.
         LoggingSystem.bootstrap(StreamLogHandler.standardError)

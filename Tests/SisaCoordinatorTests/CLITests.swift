@@ -93,7 +93,11 @@ final class CLITests: XCTestCase {
             assertKilled(p, "ingest killed \(point)")
             XCTAssertEqual(try statusJSON(store)["records"] as? Int, expected, point)
         }
-        // What the kept ingest holds trains and verifies like any other.
+        // verify names a shard behind its records rather than calling it a mismatch;
+        // what the kept ingest holds then trains and verifies like any other.
+        let behind = try run(["verify"], store: store, expectSuccess: false)
+        XCTAssertNotEqual(behind.status, 0)
+        XCTAssertTrue(behind.err.contains("is not trained up to its records") && behind.err.contains("sisa train"), behind.err)
         try run(["train"], store: store)
         try run(["verify"], store: store)
     }

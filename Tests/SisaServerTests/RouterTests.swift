@@ -20,7 +20,8 @@ final class RouterTests: XCTestCase {
         let recordIDs: [String]
     }
 
-    private func fixture(tokenName: String = "ops", freeAuthFailures: Int = 1000, behindProxy: Bool = false) throws -> Fixture {
+    private func fixture(tokenName: String = "ops", freeAuthFailures: Int = 1000, behindProxy: Bool = false,
+                         maxIngestBytes: Int = 64 << 20) throws -> Fixture {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sisa-router-\(UUID().uuidString)")
         let storeURL = dir.appendingPathComponent("s")
         let config = StoreConfig(shards: 2, slices: 2, model: GPT2Configuration(layers: 1, heads: 2, dim: 32, context: 32),
@@ -44,6 +45,7 @@ final class RouterTests: XCTestCase {
         o.inferenceThreads = 1
         o.freeAuthFailures = freeAuthFailures   // the role matrix fails on purpose, many times
         o.behindTLSProxy = behindProxy
+        o.maxIngestBytes = maxIngestBytes
         return Fixture(dir: dir, server: try SisaServer(store: storeURL, options: o), tokens: tokens,
                        recordIDs: (0..<24).map { "r\($0)" })
     }
@@ -302,5 +304,31 @@ final class RouterTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// POST /v1/records takes bodies up to --max-ingest-mb (here 4 MiB, past
+    /// Hummingbird's default 2 MiB); a larger one is 413 with a message, and
+    /// nothing of it is kept.
+    func testIngestBodyLimit() async throws {
+        let f = try fixture(maxIngestBytes: 4 << 20)
+        defer { try? FileManager.default.removeItem(at: f.dir) }
+        func body(_ n: Int, _ prefix: String) -> ByteBuffer {
+            ByteBuffer(string: (0..<n).map { #"{"id": "\#(prefix)\#($0)", "text": "a record of the limit test"}"# + "\n" }.joined())
+        }
+        let admin = RouterTests.bearer(f.tokens[.admin])
+        let fits = body(50_000, "fit"), over = body(90_000, "over")
+        XCTAssertGreaterThan(fits.readableBytes, 2 << 20)
+        XCTAssertGreaterThan(over.readableBytes, 4 << 20)
+        try await f.server.buildApplication().test(.router) { client in
+            try await client.execute(uri: "/v1/records", method: .post, headers: admin, body: fits) { r in
+                XCTAssertEqual(r.status, .created, String(buffer: r.body))
+            }
+            try await client.execute(uri: "/v1/records", method: .post, headers: admin, body: over) { r in
+                XCTAssertEqual(r.status, .contentTooLarge)
+                XCTAssertTrue(String(buffer: r.body).contains("over 4 MiB (sisa serve --max-ingest-mb)"), String(buffer: r.body))
+            }
+        }
+        let counts = try Store.open(at: f.dir.appendingPathComponent("s")).catalog.recordCounts()
+        XCTAssertEqual(counts.live, 24 + 50_000)
     }
 }

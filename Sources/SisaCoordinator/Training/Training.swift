@@ -248,6 +248,12 @@ extension Store {
         let t0 = Date()
         try requireCurrentNumerics(adopt: false)
         let p = try plan(shard: shard)
+        // A shard behind its records (an ingest or a deletion since the last
+        // train) would "mismatch" for that reason alone: say so instead.
+        let state = try catalog.shardStates()[shard]
+        if let last = p.stages.last?.key, state.currentKey != last, !state.quarantined {
+            throw CoordinatorError.invalidInput("shard \(shard) is not trained up to its records (an ingest or a deletion since the last train): run `sisa train` first; verify compares a trained shard's model with a retrain from scratch")
+        }
         let report = try trainShard(p, previousDigest: nil, pool: pool, persist: false, resume: false,
                                     progress: progress).report
         let stored = try model(shard: shard, pool: pool, allowQuarantined: true).digest

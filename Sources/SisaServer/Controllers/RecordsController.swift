@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import SisaCoordinator
 
 /// `GET /v1/records` (readers): a page of live records, in SQL.
@@ -35,7 +36,11 @@ struct RecordsController {
     func addAdminRoutes(to group: RouterGroup<SisaContext>) {
         group.post("/records") { [server] request, context -> Response in
             var request = request
-            let body = try await request.collectBody(upTo: context.maxUploadSize)
+            let limit = server.options.maxIngestBytes
+            let body: ByteBuffer
+            do { body = try await request.collectBody(upTo: limit) } catch is NIOTooManyBytesError {
+                throw HTTPError(.contentTooLarge, message: "the body is over \(limit >> 20) MiB (sisa serve --max-ingest-mb): send the records in several requests, or ingest the file with `sisa ingest`")
+            }
             let q = request.uri.queryParameters
             let report = try await RecordsController.ingest(Array(body.readableBytesView), group: q["group"].map(String.init),
                                                       holdout: q["holdout"].map(String.init), server: server)
