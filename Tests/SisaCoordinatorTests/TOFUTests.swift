@@ -42,6 +42,13 @@ final class TOFUTests: XCTestCase {
             }
         }
         XCTAssertEqual(TOFU.truthRatio(q, score: scorer), exp(-1.0) / exp(-Double(Float(0.1))), accuracy: 1e-9)
+        // Batched over questions (one call of the scorer): the same ratios, in order.
+        var calls = 0
+        let counting: ([[UInt8]]) -> [RecordScore] = { calls += 1; return scorer($0) }
+        let other = TOFU.Question(person: 1, question: "R?", answer: "no.", paraphrased: "not at all.", perturbed: ["yes.", "indeed."])
+        let batched = TOFU.truthRatios([q, other, q], score: counting)
+        XCTAssertEqual(calls, 1)
+        XCTAssertEqual(batched, [TOFU.truthRatio(q, score: scorer), TOFU.truthRatio(other, score: scorer), TOFU.truthRatio(q, score: scorer)])
         // Forget quality of identical distributions is 1; of disjoint ones small.
         XCTAssertEqual(TOFU.forgetQuality(unlearned: [0.1, 0.2, 0.3], retrained: [0.1, 0.2, 0.3]), 1)
         XCTAssertLessThan(TOFU.forgetQuality(unlearned: [0.1, 0.2, 0.3, 0.4, 0.5], retrained: [0.6, 0.7, 0.8, 0.9, 1.0]), 0.01)

@@ -154,6 +154,33 @@ public enum TOFU {
         return perturbedMean / Foundation.exp(-nll[0])
     }
 
+    /// `truthRatio` of many questions with one call of `score`, which then
+    /// scores whole batches instead of one question's five answers at a time.
+    public static func truthRatios(_ qs: [Question], wording: Wording = .paraphrased,
+                                   encode: ([UInt8]) -> [Int32] = { $0.map(Int32.init) },
+                                   score: ([[UInt8]]) -> [RecordScore]) -> [Double] {
+        func answers(_ q: Question) -> [String] {
+            wording == .paraphrased ? [q.paraphrased] + q.perturbed : [q.answer] + q.perturbedTrained
+        }
+        let all = score(qs.flatMap { q in answers(q).map { Array(record(q.question, $0).utf8) } })
+        var next = 0
+        return qs.map { q in
+            let n = answers(q).count
+            let mine = Array(all[next..<(next + n)])
+            next += n
+            return truthRatio(q, wording: wording, encode: encode) { _ in mine }
+        }
+    }
+
+    /// P(a|q)^(1/|a|) of each question's true answer, with one call of `score`.
+    static func answerProbabilities(_ qs: [Question], encode: ([UInt8]) -> [Int32],
+                                    score: ([[UInt8]]) -> [RecordScore]) -> [Double] {
+        let all = score(qs.map { Array(record($0.question, $0.answer).utf8) })
+        return zip(qs, all).map { q, s in
+            Foundation.exp(-answerNLL(question: q.question, answers: [q.answer], encode: encode) { _ in [s] }[0])
+        }
+    }
+
     /// Forget quality: the KS test's p-value between the truth ratios of the
     /// unlearned model and of the model retrained without the forget set.
     public static func forgetQuality(unlearned: [Double], retrained: [Double]) -> Double {

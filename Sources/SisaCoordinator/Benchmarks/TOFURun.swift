@@ -72,11 +72,11 @@ extension Store {
 
         /// Truth ratios of the forget questions in both wordings.
         func truthRatios(_ e: Ensemble) -> Ratios {
-            Ratios(paraphrased: forgetQ.map { TOFU.truthRatio($0, wording: .paraphrased, encode: e.codec.encode, score: e.score) },
-                   trained: forgetQ.map { TOFU.truthRatio($0, wording: .trained, encode: e.codec.encode, score: e.score) })
+            Ratios(paraphrased: TOFU.truthRatios(forgetQ, wording: .paraphrased, encode: e.codec.encode, score: e.score),
+                   trained: TOFU.truthRatios(forgetQ, wording: .trained, encode: e.codec.encode, score: e.score))
         }
         func utility(_ e: Ensemble) -> Double {
-            let p = retainQ.map { Foundation.exp(-TOFU.answerNLL(question: $0.question, answers: [$0.answer], encode: e.codec.encode, score: e.score)[0]) }
+            let p = TOFU.answerProbabilities(retainQ, encode: e.codec.encode, score: e.score)
             return p.reduce(0, +) / Double(max(1, p.count))
         }
         var results: [TOFUResult] = []
