@@ -126,18 +126,17 @@ final class DeletionWorker: Service, @unchecked Sendable {
             signalled = false
             let training = trainRequested
             trainRequested = false
-            condition.unlock()
-            defer { condition.withLock { busy = false } }
             // Let requests that arrive close together share the retraining.
             if coalesce > 0 {
                 let deadline = Date(timeIntervalSinceNow: coalesce)
-                condition.lock()
                 while !stopping && Date() < deadline { _ = condition.wait(until: deadline) }
-                let stop = stopping
-                condition.unlock()
-                if stop { return }
+                if stopping { condition.unlock(); return }
             }
-            condition.withLock { busy = true }
+            // Busy from here, decided under the same lock as `stopping`: a stop
+            // either came first (and the thread returned) or sees the retraining.
+            busy = true
+            condition.unlock()
+            defer { condition.withLock { busy = false } }
             do {
                 if training {
                     let report = try store.train(jobs: jobs, executor: executor)

@@ -318,6 +318,13 @@ struct Verify: ParsableCommand {
         }
         var failed = false
         for s in shard.map({ [$0] }) ?? Array(0..<store.config.shards) {
+            // A shard behind its records is named, and the others are still verified.
+            if let behind = try store.behind(shard: s) {
+                FileHandle.standardError.write(Data("\(behind)\n".utf8))
+                print("shard \(s): BEHIND (not trained up to its records)")
+                failed = true
+                continue
+            }
             let r = try store.verify(shard: s, progress: ProgressPrinter().handler())
             print("shard \(s): \(r.matches ? "OK" : "MISMATCH") retrained \(r.retrainedDigest.prefix(16)) stored \((r.storedDigest ?? "-").prefix(16)) (\(String(format: "%.1f", r.seconds)) s)")
             failed = failed || !r.matches

@@ -97,9 +97,13 @@ final class CLITests: XCTestCase {
         // what the kept ingest holds then trains and verifies like any other.
         let behind = try run(["verify"], store: store, expectSuccess: false)
         XCTAssertNotEqual(behind.status, 0)
-        XCTAssertTrue(behind.err.contains("is not trained up to its records") && behind.err.contains("sisa train"), behind.err)
+        XCTAssertTrue(behind.err.contains("shard 0 has not been trained yet") && behind.err.contains("sisa train"), behind.err)
+        XCTAssertTrue(behind.out.contains("shard 1: BEHIND"), "every shard is still reported: \(behind.out)")
         try run(["train"], store: store)
         try run(["verify"], store: store)
+        try run(["ingest", tmp.jsonl("late.jsonl", syntheticRecords(40, prefix: "late"))], store: store)
+        let late = try run(["verify"], store: store, expectSuccess: false)
+        XCTAssertTrue(late.err.contains("is not trained up to its records (records were ingested since the last train)"), late.err)
     }
 
     func testSecondWriterFailsClearlyWhileTrainRuns() throws {

@@ -141,6 +141,18 @@ final class SlurmTests: XCTestCase {
                     scancel.waitUntilExit()
                     cancelled.add("\(job)_1 \(scancel.terminationStatus)")
                     cancelled.add(inode(stage0))
+                    // Slurm delivers the cancel on its own time: open the gate once the task has left the queue.
+                    while Date() < deadline {
+                        let squeue = Process(), out = Pipe()
+                        squeue.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                        squeue.arguments = ["squeue", "-h", "-j", "\(job)_1", "-t", "PD,R,CG"]
+                        squeue.standardOutput = out
+                        squeue.standardError = FileHandle.nullDevice
+                        try? squeue.run()
+                        squeue.waitUntilExit()
+                        if out.fileHandleForReading.readDataToEndOfFile().isEmpty { break }
+                        Thread.sleep(forTimeInterval: 0.02)
+                    }
                     break
                 }
                 Thread.sleep(forTimeInterval: 0.005)

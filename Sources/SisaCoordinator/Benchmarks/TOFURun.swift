@@ -80,9 +80,7 @@ extension Store {
             return p.reduce(0, +) / Double(max(1, p.count))
         }
         var results: [TOFUResult] = []
-        var pending: [(UnlearningMethod, ComparisonModels, Ratios)] = []
-        func record(_ m: String, _ ratios: Ratios, reference: Ratios, _ e: Ensemble, _ metrics: ModelMetrics, seconds: Double,
-                    utility knownUtility: Double? = nil) {
+        func record(_ m: String, _ ratios: Ratios, reference: Ratios, utility: Double, _ metrics: ModelMetrics, seconds: Double) {
             let ks = KolmogorovSmirnov.test(ratios.paraphrased, reference.paraphrased)
             let ksT = KolmogorovSmirnov.test(ratios.trained, reference.trained)
             func mean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(xs.count) }
@@ -90,7 +88,7 @@ extension Store {
                 method: m, split: percent, forgetPeople: people.count, forgetRecords: forgetIDs.count,
                 forgetQuality: ks.pValue, ksStatistic: ks.statistic, meanTruthRatio: mean(ratios.paraphrased),
                 forgetQualityTrained: ksT.pValue, ksStatisticTrained: ksT.statistic, meanTruthRatioTrained: mean(ratios.trained),
-                utility: knownUtility ?? utility(e), holdoutPPL: metrics.holdoutPPL, calibratedAUC: metrics.forgetCalibratedAUC,
+                utility: utility, holdoutPPL: metrics.holdoutPPL, calibratedAUC: metrics.forgetCalibratedAUC,
                 calibratedAUCCI: metrics.forgetCalibratedAUCCI, likelihoodGap: metrics.meanLikelihoodGap,
                 likelihoodGapCI: metrics.meanLikelihoodGapCI, extractionRate: metrics.extraction?.exactMatchRate,
                 extractionRateCI: metrics.extraction?.exactMatchRateCI, seconds: seconds))
@@ -98,7 +96,9 @@ extension Store {
 
         // One comparison: the original and exact models are built once (the
         // exact retrain is the expensive part), then each method runs from the
-        // same original. The filter's run also yields the original and exact rows.
+        // same original. The filter's run also yields the original and exact
+        // rows. Each method's models are measured as they come and let go, so
+        // only one method's trainable copies are alive at a time.
         var o = base
         o.forgetIDs = forgetIDs
         o.forgetGroup = nil
@@ -109,33 +109,38 @@ extension Store {
         let gradient = methods.compactMap { m in UnlearningMethod(rawValue: m.rawValue).flatMap { $0 == .filter ? nil : $0 } }
         let runs = (simple.isEmpty ? [] : [UnlearningMethod.filter]) + gradient
         log?("\(percent)% split: original and exact, then \(runs.map(\.rawValue).joined(separator: ", ")) (\(forgetIDs.count) forget records)")
-        var exactRatios: Ratios?
+        /// What a method's models measure to, beyond its `compare` report.
+        struct Measured { let method: UnlearningMethod; let ratios: Ratios; let utility: Double; let seconds: Double }
+        var exact: (ratios: Ratios, utility: Double, seconds: Double)?
+        var original: (ratios: Ratios, utility: Double)?
+        var measured: [Measured] = []
         let reports = try compare(o, methods: runs, log: log) { method, m in
-            let reference = exactRatios ?? truthRatios(m.exact)
-            exactRatios = reference
-            pending.append((method, m, reference))
-        }
-        for ((method, m, reference), r) in zip(pending, reports) {
+            if exact == nil { exact = (truthRatios(m.exact), utility(m.exact), m.exactSeconds) }
             if method == .filter {
-                // none, filter and dp are the original model: one set of truth ratios and one utility.
-                let originalRatios = truthRatios(m.original), originalUtility = utility(m.original)
+                // none, filter and dp are the original model (the filter acts on generation only).
+                original = (truthRatios(m.original), utility(m.original))
+                measured.append(Measured(method: method, ratios: original!.ratios, utility: original!.utility, seconds: 0))
+            } else {
+                measured.append(Measured(method: method, ratios: truthRatios(m.approximate), utility: utility(m.approximate),
+                                         seconds: m.approximateSeconds))
+            }
+        }
+        guard let exact else { return results }
+        for (x, r) in zip(measured, reports) {
+            if x.method == .filter, let original {
                 for s in simple {
                     switch s {
-                    case .exact: record("exact", reference, reference: reference, m.exact, r.exact, seconds: m.exactSeconds)
-                    case .none: record("none", originalRatios, reference: reference, m.original, r.original, seconds: 0,
-                                       utility: originalUtility)
-                    case .dp: record("dp", originalRatios, reference: reference, m.original, r.original, seconds: 0,
-                                     utility: originalUtility)
-                    case .filter:
-                        // The filter acts on generation only: likelihoods are the original's.
-                        record("filter", originalRatios, reference: reference, m.approximate,
-                               r.approximate.curve.last!, seconds: 0, utility: originalUtility)
+                    case .exact: record("exact", exact.ratios, reference: exact.ratios, utility: exact.utility, r.exact, seconds: exact.seconds)
+                    case .none: record("none", original.ratios, reference: exact.ratios, utility: original.utility, r.original, seconds: 0)
+                    case .dp: record("dp", original.ratios, reference: exact.ratios, utility: original.utility, r.original, seconds: 0)
+                    case .filter: record("filter", original.ratios, reference: exact.ratios, utility: original.utility,
+                                         r.approximate.curve.last!, seconds: 0)
                     default: break
                     }
                 }
             } else {
-                record(method.rawValue, truthRatios(m.approximate), reference: reference, m.approximate,
-                       r.approximate.curve.last!, seconds: m.approximateSeconds)
+                record(x.method.rawValue, x.ratios, reference: exact.ratios, utility: x.utility, r.approximate.curve.last!,
+                       seconds: x.seconds)
             }
         }
         return results

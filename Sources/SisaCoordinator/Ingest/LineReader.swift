@@ -54,6 +54,9 @@ final class LineReader {
             }
             let end = newline ?? buffer.count
             if newline == nil && start >= buffer.count { return }
+            if end - start > maxLineBytes {
+                throw CoordinatorError.invalidInput("\(path):\(number + 1): line longer than \(maxLineBytes >> 20) MiB (one record per line, at most \(maxLineBytes >> 20) MiB)")
+            }
             number += 1
             var lineEnd = end
             if lineEnd > start && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }

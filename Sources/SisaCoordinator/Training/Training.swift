@@ -248,17 +248,30 @@ extension Store {
         let t0 = Date()
         try requireCurrentNumerics(adopt: false)
         let p = try plan(shard: shard)
-        // A shard behind its records (an ingest or a deletion since the last
-        // train) would "mismatch" for that reason alone: say so instead.
-        let state = try catalog.shardStates()[shard]
-        if let last = p.stages.last?.key, state.currentKey != last, !state.quarantined {
-            throw CoordinatorError.invalidInput("shard \(shard) is not trained up to its records (an ingest or a deletion since the last train): run `sisa train` first; verify compares a trained shard's model with a retrain from scratch")
-        }
+        if let behind = try behind(shard: shard, plan: p) { throw CoordinatorError.invalidInput(behind) }
         let report = try trainShard(p, previousDigest: nil, pool: pool, persist: false, resume: false,
                                     progress: progress).report
         let stored = try model(shard: shard, pool: pool, allowQuarantined: true).digest
         let recorded = try catalog.shardStates()[shard].digest
         return VerifyResult(shard: shard, storedDigest: stored == recorded ? stored : "\(recorded ?? "none") (catalog) / \(stored) (checkpoint)",
                             retrainedDigest: report.digest, seconds: Date().timeIntervalSince(t0))
+    }
+
+    /// Why `verify(shard:)` would have nothing to compare, or nil: a shard
+    /// never trained, or trained before an ingest that added to it, would
+    /// "mismatch" for that reason alone. (A shard with a deletion pending is
+    /// quarantined; verify still compares it, and it mismatches until the
+    /// retraining completes.)
+    public func behind(shard: Int) throws -> String? {
+        try requireCurrentNumerics(adopt: false)  // a store to rebuild says so first
+        return try behind(shard: shard, plan: plan(shard: shard))
+    }
+
+    func behind(shard: Int, plan p: ShardPlan) throws -> String? {
+        let state = try catalog.shardStates()[shard]
+        guard let last = p.stages.last?.key, state.currentKey != last, !state.quarantined else { return nil }
+        return state.currentKey == nil
+            ? "shard \(shard) has not been trained yet: run `sisa train` first (verify compares a trained shard's model with a retrain from scratch)"
+            : "shard \(shard) is not trained up to its records (records were ingested since the last train): run `sisa train` first (verify compares a trained shard's model with a retrain from scratch)"
     }
 }

@@ -241,15 +241,17 @@ extension Store {
                  log: ((String) -> Void)? = nil,
                  inspect: ((UnlearningMethod, ComparisonModels) throws -> Void)? = nil) throws -> [ComparisonReport] {
         try requireCurrentNumerics(adopt: false)
+        // Every argument error before the exact retrain.
         guard options.trials == 1 else { throw CoordinatorError.invalidInput("one forget set only (trials 1)") }
+        guard !methods.contains(.filter) || options.unlearning.filterBytes >= OutputFilter.minimumWindowBytes else {
+            throw CoordinatorError.invalidInput("--filter-bytes must be at least \(OutputFilter.minimumWindowBytes)")
+        }
+        guard options.canaryCandidates >= 10 else { throw CoordinatorError.invalidInput("--canary-candidates must be at least 10") }
         let base = try baseline(options, forget: try forgetSet(options), trial: 0, pool: pool, log: log)
         return try methods.map { method in
             var o = options
             o.unlearning.method = method
             if method == .filter { o.unlearning.steps = 0 }
-            guard method != .filter || o.unlearning.filterBytes >= OutputFilter.minimumWindowBytes else {
-                throw CoordinatorError.invalidInput("--filter-bytes must be at least \(OutputFilter.minimumWindowBytes)")
-            }
             log?("approximate: \(method.rawValue)")
             return try approximate(o, from: base, log: log, inspect: inspect.map { f in { try f(method, $0) } })
         }
