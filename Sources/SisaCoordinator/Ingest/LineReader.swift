@@ -33,6 +33,11 @@ final class LineReader {
 
     deinit { _ = Foundation.close(fd) }
 
+    /// The error of the next line when it passes `maxLineBytes`.
+    private func overlong() -> CoordinatorError {
+        .invalidInput("\(path):\(number + 1): line longer than \(maxLineBytes >> 20) MiB (one record per line, at most \(maxLineBytes >> 20) MiB)")
+    }
+
     /// Calls `body` with each line; the buffer is only valid during the call.
     func forEach(_ body: (_ number: Int, _ line: UnsafeBufferPointer<UInt8>) throws -> Void) throws {
         while true {
@@ -47,7 +52,7 @@ final class LineReader {
                 }
                 if newline != nil || atEOF { break }
                 if buffer.count - start > maxLineBytes {
-                    throw CoordinatorError.invalidInput("\(path):\(number + 1): line longer than \(maxLineBytes >> 20) MiB (one record per line, at most \(maxLineBytes >> 20) MiB)")
+                    throw overlong()
                 }
                 searchFrom = buffer.count - start
                 try refill()
@@ -55,7 +60,7 @@ final class LineReader {
             let end = newline ?? buffer.count
             if newline == nil && start >= buffer.count { return }
             if end - start > maxLineBytes {
-                throw CoordinatorError.invalidInput("\(path):\(number + 1): line longer than \(maxLineBytes >> 20) MiB (one record per line, at most \(maxLineBytes >> 20) MiB)")
+                throw overlong()
             }
             number += 1
             var lineEnd = end

@@ -26,13 +26,13 @@ public enum FaultInjection {
     static let checkpointGate: String? = ProcessInfo.processInfo.environment["SISA_TEST_CHECKPOINT_GATE"]
     static let killDuringIngest: IngestPoint? = ProcessInfo.processInfo.environment["SISA_TEST_KILL_DURING_INGEST"].flatMap(IngestPoint.init)
     private static let checkpoints = Atomic<Int>(0)
+    private static let files = Atomic<Int>(0)
 
     enum IngestPoint: String { case beforeCommit = "before-commit", afterCommit = "after-commit" }
 
     static func ingest(at point: IngestPoint) {
         if killDuringIngest == point { kill(getpid(), SIGKILL) }
     }
-    private static let files = Atomic<Int>(0)
 
     /// Called when a checkpoint file is durable, before the catalog records it.
     static func checkpointFileWritten() {

@@ -210,15 +210,12 @@ extension Store {
         var o = options
         // The filter changes no weight: its one measurement is the model as it is.
         if o.unlearning.method == .filter { o.unlearning.steps = 0 }
-        guard o.unlearning.method != .filter || o.unlearning.filterBytes >= OutputFilter.minimumWindowBytes else {
-            throw CoordinatorError.invalidInput("--filter-bytes must be at least \(OutputFilter.minimumWindowBytes)")
-        }
+        try Store.checkComparison(o, methods: [o.unlearning.method])
         try requireCurrentNumerics(adopt: false)
         guard o.trials >= 1 else { throw CoordinatorError.invalidInput("--trials must be at least 1") }
         guard o.trials == 1 || o.forgetIDs.isEmpty else {
             throw CoordinatorError.invalidInput("--trials needs --forget-group (the trials draw disjoint forget sets from it)")
         }
-        guard o.canaryCandidates >= 10 else { throw CoordinatorError.invalidInput("--canary-candidates must be at least 10") }
         _ = try forgetSet(o)  // all argument errors before any work
         var reports: [ComparisonReport] = []
         for t in 0..<o.trials {
@@ -243,10 +240,7 @@ extension Store {
         try requireCurrentNumerics(adopt: false)
         // Every argument error before the exact retrain.
         guard options.trials == 1 else { throw CoordinatorError.invalidInput("one forget set only (trials 1)") }
-        guard !methods.contains(.filter) || options.unlearning.filterBytes >= OutputFilter.minimumWindowBytes else {
-            throw CoordinatorError.invalidInput("--filter-bytes must be at least \(OutputFilter.minimumWindowBytes)")
-        }
-        guard options.canaryCandidates >= 10 else { throw CoordinatorError.invalidInput("--canary-candidates must be at least 10") }
+        try Store.checkComparison(options, methods: methods)
         let base = try baseline(options, forget: try forgetSet(options), trial: 0, pool: pool, log: log)
         return try methods.map { method in
             var o = options
@@ -255,6 +249,14 @@ extension Store {
             log?("approximate: \(method.rawValue)")
             return try approximate(o, from: base, log: log, inspect: inspect.map { f in { try f(method, $0) } })
         }
+    }
+
+    /// The options' checks that do not need the store, shared by both entry points.
+    static func checkComparison(_ o: CompareOptions, methods: [UnlearningMethod]) throws {
+        guard !methods.contains(.filter) || o.unlearning.filterBytes >= OutputFilter.minimumWindowBytes else {
+            throw CoordinatorError.invalidInput("--filter-bytes must be at least \(OutputFilter.minimumWindowBytes)")
+        }
+        guard o.canaryCandidates >= 10 else { throw CoordinatorError.invalidInput("--canary-candidates must be at least 10") }
     }
 
     /// What every method of one forget set is measured against: the original
