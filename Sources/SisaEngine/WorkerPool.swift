@@ -127,14 +127,20 @@ extension WorkerPool {
     /// rows of about `rowGrain` when there are rows enough for every thread,
     /// else by columns, one block per thread (short batches, such as scoring
     /// a few short texts, still use every core).
-    public func productBlocks(rows M: Int, columns N: Int, rowGrain: Int, columnGrain: Int = 64,
+    /// Column blocks start at multiples of `columnAlignment` (a packed
+    /// matrix's panel width).
+    public func productBlocks(rows M: Int, columns N: Int, rowGrain: Int, columnGrain: Int = 64, columnAlignment: Int = 1,
                               _ body: (_ rows: Range<Int>, _ columns: Range<Int>) -> Void) {
         if M >= rowGrain * threads || N < columnGrain * 2 {
             let parts = partCount(M, grain: rowGrain)
             run(parts: parts) { part, _ in body(partRange(part, of: parts, total: M), 0..<N) }
         } else {
             let parts = productParts(N, grain: columnGrain)
-            run(parts: parts) { part, _ in body(0..<M, partRange(part, of: parts, total: N)) }
+            let units = (N + columnAlignment - 1) / columnAlignment
+            run(parts: parts) { part, _ in
+                let u = partRange(part, of: parts, total: units)
+                body(0..<M, min(N, u.lowerBound * columnAlignment)..<min(N, u.upperBound * columnAlignment))
+            }
         }
     }
 }

@@ -194,7 +194,8 @@ struct BenchGemm: ParsableCommand {
         every thread). Each product shows its share of that peak and, with the products tuned per \
         shape (the default; SISA_KERNELS forces one path), the path and blocking chosen for it. \
         With --base PATH the shapes are the base's (LoRA's forward and input gradients, full \
-        fine-tuning's weight gradients). scripts/bench-gemm runs this for each kernel path and \
+        fine-tuning's weight gradients; op NTp is a forward product over a frozen weight packed \
+        once, as a base under LoRA runs it, NT the same product packing per call). scripts/bench-gemm runs this for each kernel path and \
         numpy (OpenBLAS, its fastest kernel) on the same shapes.
         """)
 
@@ -232,7 +233,7 @@ struct BenchGemm: ParsableCommand {
         var rows: [GemmRow] = []
         for p in products {
             let g = KernelBenchmark.measure(p, kernels: kernels, pool: pool, minSeconds: seconds)
-            let choice = kernels.planner?.plan(.init(transA: p.op == "TN", transB: p.op == "NT", m: p.m, n: p.n, k: p.k)).description
+            let choice = kernels.planner?.plan(.init(transA: p.op == "TN", transB: p.op.hasPrefix("NT"), m: p.m, n: p.n, k: p.k)).description
             var alternatives: [String: Double]?
             if candidates, let planner = kernels.planner {
                 alternatives = [:]

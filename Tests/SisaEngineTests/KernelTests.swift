@@ -145,6 +145,53 @@ final class KernelTests: XCTestCase {
         print("product planner: family \(planner.family), \(planner.candidates.count) candidates")
     }
 
+    /// A product over a matrix packed once (a frozen base's weights) gives the
+    /// bits of the same product that packs per call: every path, packed by
+    /// every candidate's path, transposed or not, from any panel-aligned
+    /// column, with a bias, from C, or from zero, with partial tiles and panels.
+    func testProductsOverPackedPanelsGiveTheBitsOfPackingPerCall() throws {
+        let planner = try XCTUnwrap(Kernels.best.planner)
+        let portable = Kernels(.portable)!
+        let kernelsUnderTest = paths.compactMap { Kernels($0) } + [Kernels.best] + planner.candidates.map { Kernels.best.forcing($0) }
+        for (m, n, k) in [(37, 70, 300), (130, 97, 513), (1, 1100, 257), (9, 33, 1)] {
+            for tb in [false, true] {
+                let a = randomFloats(m * k, seed: 4), b = randomFloats(k * n, seed: 5), c0 = randomFloats(m * n, seed: 6)
+                let bias = randomFloats(n, seed: 7)
+                for mode in ["zero", "accumulate", "bias"] {
+                    func unpacked(_ kern: Kernels, columns: Range<Int>) -> [Float] {
+                        var c = c0
+                        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                            bias.withUnsafeBufferPointer { pbias in
+                                let j = columns.lowerBound
+                                kern.gemm(transB: tb, m: m, n: columns.count, k: k, a: pa.baseAddress!, lda: k,
+                                          b: pb.baseAddress! + (tb ? j * k : j), ldb: tb ? k : n, c: pc.baseAddress! + j, ldc: n,
+                                          accumulate: mode == "accumulate", bias: mode == "bias" ? pbias.baseAddress! + j : nil)
+                            }
+                        } } }
+                        return c
+                    }
+                    for kern in kernelsUnderTest {
+                        let panels = b.withUnsafeBufferPointer { kern.packPanels(b: $0.baseAddress!, ldb: tb ? k : n, transB: tb, k: k, n: n) }
+                        XCTAssertEqual(panels.k, k)
+                        XCTAssertEqual(panels.n, n)
+                        let w = panels.columnsPerPanel
+                        for start in Set([0, w, (n / 2) / w * w]) where start < n {
+                            let columns = start..<n
+                            var c = c0
+                            a.withUnsafeBufferPointer { pa in c.withUnsafeMutableBufferPointer { pc in bias.withUnsafeBufferPointer { pbias in
+                                kern.gemm(m: m, n: columns.count, a: pa.baseAddress!, lda: k, panels: panels, column: start,
+                                          c: pc.baseAddress! + start, ldc: n, accumulate: mode == "accumulate",
+                                          bias: mode == "bias" ? pbias.baseAddress! + start : nil)
+                            } } }
+                            XCTAssertEqual(bits(c), bits(unpacked(portable, columns: columns)),
+                                           "\(kern), \(m)x\(n)x\(k) transB \(tb) from column \(start), \(mode)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testGemvIsTheSameChainAsGemm() throws {
         for (k, n) in [(1, 1), (7, 33), (129, 257), (300, 65)] {
             let ldw = n + 3

@@ -19,6 +19,42 @@ final class PretrainedInferenceTests: XCTestCase {
         }
     }
 
+    /// A frozen base packs its weights once for the forward products
+    /// (`FrozenPanels`); a trainable model packs per call. Both give the same
+    /// logits bit for bit: llama (separate and tied head) and GPT-2, at one and
+    /// two threads, for a short batch (column-split products) and a long one
+    /// (row-split), through an inference copy, and after the weights are
+    /// re-initialised (the packed copy is dropped, not reused stale).
+    func testFrozenWeightsPackedOnceGiveTheLogitsOfPackingPerCall() throws {
+        func logits(_ m: any LanguageModel, _ b: Batch) -> [UInt32] {
+            m.forward(b)
+            return m.withLastLogits { $0.map(\.bitPattern) }
+        }
+        for threads in [1, 2] {
+            let pairs: [(String, any LanguageModel, any LanguageModel)] = [
+                ("llama", try SmallModels.llamaModel(SmallModels.llama, trainable: false, threads: threads),
+                 try SmallModels.llamaModel(SmallModels.llama, trainable: true, threads: threads)),
+                ("tied llama", try SmallModels.llamaModel(SmallModels.llamaTied, trainable: false, threads: threads),
+                 try SmallModels.llamaModel(SmallModels.llamaTied, trainable: true, threads: threads)),
+                ("gpt2", try SmallModels.gpt2Model(trainable: false, threads: threads),
+                 try SmallModels.gpt2Model(trainable: true, threads: threads)),
+            ]
+            for (name, frozen, perCall) in pairs {
+                let V = frozen.vocabularySize
+                let short = SmallModels.batch(B: 1, T: 5, vocab: V, seed: 1), long = SmallModels.batch(B: 24, T: 24, vocab: V, seed: 2)
+                for (what, b) in [("short", short), ("long", long)] {
+                    XCTAssertEqual(logits(frozen, b), logits(perCall, b), "\(name), \(threads) threads, \(what) batch")
+                }
+                let copy = frozen.sharingWeights(pool: WorkerPool(threads: threads))
+                XCTAssertEqual(logits(copy, long), logits(perCall, long), "\(name), inference copy")
+                var r1 = Xoshiro256(seed: 8), r2 = Xoshiro256(seed: 8)
+                if let f = frozen as? LlamaModel, let p = perCall as? LlamaModel { f.initialize(rng: &r1); p.initialize(rng: &r2) }
+                if let f = frozen as? GPT2Model, let p = perCall as? GPT2Model { f.initialize(rng: &r1); p.initialize(rng: &r2) }
+                XCTAssertEqual(logits(frozen, long), logits(perCall, long), "\(name), after re-initialising the weights")
+            }
+        }
+    }
+
     func testLlamaDecoderEqualsBatchForward() throws {
         for c in [SmallModels.llama, SmallModels.llamaTied] {
             let m = try SmallModels.llamaModel(c, trainable: false)

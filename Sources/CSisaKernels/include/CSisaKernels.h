@@ -46,6 +46,14 @@ typedef struct SisaKernelTable {
     void (*gemm_blocked)(int trans_a, int trans_b, long M, long N, long K, const float *A, long lda,
                          const float *B, long ldb, float *C, long ldc, int accumulate, const float *bias,
                          long kc, long nc);
+    // op(B) [K, N] (B stored [N, K] when trans_b) as whole-K panels of gemm_nr columns,
+    // dst[p][k][0..gemm_nr), zero-padded: ceil(N / gemm_nr) * gemm_nr * K floats.
+    void (*pack_panels)(float *dst, const float *B, long ldb, int trans_b, long K, long N);
+    // gemm_blocked with op(B) read from pack_panels' layout, `panels` pointing at the panel
+    // of this product's first column (a multiple of gemm_nr) of a matrix packed with this
+    // same K: the same chains, so the same bits, without packing B per call.
+    void (*gemm_panels)(int trans_a, long M, long N, long K, const float *A, long lda, const float *panels,
+                        float *C, long ldc, int accumulate, const float *bias, long kc, long nc);
     // Throughput probe: `iterations` rounds of 12 independent vector fused multiply-add
     // chains (the machine's peak, for reports); returns a value that depends on every chain.
     float (*fma_peak)(long iterations);

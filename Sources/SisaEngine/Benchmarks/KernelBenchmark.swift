@@ -5,7 +5,8 @@ import Foundation
 public enum KernelBenchmark {
     public struct Product: Sendable, Codable {
         public let name: String
-        /// "NN", "NT" (B transposed) or "TN" (A transposed).
+        /// "NN", "NT" (B transposed), "TN" (A transposed), or "NTp": B transposed and
+        /// packed once beforehand, as a frozen base's forward products read their weights.
         public let op: String
         public let m: Int, n: Int, k: Int
         /// Independent products of this shape per step (attention: one per head and row block).
@@ -49,6 +50,8 @@ public enum KernelBenchmark {
         return [
             p("q|k|v forward", "NT", M, c.qkvWidth, C), p("o forward", "NT", M, C, c.qWidth),
             p("gate|up forward", "NT", M, 2 * F, C), p("down forward", "NT", M, C, F), p("head forward", "NT", M, V, C),
+            p("q|k|v fwd frozen", "NTp", M, c.qkvWidth, C), p("o fwd frozen", "NTp", M, C, c.qWidth),
+            p("gate|up fwd frozen", "NTp", M, 2 * F, C), p("down fwd frozen", "NTp", M, C, F), p("head fwd frozen", "NTp", M, V, C),
             p("q|k|v dinp", "NN", M, C, c.qkvWidth), p("o dinp", "NN", M, c.qWidth, C),
             p("gate|up dinp", "NN", M, C, 2 * F), p("down dinp", "NN", M, F, C), p("head dx", "NN", M, C, V),
             p("q|k|v dw (full)", "TN", c.qkvWidth, C, M), p("o dw (full)", "TN", C, c.qWidth, M),
@@ -64,7 +67,7 @@ public enum KernelBenchmark {
     /// best of `repeats` timings of at least `minSeconds` each.
     public static func measure(_ product: Product, kernels: Kernels, pool: WorkerPool,
                                minSeconds: Double = 0.2, repeats: Int = 3) -> Double {
-        let transA = product.op == "TN", transB = product.op == "NT"
+        let transA = product.op == "TN", transB = product.op.hasPrefix("NT")
         let (m, n, k) = (product.m, product.n, product.k)
         let count = product.count
         let a = FloatBuffer(count: m * k * count), b = FloatBuffer(count: k * n * count), c = FloatBuffer(count: m * n * count)
@@ -77,6 +80,16 @@ public enum KernelBenchmark {
         let byRows = count == 1 && m >= 512 && !transA
         let parts = count > 1 ? count : byRows ? partCount(m, grain: Linear.rowGrain)
             : transA ? pool.productParts(n, grain: Linear.colGrain) : partCount(n, grain: Linear.colGrain)
+        if product.op == "NTp" {
+            // The frozen-weight layers' own split (Projection.forward with panels).
+            let panels = kernels.packPanels(b: b.pointer, ldb: k, transB: true, k: k, n: n)
+            return time(product, repeats: repeats, minSeconds: minSeconds) {
+                pool.productBlocks(rows: m, columns: n, rowGrain: Projection.rowGrain, columnAlignment: panels.columnsPerPanel) { r, cols in
+                    kernels.gemm(m: r.count, n: cols.count, a: a.pointer + r.lowerBound * k, lda: k, panels: panels,
+                                 column: cols.lowerBound, c: c.pointer + r.lowerBound * n + cols.lowerBound, ldc: n)
+                }
+            }
+        }
         func once() {
             pool.run(parts: parts) { part, _ in
                 if count > 1 {
@@ -95,6 +108,11 @@ public enum KernelBenchmark {
                 }
             }
         }
+        return time(product, repeats: repeats, minSeconds: minSeconds, once)
+    }
+
+    /// Best GFLOP/s of `repeats` timings of `once` (after one untimed run), each at least `minSeconds` long.
+    private static func time(_ product: Product, repeats: Int, minSeconds: Double, _ once: () -> Void) -> Double {
         once()
         var best = 0.0
         for _ in 0..<repeats {

@@ -19,6 +19,17 @@ enum Projection {
         }
     }
 
+    /// The forward product over a frozen weight packed once (`PackedPanels` of
+    /// Wᵀ): the same bits as `forward(out:inp:w:...)`, without packing W per call.
+    static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, panels: PackedPanels,
+                        M: Int, kernels: Kernels, pool: WorkerPool) {
+        let K = panels.k, N = panels.n
+        pool.productBlocks(rows: M, columns: N, rowGrain: rowGrain, columnAlignment: panels.columnsPerPanel) { rows, cols in
+            kernels.gemm(m: rows.count, n: cols.count, a: inp + rows.lowerBound * K, lda: K, panels: panels,
+                         column: cols.lowerBound, c: out + rows.lowerBound * N + cols.lowerBound, ldc: N)
+        }
+    }
+
     /// dinp (when given) and dW (when given) from dout.
     static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, w: UnsafePointer<Float>, M: Int, K: Int, N: Int,

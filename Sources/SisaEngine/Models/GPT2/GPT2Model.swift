@@ -35,8 +35,24 @@ public final class GPT2Model: LanguageModel {
     public var vocabularySize: Int { config.vocab }
     public var context: Int { config.context }
 
+    /// The frozen weights packed for the forward products (nil when the weights train).
+    let frozenPanels: FrozenPanels?
+
     /// The products LoRA targets add to.
     enum Product: Int { case attn = 0, proj, fc, mlpProj }
+
+    /// out[M, N] = inp[M, K] · W + b for the weight [K, N] at `offset`: from its
+    /// panels when the weights are frozen, packing per call otherwise.
+    private func linear(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight offset: Int, bias: Int,
+                        M: Int, K: Int, N: Int) {
+        let P = params.pointer
+        guard let frozenPanels else {
+            Linear.forward(out: out, inp: inp, w: P + offset, b: P + bias, M: M, K: K, N: N, kernels: kernels, pool: pool)
+            return
+        }
+        let p = frozenPanels.panels(offset) { kernels.packPanels(b: P + offset, ldb: N, transB: false, k: K, n: N) }
+        Linear.forward(out: out, inp: inp, panels: p, b: P + bias, M: M, kernels: kernels, pool: pool)
+    }
 
     /// `kernels` nil: the process default (`SISA_KERNELS`, else the fastest path).
     /// `trainable: false` allocates no gradients for the weights (a frozen base).
@@ -49,6 +65,7 @@ public final class GPT2Model: LanguageModel {
                                tensors: layout.tensors)
         params = weights.values
         grads = weights.gradients ?? FloatBuffer(count: 0)
+        frozenPanels = trainable ? nil : FrozenPanels()
         self.pool = pool
     }
 
@@ -83,12 +100,14 @@ public final class GPT2Model: LanguageModel {
         params = other.params
         grads = FloatBuffer(count: 0)
         adapter = other.adapter?.sharingValues()
+        frozenPanels = other.frozenPanels
         self.pool = pool
     }
 
     /// GPT-2 initialisation: N(0, 0.02) matrices and embeddings, residual
     /// projections scaled by 1/sqrt(2 * layers), zero biases, unit LayerNorm gains.
     public func initialize(rng: inout Xoshiro256) {
+        frozenPanels?.removeAll()
         let residualStd = 0.02 / (2 * Double(config.layers)).squareRoot()
         for t in layout.tensors {
             let p = params.pointer + t.offset
@@ -172,8 +191,7 @@ public final class GPT2Model: LanguageModel {
                                   w: P + w.ln1w, b: P + w.ln1b, M: BT, C: C, eps: eps, kernels: kernels, pool: pool)
             }
             timed("matmul fwd") {
-                Linear.forward(out: L.qkv.pointer, inp: L.ln1.pointer, w: P + w.qkvw, b: P + w.qkvb,
-                               M: BT, K: C, N: 3 * C, kernels: kernels, pool: pool)
+                linear(out: L.qkv.pointer, inp: L.ln1.pointer, weight: w.qkvw, bias: w.qkvb, M: BT, K: C, N: 3 * C)
             }
             adapt(.attn, layer: l, x: L.ln1.pointer, ldx: C, y: L.qkv.pointer, ldy: 3 * C, M: BT, lora: lora)
             timed("attention fwd") {
@@ -181,8 +199,7 @@ public final class GPT2Model: LanguageModel {
                                   kernels: kernels, pool: pool)
             }
             timed("matmul fwd") {
-                Linear.forward(out: L.res2.pointer, inp: L.atty.pointer, w: P + w.projw, b: P + w.projb,
-                               M: BT, K: C, N: C, kernels: kernels, pool: pool)
+                linear(out: L.res2.pointer, inp: L.atty.pointer, weight: w.projw, bias: w.projb, M: BT, K: C, N: C)
             }
             adapt(.proj, layer: l, x: L.atty.pointer, ldx: C, y: L.res2.pointer, ldy: C, M: BT, lora: lora)
             timed("residual fwd") {
@@ -193,8 +210,7 @@ public final class GPT2Model: LanguageModel {
                                   x: L.res2.pointer, w: P + w.ln2w, b: P + w.ln2b, M: BT, C: C, eps: eps, kernels: kernels, pool: pool)
             }
             timed("matmul fwd") {
-                Linear.forward(out: L.fch.pointer, inp: L.ln2.pointer, w: P + w.fcw, b: P + w.fcb,
-                               M: BT, K: C, N: 4 * C, kernels: kernels, pool: pool)
+                linear(out: L.fch.pointer, inp: L.ln2.pointer, weight: w.fcw, bias: w.fcb, M: BT, K: C, N: 4 * C)
             }
             adapt(.fc, layer: l, x: L.ln2.pointer, ldx: C, y: L.fch.pointer, ldy: 4 * C, M: BT, lora: lora)
             timed("gelu fwd") {
@@ -202,8 +218,7 @@ public final class GPT2Model: LanguageModel {
             }
             let out = a.residual[l + 1].pointer
             timed("matmul fwd") {
-                Linear.forward(out: out, inp: L.fchGelu.pointer, w: P + w.fc2w, b: P + w.fc2b,
-                               M: BT, K: 4 * C, N: C, kernels: kernels, pool: pool)
+                linear(out: out, inp: L.fchGelu.pointer, weight: w.fc2w, bias: w.fc2b, M: BT, K: 4 * C, N: C)
             }
             adapt(.mlpProj, layer: l, x: L.fchGelu.pointer, ldx: 4 * C, y: out, ldy: C, M: BT, lora: lora)
             timed("residual fwd") {
@@ -216,7 +231,14 @@ public final class GPT2Model: LanguageModel {
                               M: BT, C: C, eps: eps, kernels: kernels, pool: pool)
         }
         timed("head fwd") {
-            Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, wte: P + layout.wte, M: BT, C: C, V: V, kernels: kernels, pool: pool)
+            if let frozenPanels {
+                let p = frozenPanels.panels(layout.wte) {
+                    kernels.packPanels(b: params.pointer + layout.wte, ldb: C, transB: true, k: C, n: V)
+                }
+                Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, panels: p, M: BT, kernels: kernels, pool: pool)
+            } else {
+                Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, wte: P + layout.wte, M: BT, C: C, V: V, kernels: kernels, pool: pool)
+            }
         }
         var loss = 0.0
         timed("softmax-xent fwd") {

@@ -27,6 +27,8 @@ public final class LlamaModel: LanguageModel {
     /// The working context: the longest row this instance takes.
     public let context: Int
     let rope: RotaryTable
+    /// The frozen weights packed for the forward products (nil when the weights train).
+    let frozenPanels: FrozenPanels?
     private var acts: LlamaActivations?
     private var loraActs: LoRAActivations?
 
@@ -53,6 +55,7 @@ public final class LlamaModel: LanguageModel {
         weights = ParameterSet(values: FloatBuffer(count: layout.count), gradients: trainable ? FloatBuffer(count: layout.count) : nil,
                                tensors: layout.tensors)
         rope = RotaryTable(config: config, positions: ctx)
+        frozenPanels = trainable ? nil : FrozenPanels()
     }
 
     /// An inference instance over `other`'s weights and adapter values (shared,
@@ -65,6 +68,7 @@ public final class LlamaModel: LanguageModel {
         weights = ParameterSet(values: other.weights.values, gradients: nil, tensors: other.weights.tensors)
         adapter = other.adapter?.sharingValues()
         rope = other.rope
+        frozenPanels = other.frozenPanels
         self.pool = pool
     }
 
@@ -93,6 +97,7 @@ public final class LlamaModel: LanguageModel {
     /// Llama's initialisation for a model trained from scratch (tests): N(0, 0.02)
     /// matrices and embedding, unit RMSNorm gains.
     public func initialize(rng: inout Xoshiro256) {
+        frozenPanels?.removeAll()
         for t in layout.tensors {
             let p = weights.values.pointer + t.offset
             if t.shape.count == 2 {
@@ -155,7 +160,7 @@ public final class LlamaModel: LanguageModel {
                                 kernels: kernels, pool: pool)
             }
             timed("matmul fwd") {
-                Projection.forward(out: L.qkv.pointer, inp: L.h1.pointer, w: P + w.qkv, M: BT, K: C, N: W, kernels: kernels, pool: pool)
+                project(out: L.qkv.pointer, inp: L.h1.pointer, weight: w.qkv, M: BT, K: C, N: W)
             }
             adapt(.qkv, layer: l, x: L.h1.pointer, ldx: C, y: L.qkv.pointer, ldy: W, M: BT, lora: lora)
             timed("rope fwd") {
@@ -169,7 +174,7 @@ public final class LlamaModel: LanguageModel {
                                   kernels: kernels, pool: pool)
             }
             timed("matmul fwd") {
-                Projection.forward(out: L.x2.pointer, inp: L.atty.pointer, w: P + w.o, M: BT, K: c.qWidth, N: C, kernels: kernels, pool: pool)
+                project(out: L.x2.pointer, inp: L.atty.pointer, weight: w.o, M: BT, K: c.qWidth, N: C)
             }
             adapt(.o, layer: l, x: L.atty.pointer, ldx: c.qWidth, y: L.x2.pointer, ldy: C, M: BT, lora: lora)
             timed("residual fwd") { Residual.add(L.x2.pointer, x, count: BT * C, pool: pool) }
@@ -178,12 +183,12 @@ public final class LlamaModel: LanguageModel {
                                 eps: c.rmsEpsilon, kernels: kernels, pool: pool)
             }
             timed("matmul fwd") {
-                Projection.forward(out: L.gu.pointer, inp: L.h2.pointer, w: P + w.gateUp, M: BT, K: C, N: 2 * F, kernels: kernels, pool: pool)
+                project(out: L.gu.pointer, inp: L.h2.pointer, weight: w.gateUp, M: BT, K: C, N: 2 * F)
             }
             adapt(.gateUp, layer: l, x: L.h2.pointer, ldx: C, y: L.gu.pointer, ldy: 2 * F, M: BT, lora: lora)
             timed("swiglu fwd") { SwiGLU.forward(out: L.act.pointer, gu: L.gu.pointer, M: BT, F: F, kernels: kernels, pool: pool) }
             timed("matmul fwd") {
-                Projection.forward(out: out, inp: L.act.pointer, w: P + w.down, M: BT, K: F, N: C, kernels: kernels, pool: pool)
+                project(out: out, inp: L.act.pointer, weight: w.down, M: BT, K: F, N: C)
             }
             adapt(.down, layer: l, x: L.act.pointer, ldx: F, y: out, ldy: C, M: BT, lora: lora)
             timed("residual fwd") { Residual.add(out, L.x2.pointer, count: BT * C, pool: pool) }
@@ -193,7 +198,11 @@ public final class LlamaModel: LanguageModel {
                             eps: c.rmsEpsilon, kernels: kernels, pool: pool)
         }
         timed("head fwd") {
-            Head.forward(logits: a.logits.pointer, x: a.hf.pointer, wte: P + layout.head, M: BT, C: C, V: V, kernels: kernels, pool: pool)
+            if let p = panels(layout.head, K: C, N: V) {
+                Head.forward(logits: a.logits.pointer, x: a.hf.pointer, panels: p, M: BT, kernels: kernels, pool: pool)
+            } else {
+                Head.forward(logits: a.logits.pointer, x: a.hf.pointer, wte: P + layout.head, M: BT, C: C, V: V, kernels: kernels, pool: pool)
+            }
         }
         var loss = 0.0
         timed("softmax-xent fwd") {
@@ -201,6 +210,26 @@ public final class LlamaModel: LanguageModel {
                                           gradients: gradients, gradScale: gradScale, kernels: kernels, pool: pool)
         }
         return loss
+    }
+
+    /// out[M, N] = inp[M, K] · Wᵀ for the weight [N, K] at `offset`: from its
+    /// panels when the weights are frozen, packing per call otherwise.
+    private func project(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight offset: Int, M: Int, K: Int, N: Int) {
+        if let p = panels(offset, K: K, N: N) {
+            Projection.forward(out: out, inp: inp, panels: p, M: M, kernels: kernels, pool: pool)
+        } else {
+            Projection.forward(out: out, inp: inp, w: weights.values.pointer + offset, M: M, K: K, N: N, kernels: kernels, pool: pool)
+        }
+    }
+
+    /// The frozen weight [N, K] at `offset` as panels of its transpose (nil when the weights train).
+    private func panels(_ offset: Int, K: Int, N: Int) -> PackedPanels? {
+        guard let frozenPanels else { return nil }
+        let p = frozenPanels.panels(offset) {
+            kernels.packPanels(b: weights.values.pointer + offset, ldb: K, transB: true, k: K, n: N)
+        }
+        precondition(p.k == K && p.n == N, "panels of another shape at offset \(offset)")
+        return p
     }
 
     /// Adds the adapter's updates to product `product` of layer `layer`.
