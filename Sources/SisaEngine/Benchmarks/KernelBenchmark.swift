@@ -84,10 +84,7 @@ public enum KernelBenchmark {
             // The frozen-weight layers' own split (Projection.forward with panels).
             let panels = kernels.packPanels(b: b.pointer, ldb: k, transB: true, k: k, n: n)
             return time(product, repeats: repeats, minSeconds: minSeconds) {
-                pool.productBlocks(rows: m, columns: n, rowGrain: Projection.rowGrain, columnAlignment: panels.columnsPerPanel) { r, cols in
-                    kernels.gemm(m: r.count, n: cols.count, a: a.pointer + r.lowerBound * k, lda: k, panels: panels,
-                                 column: cols.lowerBound, c: c.pointer + r.lowerBound * n + cols.lowerBound, ldc: n)
-                }
+                Projection.forward(out: c.pointer, inp: a.pointer, panels: panels, M: m, kernels: kernels, pool: pool)
             }
         }
         func once() {

@@ -16,16 +16,6 @@ enum Head {
         }
     }
 
-    /// The same logits from the embedding packed once (a frozen base's head).
-    static func forward(logits: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, panels: PackedPanels,
-                        M: Int, kernels: Kernels, pool: WorkerPool) {
-        let C = panels.k, V = panels.n
-        pool.productBlocks(rows: M, columns: V, rowGrain: rowGrain, columnAlignment: panels.columnsPerPanel) { rows, vs in
-            kernels.gemm(m: rows.count, n: vs.count, a: x + rows.lowerBound * C, lda: C, panels: panels, column: vs.lowerBound,
-                         c: logits + rows.lowerBound * V + vs.lowerBound, ldc: V)
-        }
-    }
-
     /// dwte nil: only dx (the activations-only pass of DP-SGD).
     static func backward(dx: UnsafeMutablePointer<Float>, dwte: UnsafeMutablePointer<Float>?,
                          dlogits: UnsafePointer<Float>, x: UnsafePointer<Float>, wte: UnsafePointer<Float>,

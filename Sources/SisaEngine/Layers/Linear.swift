@@ -24,16 +24,6 @@ enum Linear {
         }
     }
 
-    /// The same product over a frozen weight packed once (`PackedPanels` of W).
-    static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, panels: PackedPanels,
-                        b: UnsafePointer<Float>?, M: Int, kernels: Kernels, pool: WorkerPool) {
-        let K = panels.k, N = panels.n
-        pool.productBlocks(rows: M, columns: N, rowGrain: rowGrain, columnAlignment: panels.columnsPerPanel) { rows, cols in
-            kernels.gemm(m: rows.count, n: cols.count, a: inp + rows.lowerBound * K, lda: K, panels: panels, column: cols.lowerBound,
-                         c: out + rows.lowerBound * N + cols.lowerBound, ldc: N, bias: b.map { $0 + cols.lowerBound })
-        }
-    }
-
     /// Writes dinp, dw and db (each if given); gradients are overwritten, not accumulated.
     static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
                          db: UnsafeMutablePointer<Float>?,

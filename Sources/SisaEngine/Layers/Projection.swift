@@ -19,14 +19,16 @@ enum Projection {
         }
     }
 
-    /// The forward product over a frozen weight packed once (`PackedPanels` of
-    /// Wᵀ): the same bits as `forward(out:inp:w:...)`, without packing W per call.
+    /// out[M, N] = inp[M, K] · P (+ bias [N]) over a frozen weight packed once
+    /// (`PackedPanels`, of either layout): the same bits as the forward that
+    /// packs per call, here or in `Linear` and `Head`, without that packing.
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, panels: PackedPanels,
-                        M: Int, kernels: Kernels, pool: WorkerPool) {
+                        bias: UnsafePointer<Float>? = nil, M: Int, kernels: Kernels, pool: WorkerPool) {
         let K = panels.k, N = panels.n
         pool.productBlocks(rows: M, columns: N, rowGrain: rowGrain, columnAlignment: panels.columnsPerPanel) { rows, cols in
             kernels.gemm(m: rows.count, n: cols.count, a: inp + rows.lowerBound * K, lda: K, panels: panels,
-                         column: cols.lowerBound, c: out + rows.lowerBound * N + cols.lowerBound, ldc: N)
+                         column: cols.lowerBound, c: out + rows.lowerBound * N + cols.lowerBound, ldc: N,
+                         bias: bias.map { $0 + cols.lowerBound })
         }
     }
 

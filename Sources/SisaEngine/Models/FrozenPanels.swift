@@ -15,12 +15,16 @@ final class FrozenPanels: @unchecked Sendable {
     private let lock = NSLock()
     private var packed: [Int: PackedPanels] = [:]
 
-    /// The panels of the matrix at `offset` of the weights, packed by `make` on first use.
-    func panels(_ offset: Int, make: () -> PackedPanels) -> PackedPanels {
+    /// The panels of op(W) [k, n] for the weight at `weights + offset` (stored
+    /// [n, k] when `transB`), packed with `kernels` on first use.
+    func panels(_ weights: UnsafePointer<Float>, offset: Int, transB: Bool, k: Int, n: Int, kernels: Kernels) -> PackedPanels {
         lock.lock()
         defer { lock.unlock() }
-        if let p = packed[offset] { return p }
-        let p = make()
+        if let p = packed[offset] {
+            precondition(p.k == k && p.n == n, "panels of another shape at offset \(offset)")
+            return p
+        }
+        let p = kernels.packPanels(b: weights + offset, ldb: transB ? k : n, transB: transB, k: k, n: n)
         packed[offset] = p
         return p
     }

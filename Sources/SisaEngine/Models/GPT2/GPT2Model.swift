@@ -50,8 +50,8 @@ public final class GPT2Model: LanguageModel {
             Linear.forward(out: out, inp: inp, w: P + offset, b: P + bias, M: M, K: K, N: N, kernels: kernels, pool: pool)
             return
         }
-        let p = frozenPanels.panels(offset) { kernels.packPanels(b: P + offset, ldb: N, transB: false, k: K, n: N) }
-        Linear.forward(out: out, inp: inp, panels: p, b: P + bias, M: M, kernels: kernels, pool: pool)
+        let p = frozenPanels.panels(P, offset: offset, transB: false, k: K, n: N, kernels: kernels)
+        Projection.forward(out: out, inp: inp, panels: p, bias: P + bias, M: M, kernels: kernels, pool: pool)
     }
 
     /// `kernels` nil: the process default (`SISA_KERNELS`, else the fastest path).
@@ -232,10 +232,8 @@ public final class GPT2Model: LanguageModel {
         }
         timed("head fwd") {
             if let frozenPanels {
-                let p = frozenPanels.panels(layout.wte) {
-                    kernels.packPanels(b: params.pointer + layout.wte, ldb: C, transB: true, k: C, n: V)
-                }
-                Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, panels: p, M: BT, kernels: kernels, pool: pool)
+                let p = frozenPanels.panels(params.pointer, offset: layout.wte, transB: true, k: C, n: V, kernels: kernels)
+                Projection.forward(out: a.logits.pointer, inp: a.lnf.pointer, panels: p, M: BT, kernels: kernels, pool: pool)
             } else {
                 Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, wte: P + layout.wte, M: BT, C: C, V: V, kernels: kernels, pool: pool)
             }

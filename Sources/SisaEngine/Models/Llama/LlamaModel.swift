@@ -199,7 +199,7 @@ public final class LlamaModel: LanguageModel {
         }
         timed("head fwd") {
             if let p = panels(layout.head, K: C, N: V) {
-                Head.forward(logits: a.logits.pointer, x: a.hf.pointer, panels: p, M: BT, kernels: kernels, pool: pool)
+                Projection.forward(out: a.logits.pointer, inp: a.hf.pointer, panels: p, M: BT, kernels: kernels, pool: pool)
             } else {
                 Head.forward(logits: a.logits.pointer, x: a.hf.pointer, wte: P + layout.head, M: BT, C: C, V: V, kernels: kernels, pool: pool)
             }
@@ -224,12 +224,7 @@ public final class LlamaModel: LanguageModel {
 
     /// The frozen weight [N, K] at `offset` as panels of its transpose (nil when the weights train).
     private func panels(_ offset: Int, K: Int, N: Int) -> PackedPanels? {
-        guard let frozenPanels else { return nil }
-        let p = frozenPanels.panels(offset) {
-            kernels.packPanels(b: weights.values.pointer + offset, ldb: K, transB: true, k: K, n: N)
-        }
-        precondition(p.k == K && p.n == N, "panels of another shape at offset \(offset)")
-        return p
+        frozenPanels?.panels(weights.values.pointer, offset: offset, transB: true, k: K, n: N, kernels: kernels)
     }
 
     /// Adds the adapter's updates to product `product` of layer `layer`.
