@@ -208,6 +208,38 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// One row over packed panels (decoding a frozen base) is the chain of the
+    /// reference product's row: every path and candidate, transposed weights or
+    /// not, from any panel-aligned column, from y or from zero, partial panels.
+    func testGemvOverPackedPanelsIsTheSameChainAsGemm() throws {
+        let planner = try XCTUnwrap(Kernels.best.planner)
+        let kernelsUnderTest = paths.compactMap { Kernels($0) } + planner.candidates.map { Kernels.best.forcing($0) }
+        for (k, n) in [(1, 1), (7, 33), (129, 257), (300, 65), (576, 97)] {
+            let x = randomFloats(k, seed: UInt64(k)), w = randomFloats(k * n, seed: UInt64(n)), y0 = randomFloats(n, seed: 9)
+            for tb in [false, true] {
+                for accumulate in [false, true] {
+                    // w holds op(B) [k, n] row-major, or its transpose [n, k] when tb.
+                    let opB = tb ? (0..<k * n).map { w[($0 % n) * k + $0 / n] } : w
+                    let expected = referenceGemm(transA: false, transB: false, m: 1, n: n, k: k, a: x, lda: k, b: opB, ldb: n,
+                                                 c: y0, ldc: n, accumulate: accumulate)
+                    for kern in kernelsUnderTest {
+                        let panels = w.withUnsafeBufferPointer { kern.packPanels(b: $0.baseAddress!, ldb: tb ? k : n, transB: tb, k: k, n: n) }
+                        let step = panels.columnsPerPanel
+                        for start in Set([0, step, (n / 2) / step * step]) where start < n {
+                            var y = y0
+                            y.withUnsafeMutableBufferPointer { py in
+                                kern.gemv(y: py.baseAddress! + start, x: x, panels: panels, column: start, accumulate: accumulate)
+                            }
+                            XCTAssertEqual(bits(Array(y[start...])), bits(Array(expected[start...])),
+                                           "\(kern) k \(k) n \(n) transB \(tb) from column \(start) accumulate \(accumulate)")
+                            XCTAssertEqual(bits(Array(y[..<start])), bits(Array(y0[..<start])), "columns before \(start) untouched")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     // MARK: reductions and element-wise maps
 
     /// Runs `body` on every path with a fresh copy of `inputs`; each path's

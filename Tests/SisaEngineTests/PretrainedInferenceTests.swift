@@ -71,6 +71,41 @@ final class PretrainedInferenceTests: XCTestCase {
         checkDecoder(m, vocab: SmallModels.gpt2.vocab, T: 20)
     }
 
+    /// Decoding a frozen base reads its packed panels; a trainable model's
+    /// decoder multiplies row by row of the weights. Both give the same logits
+    /// bit for bit, on every kernel path, with and without an adapter.
+    func testFrozenDecoderOverPanelsEqualsTheRowByRowDecoder() throws {
+        func decode(_ m: any LanguageModel, _ ids: [Int32]) -> [UInt32] {
+            let d = m.makeDecoder()
+            return ids.flatMap { d.feed($0).map(\.bitPattern) }
+        }
+        for path in Kernels.availablePaths {
+            let kernels = Kernels(path)!
+            let pairs: [(String, any LanguageModel, any LanguageModel)] = [
+                ("llama", try SmallModels.llamaModel(SmallModels.llama, trainable: false, kernels: path),
+                 try SmallModels.llamaModel(SmallModels.llama, trainable: true, kernels: path)),
+                ("tied llama", try SmallModels.llamaModel(SmallModels.llamaTied, trainable: false, kernels: path),
+                 try SmallModels.llamaModel(SmallModels.llamaTied, trainable: true, kernels: path)),
+                ("gpt2", try GPT2Model(config: SmallModels.gpt2, kernels: kernels, trainable: false),
+                 try GPT2Model(config: SmallModels.gpt2, kernels: kernels, trainable: true)),
+            ]
+            for (name, frozen, rowByRow) in pairs {
+                if let f = frozen as? GPT2Model, let r = rowByRow as? GPT2Model {
+                    SmallModels.randomize(f.weights, seed: 3)
+                    SmallModels.randomize(r.weights, seed: 3)
+                }
+                var rng = Xoshiro256(seed: 6)
+                let ids = (0..<12).map { _ in Int32(rng.nextInt(below: frozen.vocabularySize)) }
+                XCTAssertEqual(decode(frozen, ids), decode(rowByRow, ids), "\(name) on \(path)")
+                let targets = frozen is GPT2Model ? GPT2Model.loraTargets(SmallModels.gpt2)
+                    : LlamaModel.loraTargets(name == "llama" ? SmallModels.llama : SmallModels.llamaTied)
+                let layers = name == "gpt2" ? SmallModels.gpt2.layers : SmallModels.llama.layers
+                for m in [frozen, rowByRow] { m.attach(try SmallModels.adapter(targets: targets, layers: layers)) }
+                XCTAssertEqual(decode(frozen, ids), decode(rowByRow, ids), "\(name) on \(path), with an adapter")
+            }
+        }
+    }
+
     /// A decoder past its window keeps the last half of the history, as the byte models' does.
     func testLlamaDecoderSlidesPastTheContext() throws {
         let c = SmallModels.llama

@@ -54,6 +54,9 @@ typedef struct SisaKernelTable {
     // same K: the same chains, so the same bits, without packing B per call.
     void (*gemm_panels)(int trans_a, long M, long N, long K, const float *A, long lda, const float *panels,
                         float *C, long ldc, int accumulate, const float *bias, long kc, long nc);
+    // y[N] = x[K] . P, P in pack_panels' layout from y's first column: the chains of one
+    // row of gemm_panels (from y when accumulate), for decoding one token.
+    void (*gemv_panels)(float *y, const float *x, const float *panels, long K, long N, int accumulate);
     // Throughput probe: `iterations` rounds of 12 independent vector fused multiply-add
     // chains (the machine's peak, for reports); returns a value that depends on every chain.
     float (*fma_peak)(long iterations);

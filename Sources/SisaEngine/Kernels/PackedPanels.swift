@@ -73,6 +73,19 @@ extension Kernels {
                                          accumulate ? 1 : 0, bias, kc, nc)
     }
 
+    /// y[n] (=|+=) x[k] · P[k, column ..< column + n]: one row of the product
+    /// above, the same chains (so the bits of the batch forward's row), without
+    /// padding the row to a register tile. Decoding one token reads each
+    /// frozen weight once, in the order it is stored.
+    public func gemv(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, panels: PackedPanels, column: Int = 0, n: Int? = nil,
+                     accumulate: Bool = false) {
+        let n = n ?? panels.n - column
+        precondition(n >= 0 && column >= 0 && column % panels.columnsPerPanel == 0 && column + n <= panels.n,
+                     "gemv: columns \(column)..<\(column + n) do not start a panel of a \(panels.n)-column matrix")
+        guard n > 0 else { return }
+        panels.table.pointee.gemv_panels(y, x, panels.panel(at: column), panels.k, n, accumulate ? 1 : 0)
+    }
+
     /// The table products of this shape run on: the planner's choice, or this path's.
     private func productTable(transB: Bool, k: Int, n: Int) -> UnsafePointer<SisaKernelTable> {
         guard let planner else { return table }

@@ -3,9 +3,10 @@ import Foundation
 /// Incremental GPT-2 inference for one sequence with a key/value cache:
 /// feed one token, get the next-token logits. Used by generation and by the
 /// ensemble, which feeds the same token to every shard's decoder. Every
-/// product is the chain of the batch forward (`gemv` for the [in, out]
-/// weights, `gemvRows` for q·k and the tied head), so the logits equal the
-/// batch forward's at the same positions.
+/// product is the chain of the batch forward (a frozen base's packed panels,
+/// else `gemv` for the [in, out] weights and `gemvRows` for the tied head;
+/// `gemvRows` for q·k), so the logits equal the batch forward's at the same
+/// positions.
 public final class GPT2Decoder: TokenDecoder {
     public let model: GPT2Model
     private let keys: [FloatBuffer]    // per layer [T, C]
@@ -46,6 +47,16 @@ public final class GPT2Decoder: TokenDecoder {
         model.adapter?.addUpdates(product: product.rawValue, layer: l, x: x, y: y, u: u.pointer, kernels: model.kernels)
     }
 
+    /// y[n] += x[k] · W for the [k, n] weight at `offset` (y holds the bias):
+    /// from its panels when the base is frozen, else row by row of W.
+    private func linear(_ y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, weight offset: Int, k: Int, n: Int) {
+        if let p = model.frozenPanels?.panels(model.params.pointer, offset: offset, transB: false, k: k, n: n, kernels: model.kernels) {
+            model.kernels.gemv(y: y, x: x, panels: p, accumulate: true)
+        } else {
+            model.kernels.gemv(y: y, x: x, w: model.params.pointer + offset, k: k, n: n, ldw: n, accumulate: true)
+        }
+    }
+
     private func step(_ token: Int32, at pos: Int) {
         let c = model.config, C = c.dim, H = c.heads, hs = c.headSize, V = c.vocab
         let L = model.layout, P = model.params.pointer, K = model.kernels, eps = c.epsilon
@@ -55,7 +66,7 @@ public final class GPT2Decoder: TokenDecoder {
             LayerNorm.forward(out: h.pointer, mean: stats.pointer, rstd: stats.pointer + 1, x: x.pointer,
                               w: P + w.ln1w, b: P + w.ln1b, M: 1, C: C, eps: eps, kernels: K, pool: single)
             qkv.pointer.update(from: P + w.qkvb, count: 3 * C)
-            K.gemv(y: qkv.pointer, x: h.pointer, w: P + w.qkvw, k: C, n: 3 * C, ldw: 3 * C, accumulate: true)
+            linear(qkv.pointer, x: h.pointer, weight: w.qkvw, k: C, n: 3 * C)
             adapt(.attn, layer: l, x: h.pointer, y: qkv.pointer)
             (keys[l].pointer + pos * C).update(from: qkv.pointer + C, count: C)
             (values[l].pointer + pos * C).update(from: qkv.pointer + 2 * C, count: C)
@@ -69,22 +80,26 @@ public final class GPT2Decoder: TokenDecoder {
                        k: pos + 1, n: hs, ldw: C)
             }
             tmp.pointer.update(from: P + w.projb, count: C)
-            K.gemv(y: tmp.pointer, x: y.pointer, w: P + w.projw, k: C, n: C, ldw: C, accumulate: true)
+            linear(tmp.pointer, x: y.pointer, weight: w.projw, k: C, n: C)
             adapt(.proj, layer: l, x: y.pointer, y: tmp.pointer)
             addInPlace(x.pointer, tmp.pointer, C)
             LayerNorm.forward(out: h.pointer, mean: stats.pointer, rstd: stats.pointer + 1, x: x.pointer,
                               w: P + w.ln2w, b: P + w.ln2b, M: 1, C: C, eps: eps, kernels: K, pool: single)
             fc.pointer.update(from: P + w.fcb, count: 4 * C)
-            K.gemv(y: fc.pointer, x: h.pointer, w: P + w.fcw, k: C, n: 4 * C, ldw: 4 * C, accumulate: true)
+            linear(fc.pointer, x: h.pointer, weight: w.fcw, k: C, n: 4 * C)
             adapt(.fc, layer: l, x: h.pointer, y: fc.pointer)
             GELU.forward(out: fcGelu.pointer, x: fc.pointer, N: 4 * C, kernels: K, pool: single)
             tmp.pointer.update(from: P + w.fc2b, count: C)
-            K.gemv(y: tmp.pointer, x: fcGelu.pointer, w: P + w.fc2w, k: 4 * C, n: C, ldw: C, accumulate: true)
+            linear(tmp.pointer, x: fcGelu.pointer, weight: w.fc2w, k: 4 * C, n: C)
             adapt(.mlpProj, layer: l, x: fcGelu.pointer, y: tmp.pointer)
             addInPlace(x.pointer, tmp.pointer, C)
         }
         LayerNorm.forward(out: h.pointer, mean: stats.pointer, rstd: stats.pointer + 1, x: x.pointer,
                           w: P + L.lnfw, b: P + L.lnfb, M: 1, C: C, eps: eps, kernels: K, pool: single)
-        K.gemvRows(y: logits.pointer, w: P + L.wte, x: h.pointer, n: V, k: C, ldw: C)
+        if let p = model.frozenPanels?.panels(P, offset: L.wte, transB: true, k: C, n: V, kernels: K) {
+            K.gemv(y: logits.pointer, x: h.pointer, panels: p)
+        } else {
+            K.gemvRows(y: logits.pointer, w: P + L.wte, x: h.pointer, n: V, k: C, ldw: C)
+        }
     }
 }

@@ -1,7 +1,8 @@
 /// Incremental Llama inference with a key/value cache: feed one token, get
 /// the next-token logits. Every product is the row-chain of the batch
-/// forward (`gemvRows` for the [out, in] weights), so the logits equal the
-/// batch forward's at the same positions.
+/// forward (over a frozen base's packed panels, else `gemvRows` over the
+/// [out, in] weights), so the logits equal the batch forward's at the same
+/// positions.
 public final class LlamaDecoder: TokenDecoder {
     public let model: LlamaModel
     private let keys: [FloatBuffer]    // per layer [window, Hkv·hs], rotated
@@ -42,6 +43,16 @@ public final class LlamaDecoder: TokenDecoder {
         model.adapter?.addUpdates(product: product.rawValue, layer: l, x: x, y: y, u: u.pointer, kernels: model.kernels)
     }
 
+    /// y[n] = W x for the [n, k] weight at `offset`: from its panels when the
+    /// base is frozen (read once, in order), else row by row.
+    private func project(_ y: UnsafeMutablePointer<Float>, weight offset: Int, x: UnsafePointer<Float>, n: Int, k: Int) {
+        if let p = model.panels(offset, K: k, N: n) {
+            model.kernels.gemv(y: y, x: x, panels: p)
+        } else {
+            model.kernels.gemvRows(y: y, w: model.weights.values.pointer + offset, x: x, n: n, k: k, ldw: k)
+        }
+    }
+
     private func step(_ token: Int32, at pos: Int) {
         let c = model.config, C = c.dim, F = c.ffDim, hs = c.headDim, W = c.qkvWidth
         let L = model.layout, P = model.weights.values.pointer, K = model.kernels
@@ -53,7 +64,7 @@ public final class LlamaDecoder: TokenDecoder {
             let w = L.blocks[l]
             RMSNorm.forward(out: h.pointer, rstd: rstd.pointer, x: x.pointer, w: P + w.attnNorm, M: 1, C: C, eps: c.rmsEpsilon,
                             kernels: K, pool: single)
-            K.gemvRows(y: qkv.pointer, w: P + w.qkv, x: h.pointer, n: W, k: C, ldw: C)
+            project(qkv.pointer, weight: w.qkv, x: h.pointer, n: W, k: C)
             adapt(.qkv, layer: l, x: h.pointer, y: qkv.pointer)
             K.ropeForward(qkv.pointer, heads: c.heads, headSize: hs, cos: cosP, sin: sinP)
             K.ropeForward(qkv.pointer + c.qWidth, heads: c.kvHeads, headSize: hs, cos: cosP, sin: sinP)
@@ -68,20 +79,20 @@ public final class LlamaDecoder: TokenDecoder {
                 // y_h[hs] = scores[0...pos] · v[0...pos, g]
                 K.gemv(y: y.pointer + head * hs, x: scores.pointer, w: values[l].pointer + g * hs, k: pos + 1, n: hs, ldw: c.kvWidth)
             }
-            K.gemvRows(y: tmp.pointer, w: P + w.o, x: y.pointer, n: C, k: c.qWidth, ldw: c.qWidth)
+            project(tmp.pointer, weight: w.o, x: y.pointer, n: C, k: c.qWidth)
             adapt(.o, layer: l, x: y.pointer, y: tmp.pointer)
             addInPlace(x.pointer, tmp.pointer, C)
             RMSNorm.forward(out: h.pointer, rstd: rstd.pointer, x: x.pointer, w: P + w.mlpNorm, M: 1, C: C, eps: c.rmsEpsilon,
                             kernels: K, pool: single)
-            K.gemvRows(y: gu.pointer, w: P + w.gateUp, x: h.pointer, n: 2 * F, k: C, ldw: C)
+            project(gu.pointer, weight: w.gateUp, x: h.pointer, n: 2 * F, k: C)
             adapt(.gateUp, layer: l, x: h.pointer, y: gu.pointer)
             K.swigluForward(out: act.pointer, gu: gu.pointer, rows: 1, F: F)
-            K.gemvRows(y: tmp.pointer, w: P + w.down, x: act.pointer, n: C, k: F, ldw: F)
+            project(tmp.pointer, weight: w.down, x: act.pointer, n: C, k: F)
             adapt(.down, layer: l, x: act.pointer, y: tmp.pointer)
             addInPlace(x.pointer, tmp.pointer, C)
         }
         RMSNorm.forward(out: h.pointer, rstd: rstd.pointer, x: x.pointer, w: P + L.norm, M: 1, C: C, eps: c.rmsEpsilon,
                         kernels: K, pool: single)
-        K.gemvRows(y: logits.pointer, w: P + L.head, x: h.pointer, n: c.vocab, k: C, ldw: C)
+        project(logits.pointer, weight: L.head, x: h.pointer, n: c.vocab, k: C)
     }
 }

@@ -223,7 +223,7 @@ public final class LlamaModel: LanguageModel {
     }
 
     /// The frozen weight [N, K] at `offset` as panels of its transpose (nil when the weights train).
-    private func panels(_ offset: Int, K: Int, N: Int) -> PackedPanels? {
+    func panels(_ offset: Int, K: Int, N: Int) -> PackedPanels? {
         frozenPanels?.panels(weights.values.pointer, offset: offset, transB: true, k: K, n: N, kernels: kernels)
     }
 
