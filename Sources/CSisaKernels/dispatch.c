@@ -20,6 +20,14 @@ const SisaKernelTable *sisa_kernel_table(SisaKernelPath path) {
     }
 }
 
+const SisaKernelTable *sisa_kernel_table_tile(SisaKernelPath path, int variant) {
+    if (variant == 0) return sisa_kernel_table(path);
+#if defined(__x86_64__)
+    if (variant == 1 && path == SISA_PATH_AVX512 && sisa_kernel_table(path)) return &sisa_table_avx512_wide;
+#endif
+    return 0;
+}
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif

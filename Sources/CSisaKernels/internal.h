@@ -8,6 +8,7 @@ extern const SisaKernelTable sisa_table_portable;
 #if defined(__x86_64__)
 extern const SisaKernelTable sisa_table_avx2;
 extern const SisaKernelTable sisa_table_avx512;
+extern const SisaKernelTable sisa_table_avx512_wide;
 #endif
 
 /// A per-thread, 64-byte aligned buffer of at least `floats` floats (valid

@@ -110,6 +110,9 @@ typedef struct SisaKernelTable {
 
 // The table of a path, or NULL when this CPU (or build) cannot run it.
 const SisaKernelTable *sisa_kernel_table(SisaKernelPath path);
+// The path's tables by register tile: variant 0 is sisa_kernel_table's; 1 is
+// AVX-512's 6 x 64 tile. NULL past the last. Every tile gives the same bits.
+const SisaKernelTable *sisa_kernel_table_tile(SisaKernelPath path, int variant);
 
 // C[M, N] = init + op(A)[M, K] . op(B)[K, N], row-major, with op = transpose
 // when trans_* is set (A stored [K, M], B stored [N, K]). Each element is one

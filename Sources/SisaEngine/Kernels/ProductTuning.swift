@@ -11,13 +11,23 @@ import Foundation
 public struct ProductPlanner: Sendable {
     public struct Candidate: Sendable, CustomStringConvertible, Equatable {
         public let path: KernelPath
+        /// The register tile (rows x columns) of the table's micro-kernel.
+        public let tile: (rows: Int, columns: Int)
         /// k-block and column block of the product (floats).
         public let kc: Int, nc: Int
         /// One of the C library's static kernel tables (function pointers, never
         /// written after load): safe to share across threads.
         nonisolated(unsafe) let table: UnsafePointer<SisaKernelTable>
-        public var description: String { "\(path) kc \(kc) nc \(nc)" }
-        public static func == (a: Candidate, b: Candidate) -> Bool { a.path == b.path && a.kc == b.kc && a.nc == b.nc }
+        public var description: String { "\(path) \(tile.rows)x\(tile.columns) kc \(kc) nc \(nc)" }
+        public static func == (a: Candidate, b: Candidate) -> Bool { a.table == b.table && a.kc == b.kc && a.nc == b.nc }
+
+        init(path: KernelPath, kc: Int, nc: Int, table: UnsafePointer<SisaKernelTable>) {
+            self.path = path
+            tile = (Int(table.pointee.gemm_mr), Int(table.pointee.gemm_nr))
+            self.kc = kc
+            self.nc = nc
+            self.table = table
+        }
     }
 
     public struct Shape: Hashable, Sendable, CustomStringConvertible {
@@ -39,11 +49,14 @@ public struct ProductPlanner: Sendable {
         case zen4
         /// AMD Zen 5 (family 1Ah): full-width AVX-512.
         case zen5
+        /// Intel with AVX-512 (Skylake-SP and later server cores): two full-width FMA units.
+        case intelAVX512
         case other
     }
 
     public let family: Family
-    /// Every path this CPU runs (SIMD paths only, unless portable is all there is) x a few blockings.
+    /// Every path this CPU runs (SIMD paths only, unless portable is all there is) x its register
+    /// tiles x a few blockings.
     public let candidates: [Candidate]
     private let preferred: Int
     /// A planner that runs every product with one candidate (benchmarks).
@@ -61,8 +74,11 @@ public struct ProductPlanner: Sendable {
         let simd = paths.filter { $0 != .portable }
         var c: [Candidate] = []
         for p in simd.isEmpty ? paths : simd {
-            guard let t = sisa_kernel_table(p.cPath) else { continue }
-            for (kc, nc) in ProductPlanner.blockings { c.append(Candidate(path: p, kc: kc, nc: nc, table: t)) }
+            var variant: Int32 = 0
+            while let t = sisa_kernel_table_tile(p.cPath, variant) {
+                for (kc, nc) in ProductPlanner.blockings { c.append(Candidate(path: p, kc: kc, nc: nc, table: t)) }
+                variant += 1
+            }
         }
         candidates = c
         preferred = 0
@@ -82,19 +98,26 @@ public struct ProductPlanner: Sendable {
             // SmolLM2-135M shapes, several runs): no candidate beats AVX-512 with the default
             // blocking by more than the run-to-run noise (±10%) at any shape, AVX2 included.
             return candidates[preferred]
+        case .intelAVX512:
+            // Measured on a 2-core Ice Lake VM: see `wide`.
+            return wide ?? candidates[preferred]
         case .zen5, .other:
             return candidates[preferred]
         }
     }
 
-    private func candidate(_ path: KernelPath, kc: Int, nc: Int = 512) -> Candidate? {
-        candidates.first { $0.path == path && $0.kc == kc && $0.nc == nc }
+    /// AVX-512's 6 x 64 tile with the default blocking, when this CPU runs it.
+    private var wide: Candidate? {
+        candidates.first { $0.path == .avx512 && $0.tile.columns == 64 && $0.kc == 256 && $0.nc == 512 }
     }
 
     /// The family from CPUID's vendor, family and model (x86); other architectures are `other`.
     public static func detectFamily() -> Family {
         var vendor: UInt32 = 0, family: UInt32 = 0, model: UInt32 = 0
         sisa_cpu_identity(&vendor, &family, &model)
+        if vendor == 2 {  // Intel
+            return sisa_kernel_table(SISA_PATH_AVX512) != nil ? .intelAVX512 : .other
+        }
         guard vendor == 1 else { return .other }  // AMD
         if family == 0x1A { return .zen5 }
         if family == 0x19, (0x10...0x1F).contains(model) || (0x60...0x7F).contains(model) || (0xA0...0xAF).contains(model) {
