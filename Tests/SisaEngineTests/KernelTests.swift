@@ -119,26 +119,36 @@ final class KernelTests: XCTestCase {
         XCTAssertTrue(sensitive, "the data must make summation order visible, or this test could not fail")
     }
 
-    /// Every path and blocking the product planner may choose gives the portable path's bits.
+    /// Every path, register tile and blocking the product planner may choose
+    /// gives the portable path's bits, with each chain started from C, from a
+    /// bias row or from zero.
     func testEveryPlannerCandidateGivesThePortableBits() throws {
         let planner = try XCTUnwrap(Kernels.best.planner)
         XCTAssertFalse(planner.candidates.isEmpty)
         let portable = Kernels(.portable)!
-        for (m, n, k) in [(37, 70, 300), (130, 33, 513), (8, 1100, 257)] {
+        enum Start: String, CaseIterable { case fromC, fromBias, fromZero }
+        for (m, n, k) in [(37, 70, 300), (130, 33, 513), (8, 1100, 257), (13, 200, 64)] {
             for (ta, tb) in [(false, false), (true, false), (false, true)] {
                 let a = randomFloats(m * k, seed: 1), b = randomFloats(k * n, seed: 2), c0 = randomFloats(m * n, seed: 3)
-                func product(_ kern: Kernels) -> [Float] {
-                    var c = c0
-                    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-                        kern.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: pa.baseAddress!, lda: ta ? m : k, b: pb.baseAddress!,
-                                  ldb: tb ? k : n, c: pc.baseAddress!, ldc: n, accumulate: true)
-                    } } }
-                    return c
-                }
-                let reference = bits(product(portable))
-                XCTAssertEqual(bits(product(Kernels.best)), reference, "planned, \(m)x\(n)x\(k) \(ta) \(tb)")
-                for cand in planner.candidates {
-                    XCTAssertEqual(bits(product(Kernels.best.forcing(cand))), reference, "\(cand), \(m)x\(n)x\(k) \(ta) \(tb)")
+                let bias = randomFloats(n, seed: 4)
+                for start in Start.allCases {
+                    func product(_ kern: Kernels) -> [Float] {
+                        var c = c0
+                        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                            bias.withUnsafeBufferPointer { pbias in
+                                kern.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: pa.baseAddress!, lda: ta ? m : k, b: pb.baseAddress!,
+                                          ldb: tb ? k : n, c: pc.baseAddress!, ldc: n, accumulate: start == .fromC,
+                                          bias: start == .fromBias ? pbias.baseAddress! : nil)
+                            }
+                        } } }
+                        return c
+                    }
+                    let reference = bits(product(portable))
+                    let what = "\(m)x\(n)x\(k) \(ta) \(tb) \(start)"
+                    XCTAssertEqual(bits(product(Kernels.best)), reference, "planned, \(what)")
+                    for cand in planner.candidates {
+                        XCTAssertEqual(bits(product(Kernels.best.forcing(cand))), reference, "\(cand), \(what)")
+                    }
                 }
             }
         }

@@ -73,19 +73,23 @@ final class PretrainedInferenceTests: XCTestCase {
 
     /// Decoding a frozen base reads its packed panels; a trainable model's
     /// decoder multiplies row by row of the weights. Both give the same logits
-    /// bit for bit, on every kernel path, with and without an adapter.
+    /// bit for bit, on every kernel path and with the products planned per
+    /// shape (this CPU's tiles), with and without an adapter.
     func testFrozenDecoderOverPanelsEqualsTheRowByRowDecoder() throws {
         func decode(_ m: any LanguageModel, _ ids: [Int32]) -> [UInt32] {
             let d = m.makeDecoder()
             return ids.flatMap { d.feed($0).map(\.bitPattern) }
         }
-        for path in Kernels.availablePaths {
-            let kernels = Kernels(path)!
+        let settings: [(String, Kernels)] = Kernels.availablePaths.map { ($0.rawValue, Kernels($0)!) } + [("planned", Kernels.best)]
+        for (path, kernels) in settings {
+            func llama(_ c: LlamaConfiguration, trainable: Bool) throws -> LlamaModel {
+                let m = try LlamaModel(config: c, trainable: trainable, pool: WorkerPool(threads: 2), kernels: kernels)
+                SmallModels.randomize(m.weights, seed: 3)
+                return m
+            }
             let pairs: [(String, any LanguageModel, any LanguageModel)] = [
-                ("llama", try SmallModels.llamaModel(SmallModels.llama, trainable: false, kernels: path),
-                 try SmallModels.llamaModel(SmallModels.llama, trainable: true, kernels: path)),
-                ("tied llama", try SmallModels.llamaModel(SmallModels.llamaTied, trainable: false, kernels: path),
-                 try SmallModels.llamaModel(SmallModels.llamaTied, trainable: true, kernels: path)),
+                ("llama", try llama(SmallModels.llama, trainable: false), try llama(SmallModels.llama, trainable: true)),
+                ("tied llama", try llama(SmallModels.llamaTied, trainable: false), try llama(SmallModels.llamaTied, trainable: true)),
                 ("gpt2", try GPT2Model(config: SmallModels.gpt2, kernels: kernels, trainable: false),
                  try GPT2Model(config: SmallModels.gpt2, kernels: kernels, trainable: true)),
             ]

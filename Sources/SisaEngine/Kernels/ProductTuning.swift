@@ -49,7 +49,8 @@ public struct ProductPlanner: Sendable {
         case zen4
         /// AMD Zen 5 (family 1Ah): full-width AVX-512.
         case zen5
-        /// Intel with AVX-512 (Skylake-SP and later server cores): two full-width FMA units.
+        /// Intel with AVX-512 (Skylake-SP and later server cores: two full-width FMA units; the
+        /// client parts with one are not told apart, and lose little with the wider tile).
         case intelAVX512
         case other
     }
@@ -59,6 +60,8 @@ public struct ProductPlanner: Sendable {
     /// tiles x a few blockings.
     public let candidates: [Candidate]
     private let preferred: Int
+    /// AVX-512's 6 x 64 tile with the default blocking, when this CPU runs it.
+    private let wide: Candidate?
     /// A planner that runs every product with one candidate (benchmarks).
     private let forced: Candidate?
 
@@ -66,6 +69,7 @@ public struct ProductPlanner: Sendable {
         family = .other
         candidates = [c]
         preferred = 0
+        wide = nil
         forced = c
     }
 
@@ -82,6 +86,7 @@ public struct ProductPlanner: Sendable {
         }
         candidates = c
         preferred = 0
+        wide = c.first { $0.path == .avx512 && $0.tile.columns == 64 && $0.kc == 256 && $0.nc == 512 }
         forced = nil
     }
 
@@ -105,16 +110,14 @@ public struct ProductPlanner: Sendable {
             // LoRA training 436 against 330 tokens/s, tiny byte training 26.4k against 24.0k.
             // No k-block or column block beat the default by more than the noise (standalone
             // loop, one core: 146-148 GFLOP/s of 182 with the default, 115-154 otherwise).
-            return wide ?? candidates[preferred]
+            // Under 64 columns (LoRA's rank-r products) the wide tile would mostly multiply padding.
+            guard let wide, shape.n >= 64 else { return candidates[preferred] }
+            return wide
         case .zen5, .other:
             return candidates[preferred]
         }
     }
 
-    /// AVX-512's 6 x 64 tile with the default blocking, when this CPU runs it.
-    private var wide: Candidate? {
-        candidates.first { $0.path == .avx512 && $0.tile.columns == 64 && $0.kc == 256 && $0.nc == 512 }
-    }
 
     /// The family from CPUID's vendor, family and model (x86); other architectures are `other`.
     public static func detectFamily() -> Family {
