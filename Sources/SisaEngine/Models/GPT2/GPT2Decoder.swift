@@ -50,7 +50,7 @@ public final class GPT2Decoder: TokenDecoder {
     /// y[n] += x[k] · W for the [k, n] weight at `offset` (y holds the bias):
     /// from its panels when the base is frozen, else row by row of W.
     private func linear(_ y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, weight offset: Int, k: Int, n: Int) {
-        if let p = model.frozenPanels?.panels(model.params.pointer, offset: offset, transB: false, k: k, n: n, kernels: model.kernels) {
+        if let p = model.panels(offset, transB: false, k: k, n: n) {
             model.kernels.gemv(y: y, x: x, panels: p, accumulate: true)
         } else {
             model.kernels.gemv(y: y, x: x, w: model.params.pointer + offset, k: k, n: n, ldw: n, accumulate: true)
@@ -96,7 +96,7 @@ public final class GPT2Decoder: TokenDecoder {
         }
         LayerNorm.forward(out: h.pointer, mean: stats.pointer, rstd: stats.pointer + 1, x: x.pointer,
                           w: P + L.lnfw, b: P + L.lnfb, M: 1, C: C, eps: eps, kernels: K, pool: single)
-        if let p = model.frozenPanels?.panels(P, offset: L.wte, transB: true, k: C, n: V, kernels: K) {
+        if let p = model.panels(L.wte, transB: true, k: C, n: V) {
             K.gemv(y: logits.pointer, x: h.pointer, panels: p)
         } else {
             K.gemvRows(y: logits.pointer, w: P + L.wte, x: h.pointer, n: V, k: C, ldw: C)

@@ -41,16 +41,21 @@ public final class GPT2Model: LanguageModel {
     /// The products LoRA targets add to.
     enum Product: Int { case attn = 0, proj, fc, mlpProj }
 
+    /// The frozen op(W) [k, n] at `offset` as panels (stored [n, k] when
+    /// `transB`, as the tied head is); nil when the weights train.
+    func panels(_ offset: Int, transB: Bool, k: Int, n: Int) -> PackedPanels? {
+        frozenPanels?.panels(params.pointer, offset: offset, transB: transB, k: k, n: n, kernels: kernels)
+    }
+
     /// out[M, N] = inp[M, K] · W + b for the weight [K, N] at `offset`: from its
     /// panels when the weights are frozen, packing per call otherwise.
     private func linear(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight offset: Int, bias: Int,
                         M: Int, K: Int, N: Int) {
         let P = params.pointer
-        guard let frozenPanels else {
+        guard let p = panels(offset, transB: false, k: K, n: N) else {
             Linear.forward(out: out, inp: inp, w: P + offset, b: P + bias, M: M, K: K, N: N, kernels: kernels, pool: pool)
             return
         }
-        let p = frozenPanels.panels(P, offset: offset, transB: false, k: K, n: N, kernels: kernels)
         Projection.forward(out: out, inp: inp, panels: p, bias: P + bias, M: M, kernels: kernels, pool: pool)
     }
 
@@ -231,8 +236,7 @@ public final class GPT2Model: LanguageModel {
                               M: BT, C: C, eps: eps, kernels: kernels, pool: pool)
         }
         timed("head fwd") {
-            if let frozenPanels {
-                let p = frozenPanels.panels(params.pointer, offset: layout.wte, transB: true, k: C, n: V, kernels: kernels)
+            if let p = panels(layout.wte, transB: true, k: C, n: V) {
                 Projection.forward(out: a.logits.pointer, inp: a.lnf.pointer, panels: p, M: BT, kernels: kernels, pool: pool)
             } else {
                 Head.forward(logits: a.logits.pointer, x: a.lnf.pointer, wte: P + layout.wte, M: BT, C: C, V: V, kernels: kernels, pool: pool)
