@@ -161,6 +161,23 @@ final class BaseStoreTests: XCTestCase {
             XCTAssertEqual(a, b, "same seed, same text (\(how))")
             XCTAssertFalse(a.isEmpty)
         }
+        // The shards decode in lock-step over the one base, and the text is the one
+        // each shard's own decoder gives: greedy over the mean of their probabilities.
+        XCTAssertEqual(EnsembleDecoder(models: ens.models.map { $0.model.model }, pool: .shared).lockstepMembers, 3)
+        var greedy = Sampler(temperature: 0)
+        let lockstep = ens.generate(prompt: Array("rec 2".utf8), maxTokens: 12, aggregation: .mean, sampler: &greedy)
+        let alone = ens.models.map { $0.model.model.makeDecoder() }
+        func feed(_ t: Int32) -> [[Double]] { alone.map { Sampler.probabilities($0.feed(t)) } }
+        var probs = feed(codec.separator), reference: [UInt8] = []
+        for t in codec.encode(Array("rec 2".utf8)) { probs = feed(t) }
+        for _ in 0..<12 {
+            let next = Ensemble.greedy(Ensemble.aggregate(probs, .mean), mean: nil)
+            if codec.stops(next) { break }
+            reference += codec.bytes(of: next)
+            probs = feed(next)
+        }
+        XCTAssertEqual(lockstep, reference)
+        XCTAssertFalse(reference.isEmpty)
         // One shard alone through the ensemble is that shard's model, in scores and in decoded text.
         let one = try Ensemble(store: store, shard: 1)
         var g1 = Sampler(temperature: 0), g2 = Sampler(temperature: 0)

@@ -16,6 +16,8 @@ public final class Ensemble {
     public let models: [(shard: Int, model: ShardModel)]
     /// Shards left out (quarantined or untrained), with the reason.
     public let excluded: [(shard: Int, reason: String)]
+    /// Splits generation's base products by columns (see `EnsembleDecoder`).
+    public let pool: WorkerPool
 
     public init(store: Store, shard: Int? = nil, pool: WorkerPool = .shared) throws {
         var models: [(Int, ShardModel)] = []
@@ -38,14 +40,18 @@ public final class Ensemble {
         }
         self.models = models
         self.excluded = excluded
+        self.pool = pool
     }
 
     /// An ensemble of given models (for example exactly retrained or
-    /// approximately unlearned copies), not read from a store.
-    public init(models: [(shard: Int, model: ShardModel)], excluded: [(shard: Int, reason: String)] = []) {
+    /// approximately unlearned copies, or a server request's inference
+    /// copies), not read from a store. Generation runs on `pool`.
+    public init(models: [(shard: Int, model: ShardModel)], excluded: [(shard: Int, reason: String)] = [],
+                pool: WorkerPool = WorkerPool(threads: 1)) {
         precondition(!models.isEmpty)
         self.models = models
         self.excluded = excluded
+        self.pool = pool
     }
 
     /// Aggregates the shards' next-token probability vectors: their mean, or
@@ -87,9 +93,11 @@ public final class Ensemble {
     public func generate(prompt: [UInt8], maxTokens: Int, aggregation: Aggregation, sampler: inout Sampler,
                          filter: OutputFilter? = nil, blocked: UnsafeMutablePointer<Int>? = nil, maxBytes: Int? = nil) -> [UInt8] {
         let codec = self.codec
-        let sessions = models.map { $0.model.model.makeDecoder() }
-        var probs: [[Double]] = sessions.map { Sampler.probabilities($0.feed(codec.separator)) }
-        for t in codec.encode(prompt) { probs = sessions.map { Sampler.probabilities($0.feed(t)) } }
+        // The shards of a base store decode in lock-step, reading the base once per token.
+        let decoder = EnsembleDecoder(models: models.map { $0.model.model }, pool: pool)
+        func feed(_ t: Int32) -> [[Double]] { decoder.feed(t).map { Sampler.probabilities($0) } }
+        var probs = feed(codec.separator)
+        for t in codec.encode(prompt) { probs = feed(t) }
         var out: [UInt8] = []
         for _ in 0..<maxTokens {
             var dist = Ensemble.aggregate(probs, aggregation)
@@ -107,7 +115,7 @@ public final class Ensemble {
             if codec.stops(next) || (filter != nil && dist[Int(next)] == 0) { break }
             out += codec.bytes(of: next)
             if let maxBytes, out.count >= maxBytes { break }
-            probs = sessions.map { Sampler.probabilities($0.feed(next)) }
+            probs = feed(next)
         }
         return out
     }
