@@ -54,43 +54,85 @@ extension LanguageModel {
     /// tokens has nothing to score: 0 tokens, NLL NaN.
     public func score(sequences seqs: [[Int32]], perToken: Bool = false, batchSize: Int = 16,
                       pad: Int32 = 0) -> [RecordScore] {
-        var windows: [ScoreWindow] = []
-        for (i, s) in seqs.enumerated() {
-            windows += scoringWindows(record: i, tokenCount: s.count, context: context)
+        let nll = scoreWindows(seqs, context: context, vocab: vocabularySize, batchSize: batchSize, pad: pad, groups: 1) { batch in
+            forward(batch)
+            return lastTokenLosses
         }
-        // Windows of similar length share a batch, so little is padding; a window's
-        // scores do not depend on its companions, so the order changes no result.
-        windows.sort { ($0.end - $0.start, $1.record, $1.start) > ($1.end - $1.start, $0.record, $0.start) }
-        var nll = seqs.map { [Float](repeating: 0, count: max(0, $0.count - 1)) }
-        var i = 0
-        while i < windows.count {
-            let widest = windows[i..<min(windows.count, i + batchSize)].map { $0.end - $0.start }.max()!
-            let rows = max(1, min(batchSize, (64 << 20) / max(1, widest * vocabularySize)))
-            let chunk = windows[i..<min(windows.count, i + rows)]
-            let T = chunk.map { $0.end - $0.start }.max()!
-            var tokens = [Int32](repeating: pad, count: chunk.count * T)
-            var targets = [Int32](repeating: -1, count: chunk.count * T)
-            for (r, w) in chunk.enumerated() {
-                let s = seqs[w.record]
-                for t in 0..<(w.end - w.start) {
-                    tokens[r * T + t] = s[w.start + t]
-                    if w.start + t + 1 > w.from { targets[r * T + t] = s[w.start + t + 1] }
-                }
+        return recordScores(nll[0], perToken: perToken)
+    }
+}
+
+extension LlamaModel {
+    /// Scores token sequences under each of `adapters` over this frozen base
+    /// (nil: the base alone), in lock-step: each batch of windows runs once
+    /// for all of them (`forward(_:adapters:)`), so the base is read once per
+    /// batch, not once per adapter. Result i is, bit for bit, `score` by a
+    /// model with adapter i.
+    public func score(sequences seqs: [[Int32]], adapters: [LoRAAdapter?], perToken: Bool = false, batchSize: Int = 16,
+                      pad: Int32 = 0) -> [[RecordScore]] {
+        precondition(!adapters.isEmpty, "scoring needs at least one adapter (or nil for the base)")
+        let S = adapters.count
+        let nll = scoreWindows(seqs, context: context, vocab: vocabularySize, batchSize: batchSize, pad: pad, groups: S) { batch in
+            // The chunk once per adapter: group i is rows [i·B, (i+1)·B).
+            let b = Batch(B: S * batch.B, T: batch.T, tokens: Array([[Int32]](repeating: batch.tokens, count: S).joined()),
+                          targets: Array([[Int32]](repeating: batch.targets, count: S).joined()))
+            forward(b, adapters: adapters)
+            return lastTokenLosses
+        }
+        return nll.map { recordScores($0, perToken: perToken) }
+    }
+}
+
+private func recordScores(_ nll: [[Float]], perToken: Bool) -> [RecordScore] {
+    nll.map { v in
+        let mean = v.isEmpty ? .nan : v.reduce(0.0) { $0 + Double($1) } / Double(v.count)
+        return RecordScore(tokens: v.count, nll: mean, tokenNLL: perToken ? v : nil)
+    }
+}
+
+/// The window batching behind `score`: cuts `seqs` into windows, batches
+/// windows of similar length (at most `batchSize`, and about 64 M logits for
+/// all `groups` copies of a batch), calls `run` with each batch, which
+/// returns the token losses of `groups` copies of it (group g's rows after
+/// the previous groups'), and returns per group, per sequence, the NLL of
+/// each token after the first. A window's scores do not depend on its
+/// companions, so the batching changes no result.
+private func scoreWindows(_ seqs: [[Int32]], context: Int, vocab: Int, batchSize: Int, pad: Int32, groups: Int,
+                          run: (Batch) -> [Float]) -> [[[Float]]] {
+    var windows: [ScoreWindow] = []
+    for (i, s) in seqs.enumerated() {
+        windows += scoringWindows(record: i, tokenCount: s.count, context: context)
+    }
+    windows.sort { ($0.end - $0.start, $1.record, $1.start) > ($1.end - $1.start, $0.record, $0.start) }
+    let empty = seqs.map { [Float](repeating: 0, count: max(0, $0.count - 1)) }
+    var nll = [[[Float]]](repeating: empty, count: groups)
+    var i = 0
+    while i < windows.count {
+        let widest = windows[i..<min(windows.count, i + batchSize)].map { $0.end - $0.start }.max()!
+        let rows = max(1, min(batchSize, (64 << 20) / max(1, widest * vocab * groups)))
+        let chunk = windows[i..<min(windows.count, i + rows)]
+        let T = chunk.map { $0.end - $0.start }.max()!
+        var tokens = [Int32](repeating: pad, count: chunk.count * T)
+        var targets = [Int32](repeating: -1, count: chunk.count * T)
+        for (r, w) in chunk.enumerated() {
+            let s = seqs[w.record]
+            for t in 0..<(w.end - w.start) {
+                tokens[r * T + t] = s[w.start + t]
+                if w.start + t + 1 > w.from { targets[r * T + t] = s[w.start + t + 1] }
             }
-            forward(Batch(B: chunk.count, T: T, tokens: tokens, targets: targets))
-            let losses = lastTokenLosses
+        }
+        let losses = run(Batch(B: chunk.count, T: T, tokens: tokens, targets: targets))
+        for g in 0..<groups {
+            let base = g * chunk.count * T
             for (r, w) in chunk.enumerated() {
                 for t in 0..<(w.end - w.start) where w.start + t + 1 > w.from {
-                    nll[w.record][w.start + t] = losses[r * T + t]
+                    nll[g][w.record][w.start + t] = losses[base + r * T + t]
                 }
             }
-            i += chunk.count
         }
-        return nll.map { v in
-            let mean = v.isEmpty ? .nan : v.reduce(0.0) { $0 + Double($1) } / Double(v.count)
-            return RecordScore(tokens: v.count, nll: mean, tokenNLL: perToken ? v : nil)
-        }
+        i += chunk.count
     }
+    return nll
 }
 
 extension GPT2Model {

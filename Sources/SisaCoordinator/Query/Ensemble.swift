@@ -123,7 +123,16 @@ public final class Ensemble {
     /// Per-record scores under the ensemble: the NLL of the mixture of the
     /// shards' probabilities, token by token.
     public func score(_ records: [[UInt8]]) -> [RecordScore] {
-        Ensemble.mixture(models.map { $0.model.score(records, perToken: true) })
+        Ensemble.mixture(scoresByShard(records))
+    }
+
+    /// Each shard's per-token scores of `records`, in shard order: the
+    /// shards of a base store in lock-step (`EnsembleScoring`), the same bits
+    /// as `models[i].model.score(records, perToken: true)`.
+    public func scoresByShard(_ records: [[UInt8]]) -> [[RecordScore]] {
+        let codec = self.codec
+        return EnsembleScoring.score(models.map { $0.model.model }, sequences: records.map(codec.sequence), perToken: true,
+                                     pad: codec.separator)
     }
 
     /// Mixture of per-shard token scores: -log(mean_s exp(-nll_s)) per token,
@@ -202,7 +211,7 @@ extension Ensemble {
             for name in Set(page.map(\.group)).sorted() {
                 let texts = page.filter { $0.group == name }.map(\.text)
                 // Each shard scores once; the ensemble's mixture is made from those scores.
-                let perShard = models.map { $0.model.score(texts, perToken: true) }
+                let perShard = scoresByShard(texts)
                 var g = groups[name] ?? Group(shards: [Sum](repeating: Sum(), count: models.count))
                 g.records += texts.count
                 g.ensemble.add(Ensemble.mixture(perShard))

@@ -31,6 +31,9 @@ public final class LlamaModel: LanguageModel {
     let frozenPanels: FrozenPanels?
     private var acts: LlamaActivations?
     private var loraActs: LoRAActivations?
+    /// A lock-step forward's per-member adapter activations (`forward(_:adapters:)`).
+    private var memberActs: [LoRAActivations?] = []
+    private var lockstepForward = false
 
     public var architecture: ModelArchitecture { .llama }
     public var vocabularySize: Int { config.vocab }
@@ -136,6 +139,25 @@ public final class LlamaModel: LanguageModel {
 
     @discardableResult
     public func forward(_ batch: Batch, gradients: Bool, gradScale: Float?) -> Double {
+        forward(batch, gradients: gradients, gradScale: gradScale, members: nil)
+    }
+
+    /// The forward pass of several adapters over this model's frozen base at
+    /// once (scoring an ensemble's shards): `batch` holds S equal groups of
+    /// rows, group i run with `adapters[i]` (nil: the base alone). Every base
+    /// product runs once over all S·B rows, reading the base once; each
+    /// row's results are those of a forward with its group's adapter alone,
+    /// bit for bit (no operation mixes rows of different sequences). The
+    /// losses (`lastTokenLosses`) come in the batch's row order. Inference
+    /// only: no backward follows.
+    @discardableResult
+    public func forward(_ batch: Batch, adapters: [LoRAAdapter?]) -> Double {
+        precondition(!adapters.isEmpty && batch.B % adapters.count == 0, "\(batch.B) rows do not split into \(adapters.count) groups")
+        precondition(adapters.allSatisfy { $0.map { $0.layerCount == config.layers } ?? true }, "an adapter for another model")
+        return forward(batch, gradients: false, gradScale: nil, members: adapters)
+    }
+
+    private func forward(_ batch: Batch, gradients: Bool, gradScale: Float?, members: [LoRAAdapter?]?) -> Double {
         let B = batch.B, T = batch.T
         precondition(T >= 1 && T <= context, "sequence length \(T) exceeds context \(context)")
         let a = activations(B: B, T: T, training: gradients)
@@ -147,8 +169,20 @@ public final class LlamaModel: LanguageModel {
             a.tokens[i] = tok
             a.targets[i] = tgt
         }
-        loraActs = LoRAActivations.sized(loraActs, adapter: adapter, rows: BT)
-        let lora = loraActs
+        // The adapters' row groups: this model's adapter on every row, or one group per member.
+        let lora: [(rows: Range<Int>, acts: LoRAActivations?)]
+        if let members {
+            let rows = BT / members.count
+            memberActs = members.enumerated().map { i, a in
+                LoRAActivations.sized(i < memberActs.count ? memberActs[i] : nil, adapter: a, rows: rows)
+            }
+            lora = memberActs.enumerated().map { i, acts in ((i * rows)..<((i + 1) * rows), acts) }
+            lockstepForward = true
+        } else {
+            loraActs = LoRAActivations.sized(loraActs, adapter: adapter, rows: BT)
+            lora = [(0..<BT, loraActs)]
+            lockstepForward = false
+        }
         timed("embedding fwd") {
             Embedding.forward(x: a.stream(0).pointer, tokens: a.tokens, wte: P + layout.embed, wpe: nil, B: B, T: T, C: C, pool: pool)
         }
@@ -227,12 +261,15 @@ public final class LlamaModel: LanguageModel {
         frozenPanels?.panels(weights.values.pointer, offset: offset, transB: true, k: K, n: N, kernels: kernels)
     }
 
-    /// Adds the adapter's updates to product `product` of layer `layer`.
+    /// Adds the adapters' updates to product `product` of layer `layer`, each to its rows.
     private func adapt(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>,
-                       ldy: Int, M: Int, lora: LoRAActivations?) {
-        guard let lora else { return }
-        timed("lora fwd") {
-            lora.forward(product: product.rawValue, layer: layer, x: x, ldx: ldx, y: y, ldy: ldy, M: M, kernels: kernels, pool: pool)
+                       ldy: Int, M: Int, lora: [(rows: Range<Int>, acts: LoRAActivations?)]) {
+        for (rows, acts) in lora {
+            guard let acts else { continue }
+            timed("lora fwd") {
+                acts.forward(product: product.rawValue, layer: layer, x: x + rows.lowerBound * ldx, ldx: ldx,
+                             y: y + rows.lowerBound * ldy, ldy: ldy, M: rows.count, kernels: kernels, pool: pool)
+            }
         }
     }
 
@@ -264,7 +301,7 @@ public final class LlamaModel: LanguageModel {
     // MARK: backward
 
     public func backward(weightGradients: Bool = true, recordNorms: RecordGradientNorms? = nil) {
-        guard let a = acts, a.training else { preconditionFailure("backward() needs a forward with gradients") }
+        guard let a = acts, a.training, !lockstepForward else { preconditionFailure("backward() needs a forward with gradients") }
         precondition(recordNorms == nil, "per-record gradient norms are not implemented for llama")
         let B = a.B, T = a.T, BT = B * T
         let c = config, C = c.dim, F = c.ffDim, V = c.vocab, W = c.qkvWidth
