@@ -62,7 +62,17 @@ extension LanguageModel {
     }
 }
 
-extension LlamaModel {
+/// A model whose forward can run several adapters over its frozen base at
+/// once, each on its own group of rows (`forward(_:adapters:)`).
+public protocol LockstepForward: LanguageModel {
+    @discardableResult
+    func forward(_ batch: Batch, adapters: [LoRAAdapter?]) -> Double
+}
+
+extension LlamaModel: LockstepForward {}
+extension GPT2Model: LockstepForward {}
+
+extension LockstepForward {
     /// Scores token sequences under each of `adapters` over this frozen base
     /// (nil: the base alone), in lock-step: each batch of windows runs once
     /// for all of them (`forward(_:adapters:)`), so the base is read once per

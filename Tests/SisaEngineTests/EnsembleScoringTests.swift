@@ -66,4 +66,34 @@ final class EnsembleScoringTests: XCTestCase {
             XCTAssertTrue(bits(together[i]) == bits(m.score(sequences: seqs, perToken: true)), "member \(i)")
         }
     }
+
+    /// GPT-2 bases too, on every path, at one and two threads.
+    func testGPT2LockstepScoresAreEachMembersOwn() throws {
+        let config = GPT2Configuration(layers: 2, heads: 2, dim: 24, context: 8, vocab: 300)
+        let seqs = sequences(vocab: config.vocab)
+        let settings: [(String, Kernels)] = Kernels.availablePaths.map { ($0.rawValue, Kernels($0)!) } + [("planned", Kernels.best)]
+        for (path, kernels) in settings {
+            for threads in [1, 2] {
+                let base = try GPT2Model(config: config, pool: WorkerPool(threads: threads), kernels: kernels, trainable: false)
+                SmallModels.randomize(base.weights, seed: 7)
+                let targets = GPT2Model.loraTargets(config)
+                let adapters: [LoRAAdapter?] = [
+                    nil,
+                    try SmallModels.adapter(targets: targets, layers: config.layers, rank: 3, seed: 14),
+                    try SmallModels.adapter(targets: targets, layers: config.layers, rank: 4, top: 1, seed: 15),
+                ]
+                let members: [GPT2Model] = adapters.map { a in
+                    let m = GPT2Model(sharingParametersOf: base, pool: WorkerPool(threads: threads))
+                    if let a { m.attach(a) }
+                    return m
+                }
+                let together = EnsembleScoring.score(members, sequences: seqs, perToken: true, batchSize: 3, pad: 0)
+                for (i, m) in members.enumerated() {
+                    let alone = m.score(sequences: seqs, perToken: true, pad: 0)
+                    XCTAssertTrue(bits(together[i]) == bits(alone), "\(path), \(threads) threads, member \(i)")
+                }
+                XCTAssertNotEqual(bits(together[0]), bits(together[1]), "the adapters change the scores")
+            }
+        }
+    }
 }

@@ -24,33 +24,13 @@ public final class EnsembleDecoder {
     public init(models: [any LanguageModel], pool: WorkerPool) {
         precondition(!models.isEmpty, "an ensemble needs a model")
         count = models.count
-        var groups: [Group] = []
-        var taken = Set<Int>()
-        for (i, m) in models.enumerated() where !taken.contains(i) {
-            let peers: [Int]
-            let lockstep: (any LockstepDecoder)?
-            if let llama = m as? LlamaModel, llama.frozenPanels != nil {
-                peers = models.indices.filter { j in
-                    !taken.contains(j) && (models[j] as? LlamaModel).map { LlamaDecoder.shareBase([llama, $0]) } == true
-                }
-                lockstep = peers.count > 1 ? LlamaDecoder(members: peers.map { models[$0] as! LlamaModel }, pool: pool) : nil
-            } else if let gpt2 = m as? GPT2Model, gpt2.frozenPanels != nil {
-                peers = models.indices.filter { j in
-                    !taken.contains(j) && (models[j] as? GPT2Model).map { GPT2Decoder.shareBase([gpt2, $0]) } == true
-                }
-                lockstep = peers.count > 1 ? GPT2Decoder(members: peers.map { models[$0] as! GPT2Model }, pool: pool) : nil
-            } else {
-                peers = [i]
-                lockstep = nil
+        groups = SharedBase.groups(models).map { group -> Group in
+            guard group.count > 1 else { return .single(models[group[0]].makeDecoder(), member: group[0]) }
+            if let llamas = group.map({ models[$0] }) as? [LlamaModel] {
+                return .lockstep(LlamaDecoder(members: llamas, pool: pool), members: group)
             }
-            if let lockstep {
-                groups.append(.lockstep(lockstep, members: peers))
-            } else {
-                groups.append(.single(m.makeDecoder(), member: i))
-            }
-            taken.formUnion(peers)
+            return .lockstep(GPT2Decoder(members: group.map { models[$0] as! GPT2Model }, pool: pool), members: group)
         }
-        self.groups = groups
     }
 
     /// Feeds `token` to every member; returns each member's next-token

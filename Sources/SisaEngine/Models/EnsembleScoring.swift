@@ -1,6 +1,6 @@
 /// Scores of the same sequences under each of an ensemble's members.
 ///
-/// Members over one frozen Llama base (a base store's shards) score in
+/// Members over one frozen base (a base store's shards) score in
 /// lock-step: each batch of windows runs once for all of them, every base
 /// product over all their rows, so the base is read once per batch instead
 /// of once per shard. A request scoring a few short texts is bound by that
@@ -10,23 +10,16 @@ public enum EnsembleScoring {
     public static func score(_ models: [any LanguageModel], sequences: [[Int32]], perToken: Bool = false, batchSize: Int = 16,
                              pad: Int32 = 0) -> [[RecordScore]] {
         var out = [[RecordScore]](repeating: [], count: models.count)
-        var taken = Set<Int>()
-        for (i, m) in models.enumerated() where !taken.contains(i) {
-            var peers = [i]
-            if let llama = m as? LlamaModel, llama.frozenPanels != nil {
-                peers = models.indices.filter { j in
-                    !taken.contains(j) && (models[j] as? LlamaModel).map { LlamaDecoder.shareBase([llama, $0]) } == true
-                }
-            }
-            taken.formUnion(peers)
-            if peers.count == 1 {
-                out[i] = m.score(sequences: sequences, perToken: perToken, batchSize: batchSize, pad: pad)
+        for group in SharedBase.groups(models) {
+            let lead = models[group[0]]
+            guard group.count > 1, let lockstep = lead as? any LockstepForward else {
+                for i in group { out[i] = models[i].score(sequences: sequences, perToken: perToken, batchSize: batchSize, pad: pad) }
                 continue
             }
-            // The first member's instance runs the forward (its activations), with every peer's adapter.
-            let adapters = peers.map { (models[$0] as! LlamaModel).adapter }
-            let scores = (m as! LlamaModel).score(sequences: sequences, adapters: adapters, perToken: perToken, batchSize: batchSize, pad: pad)
-            for (k, j) in peers.enumerated() { out[j] = scores[k] }
+            // The first member's instance runs the forward (its activations), with every member's adapter.
+            let scores = lockstep.score(sequences: sequences, adapters: group.map { models[$0].adapter }, perToken: perToken,
+                                        batchSize: batchSize, pad: pad)
+            for (k, i) in group.enumerated() { out[i] = scores[k] }
         }
         return out
     }

@@ -18,7 +18,8 @@ public final class GPT2Model: LanguageModel {
     public let params: FloatBuffer
     public let grads: FloatBuffer
     public private(set) var adapter: LoRAAdapter?
-    private var loraActs: LoRAActivations?
+    /// The adapter (or, in a lock-step forward, the adapters) on the forward's rows.
+    private var lora = LoRARowGroups()
     public let pool: WorkerPool
     /// The kernel path every product and reduction runs on (bits do not depend on it).
     public let kernels: Kernels
@@ -90,7 +91,7 @@ public final class GPT2Model: LanguageModel {
     public func attach(_ adapter: LoRAAdapter) {
         precondition(adapter.layerCount == config.layers, "adapter for another model")
         self.adapter = adapter
-        loraActs = nil
+        lora.reset()
     }
 
     /// An inference-only model over `other`'s parameters (shared, never
@@ -137,21 +138,20 @@ public final class GPT2Model: LanguageModel {
         return a
     }
 
-    /// Adds the adapter's updates to product `product` of layer `layer`.
-    private func adapt(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>,
-                       ldy: Int, M: Int, lora: LoRAActivations?) {
-        guard let lora else { return }
+    /// Adds the adapters' updates to product `product` of layer `layer`, each to its rows.
+    private func adapt(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int) {
+        guard !lora.isEmpty else { return }
         timed("lora fwd") {
-            lora.forward(product: product.rawValue, layer: layer, x: x, ldx: ldx, y: y, ldy: ldy, M: M, kernels: kernels, pool: pool)
+            lora.forward(product: product.rawValue, layer: layer, x: x, ldx: ldx, y: y, ldy: ldy, kernels: kernels, pool: pool)
         }
     }
 
     /// Gradients of the adapter's updates on product `product`, dx accumulated into (when given).
     private func adaptBackward(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>,
                                ldy: Int, dx: UnsafeMutablePointer<Float>?, M: Int, weightGradients: Bool) {
-        guard let lora = loraActs else { return }
+        guard let acts = lora.single else { return }
         timed("lora bwd") {
-            lora.backward(product: product.rawValue, layer: layer, x: x, ldx: ldx, dy: dy, ldy: ldy, dx: dx, M: M,
+            acts.backward(product: product.rawValue, layer: layer, x: x, ldx: ldx, dy: dy, ldy: ldy, dx: dx, M: M,
                           weightGradients: weightGradients, kernels: kernels, pool: pool)
         }
     }
@@ -171,13 +171,28 @@ public final class GPT2Model: LanguageModel {
     /// each record by its own target count through `batch.weights`).
     @discardableResult
     public func forward(_ batch: Batch, gradients: Bool, gradScale: Float?) -> Double {
+        forward(batch, gradients: gradients, gradScale: gradScale, members: nil)
+    }
+
+    /// The forward pass of several adapters over this model's frozen base at
+    /// once, as `LlamaModel.forward(_:adapters:)`: `batch` holds S equal
+    /// groups of rows, group i run with `adapters[i]`; each row's results are
+    /// those of a forward with its group's adapter alone. Inference only.
+    @discardableResult
+    public func forward(_ batch: Batch, adapters: [LoRAAdapter?]) -> Double {
+        precondition(!adapters.isEmpty && batch.B % adapters.count == 0, "\(batch.B) rows do not split into \(adapters.count) groups")
+        precondition(adapters.allSatisfy { $0.map { $0.layerCount == config.layers } ?? true }, "an adapter for another model")
+        return forward(batch, gradients: false, gradScale: nil, members: adapters)
+    }
+
+    private func forward(_ batch: Batch, gradients: Bool, gradScale: Float?, members: [LoRAAdapter?]?) -> Double {
         let B = batch.B, T = batch.T
         precondition(T >= 1 && T <= config.context, "sequence length \(T) exceeds context \(config.context)")
         let a = activations(B: B, T: T)
         let C = config.dim, V = config.vocab, BT = B * T, eps = config.epsilon
         let P = params.pointer
-        loraActs = LoRAActivations.sized(loraActs, adapter: adapter, rows: BT)
-        let lora = loraActs
+        // This model's adapter on every row, or one group of rows per member.
+        if let members { lora.lockstep(members, rows: BT) } else { lora.single(adapter, rows: BT) }
         for i in 0..<BT {
             let tok = batch.tokens[i], tgt = batch.targets[i]
             precondition(tok >= 0 && Int(tok) < V && Int(tgt) < V && tgt >= -1, "token id out of range")
@@ -198,7 +213,7 @@ public final class GPT2Model: LanguageModel {
             timed("matmul fwd") {
                 linear(out: L.qkv.pointer, inp: L.ln1.pointer, weight: w.qkvw, bias: w.qkvb, M: BT, K: C, N: 3 * C)
             }
-            adapt(.attn, layer: l, x: L.ln1.pointer, ldx: C, y: L.qkv.pointer, ldy: 3 * C, M: BT, lora: lora)
+            adapt(.attn, layer: l, x: L.ln1.pointer, ldx: C, y: L.qkv.pointer, ldy: 3 * C)
             timed("attention fwd") {
                 Attention.forward(y: L.atty.pointer, att: L.att.pointer, qkv: L.qkv.pointer, shape: attentionShape(B: B, T: T),
                                   kernels: kernels, pool: pool)
@@ -206,7 +221,7 @@ public final class GPT2Model: LanguageModel {
             timed("matmul fwd") {
                 linear(out: L.res2.pointer, inp: L.atty.pointer, weight: w.projw, bias: w.projb, M: BT, K: C, N: C)
             }
-            adapt(.proj, layer: l, x: L.atty.pointer, ldx: C, y: L.res2.pointer, ldy: C, M: BT, lora: lora)
+            adapt(.proj, layer: l, x: L.atty.pointer, ldx: C, y: L.res2.pointer, ldy: C)
             timed("residual fwd") {
                 Residual.add(L.res2.pointer, x, count: BT * C, pool: pool)
             }
@@ -217,7 +232,7 @@ public final class GPT2Model: LanguageModel {
             timed("matmul fwd") {
                 linear(out: L.fch.pointer, inp: L.ln2.pointer, weight: w.fcw, bias: w.fcb, M: BT, K: C, N: 4 * C)
             }
-            adapt(.fc, layer: l, x: L.ln2.pointer, ldx: C, y: L.fch.pointer, ldy: 4 * C, M: BT, lora: lora)
+            adapt(.fc, layer: l, x: L.ln2.pointer, ldx: C, y: L.fch.pointer, ldy: 4 * C)
             timed("gelu fwd") {
                 GELU.forward(out: L.fchGelu.pointer, x: L.fch.pointer, N: BT * 4 * C, kernels: kernels, pool: pool)
             }
@@ -225,7 +240,7 @@ public final class GPT2Model: LanguageModel {
             timed("matmul fwd") {
                 linear(out: out, inp: L.fchGelu.pointer, weight: w.fc2w, bias: w.fc2b, M: BT, K: 4 * C, N: C)
             }
-            adapt(.mlpProj, layer: l, x: L.fchGelu.pointer, ldx: 4 * C, y: out, ldy: C, M: BT, lora: lora)
+            adapt(.mlpProj, layer: l, x: L.fchGelu.pointer, ldx: 4 * C, y: out, ldy: C)
             timed("residual fwd") {
                 Residual.add(out, L.res2.pointer, count: BT * C, pool: pool)
             }
@@ -271,7 +286,7 @@ public final class GPT2Model: LanguageModel {
     /// `recordNorms` then collects each record's squared gradient norm from
     /// every layer's input activations and output gradients.
     public func backward(weightGradients: Bool = true, recordNorms: RecordGradientNorms? = nil) {
-        guard let a = acts else { preconditionFailure("backward() before forward()") }
+        guard let a = acts, !lora.lockstep else { preconditionFailure("backward() before forward() (or after a lock-step one)") }
         precondition(weights.gradients != nil || adapter?.parameters.gradients != nil,
                      "backward() on an inference-only model (init(sharingParametersOf:))")
         let B = a.B, T = a.T, BT = B * T

@@ -30,10 +30,8 @@ public final class LlamaModel: LanguageModel {
     /// The frozen weights packed for the forward products (nil when the weights train).
     let frozenPanels: FrozenPanels?
     private var acts: LlamaActivations?
-    private var loraActs: LoRAActivations?
-    /// A lock-step forward's per-member adapter activations (`forward(_:adapters:)`).
-    private var memberActs: [LoRAActivations?] = []
-    private var lockstepForward = false
+    /// The adapter (or, in a lock-step forward, the adapters) on the forward's rows.
+    private var lora = LoRARowGroups()
 
     public var architecture: ModelArchitecture { .llama }
     public var vocabularySize: Int { config.vocab }
@@ -94,7 +92,7 @@ public final class LlamaModel: LanguageModel {
     public func attach(_ adapter: LoRAAdapter) {
         precondition(adapter.layerCount == config.layers, "adapter for another model")
         self.adapter = adapter
-        loraActs = nil
+        lora.reset()
     }
 
     /// Llama's initialisation for a model trained from scratch (tests): N(0, 0.02)
@@ -169,20 +167,8 @@ public final class LlamaModel: LanguageModel {
             a.tokens[i] = tok
             a.targets[i] = tgt
         }
-        // The adapters' row groups: this model's adapter on every row, or one group per member.
-        let lora: [(rows: Range<Int>, acts: LoRAActivations?)]
-        if let members {
-            let rows = BT / members.count
-            memberActs = members.enumerated().map { i, a in
-                LoRAActivations.sized(i < memberActs.count ? memberActs[i] : nil, adapter: a, rows: rows)
-            }
-            lora = memberActs.enumerated().map { i, acts in ((i * rows)..<((i + 1) * rows), acts) }
-            lockstepForward = true
-        } else {
-            loraActs = LoRAActivations.sized(loraActs, adapter: adapter, rows: BT)
-            lora = [(0..<BT, loraActs)]
-            lockstepForward = false
-        }
+        // This model's adapter on every row, or one group of rows per member.
+        if let members { lora.lockstep(members, rows: BT) } else { lora.single(adapter, rows: BT) }
         timed("embedding fwd") {
             Embedding.forward(x: a.stream(0).pointer, tokens: a.tokens, wte: P + layout.embed, wpe: nil, B: B, T: T, C: C, pool: pool)
         }
@@ -196,7 +182,7 @@ public final class LlamaModel: LanguageModel {
             timed("matmul fwd") {
                 project(out: L.qkv.pointer, inp: L.h1.pointer, weight: w.qkv, M: BT, K: C, N: W)
             }
-            adapt(.qkv, layer: l, x: L.h1.pointer, ldx: C, y: L.qkv.pointer, ldy: W, M: BT, lora: lora)
+            adapt(.qkv, layer: l, x: L.h1.pointer, ldx: C, y: L.qkv.pointer, ldy: W)
             timed("rope fwd") {
                 RotaryEmbedding.forward(L.qkv.pointer, stride: W, heads: c.heads, headSize: c.headDim, M: BT, T: T, table: rope,
                                         kernels: kernels, pool: pool)
@@ -210,7 +196,7 @@ public final class LlamaModel: LanguageModel {
             timed("matmul fwd") {
                 project(out: L.x2.pointer, inp: L.atty.pointer, weight: w.o, M: BT, K: c.qWidth, N: C)
             }
-            adapt(.o, layer: l, x: L.atty.pointer, ldx: c.qWidth, y: L.x2.pointer, ldy: C, M: BT, lora: lora)
+            adapt(.o, layer: l, x: L.atty.pointer, ldx: c.qWidth, y: L.x2.pointer, ldy: C)
             timed("residual fwd") { Residual.add(L.x2.pointer, x, count: BT * C, pool: pool) }
             timed("rmsnorm fwd") {
                 RMSNorm.forward(out: L.h2.pointer, rstd: L.r2.pointer, x: L.x2.pointer, w: P + w.mlpNorm, M: BT, C: C,
@@ -219,12 +205,12 @@ public final class LlamaModel: LanguageModel {
             timed("matmul fwd") {
                 project(out: L.gu.pointer, inp: L.h2.pointer, weight: w.gateUp, M: BT, K: C, N: 2 * F)
             }
-            adapt(.gateUp, layer: l, x: L.h2.pointer, ldx: C, y: L.gu.pointer, ldy: 2 * F, M: BT, lora: lora)
+            adapt(.gateUp, layer: l, x: L.h2.pointer, ldx: C, y: L.gu.pointer, ldy: 2 * F)
             timed("swiglu fwd") { SwiGLU.forward(out: L.act.pointer, gu: L.gu.pointer, M: BT, F: F, kernels: kernels, pool: pool) }
             timed("matmul fwd") {
                 project(out: out, inp: L.act.pointer, weight: w.down, M: BT, K: F, N: C)
             }
-            adapt(.down, layer: l, x: L.act.pointer, ldx: F, y: out, ldy: C, M: BT, lora: lora)
+            adapt(.down, layer: l, x: L.act.pointer, ldx: F, y: out, ldy: C)
             timed("residual fwd") { Residual.add(out, L.x2.pointer, count: BT * C, pool: pool) }
         }
         timed("rmsnorm fwd") {
@@ -262,23 +248,19 @@ public final class LlamaModel: LanguageModel {
     }
 
     /// Adds the adapters' updates to product `product` of layer `layer`, each to its rows.
-    private func adapt(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>,
-                       ldy: Int, M: Int, lora: [(rows: Range<Int>, acts: LoRAActivations?)]) {
-        for (rows, acts) in lora {
-            guard let acts else { continue }
-            timed("lora fwd") {
-                acts.forward(product: product.rawValue, layer: layer, x: x + rows.lowerBound * ldx, ldx: ldx,
-                             y: y + rows.lowerBound * ldy, ldy: ldy, M: rows.count, kernels: kernels, pool: pool)
-            }
+    private func adapt(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int) {
+        guard !lora.isEmpty else { return }
+        timed("lora fwd") {
+            lora.forward(product: product.rawValue, layer: layer, x: x, ldx: ldx, y: y, ldy: ldy, kernels: kernels, pool: pool)
         }
     }
 
     /// Gradients of the adapter's updates on product `product`, dx accumulated into (when given).
     private func adaptBackward(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>,
                                ldy: Int, dx: UnsafeMutablePointer<Float>?, M: Int, weightGradients: Bool) {
-        guard let lora = loraActs else { return }
+        guard let acts = lora.single else { return }
         timed("lora bwd") {
-            lora.backward(product: product.rawValue, layer: layer, x: x, ldx: ldx, dy: dy, ldy: ldy, dx: dx, M: M,
+            acts.backward(product: product.rawValue, layer: layer, x: x, ldx: ldx, dy: dy, ldy: ldy, dx: dx, M: M,
                           weightGradients: weightGradients, kernels: kernels, pool: pool)
         }
     }
@@ -301,7 +283,7 @@ public final class LlamaModel: LanguageModel {
     // MARK: backward
 
     public func backward(weightGradients: Bool = true, recordNorms: RecordGradientNorms? = nil) {
-        guard let a = acts, a.training, !lockstepForward else { preconditionFailure("backward() needs a forward with gradients") }
+        guard let a = acts, a.training, !lora.lockstep else { preconditionFailure("backward() needs a forward with gradients") }
         precondition(recordNorms == nil, "per-record gradient norms are not implemented for llama")
         let B = a.B, T = a.T, BT = B * T
         let c = config, C = c.dim, F = c.ffDim, V = c.vocab, W = c.qkvWidth
