@@ -54,7 +54,8 @@ extension LanguageModel {
     /// tokens has nothing to score: 0 tokens, NLL NaN.
     public func score(sequences seqs: [[Int32]], perToken: Bool = false, batchSize: Int = 16,
                       pad: Int32 = 0) -> [RecordScore] {
-        let nll = scoreWindows(seqs, context: context, vocab: vocabularySize, batchSize: batchSize, pad: pad, groups: 1) { batch in
+        let nll = scoreWindows(seqs, context: context, vocab: vocabularySize, batchSize: batchSize, pad: pad, groups: 1,
+                               maxLogits: scoringLogitCap) { batch in
             forward(batch)
             return lastTokenLosses
         }
@@ -78,11 +79,23 @@ extension LockstepForward {
     /// for all of them (`forward(_:adapters:)`), so the base is read once per
     /// batch, not once per adapter. Result i is, bit for bit, `score` by a
     /// model with adapter i.
+    /// `maxLogits` bounds the logits of one forward (its default, 64 M, is 256 MB).
     public func score(sequences seqs: [[Int32]], adapters: [LoRAAdapter?], perToken: Bool = false, batchSize: Int = 16,
-                      pad: Int32 = 0) -> [[RecordScore]] {
+                      pad: Int32 = 0, maxLogits: Int = scoringLogitCap) -> [[RecordScore]] {
         precondition(!adapters.isEmpty, "scoring needs at least one adapter (or nil for the base)")
+        // Adapters in passes of at most as many as one widest window's logits
+        // fit the 64 M cap for (one window of a long text, many shards).
+        let widest = seqs.map { min(context, max(0, $0.count - 1)) }.max() ?? 1
+        let perPass = max(1, maxLogits / max(1, widest * vocabularySize))
+        if adapters.count > perPass {
+            return stride(from: 0, to: adapters.count, by: perPass).flatMap { i in
+                score(sequences: seqs, adapters: Array(adapters[i..<min(adapters.count, i + perPass)]), perToken: perToken,
+                      batchSize: batchSize, pad: pad, maxLogits: maxLogits)
+            }
+        }
         let S = adapters.count
-        let nll = scoreWindows(seqs, context: context, vocab: vocabularySize, batchSize: batchSize, pad: pad, groups: S) { batch in
+        let nll = scoreWindows(seqs, context: context, vocab: vocabularySize, batchSize: batchSize, pad: pad, groups: S,
+                               maxLogits: maxLogits) { batch in
             // The chunk once per adapter: group i is rows [i·B, (i+1)·B).
             let b = Batch(B: S * batch.B, T: batch.T, tokens: Array([[Int32]](repeating: batch.tokens, count: S).joined()),
                           targets: Array([[Int32]](repeating: batch.targets, count: S).joined()))
@@ -92,6 +105,9 @@ extension LockstepForward {
         return nll.map { recordScores($0, perToken: perToken) }
     }
 }
+
+/// Logits of one scoring forward at most (about 256 MB), unless one window needs more.
+public let scoringLogitCap = 64 << 20
 
 private func recordScores(_ nll: [[Float]], perToken: Bool) -> [RecordScore] {
     nll.map { v in
@@ -108,7 +124,7 @@ private func recordScores(_ nll: [[Float]], perToken: Bool) -> [RecordScore] {
 /// each token after the first. A window's scores do not depend on its
 /// companions, so the batching changes no result.
 private func scoreWindows(_ seqs: [[Int32]], context: Int, vocab: Int, batchSize: Int, pad: Int32, groups: Int,
-                          run: (Batch) -> [Float]) -> [[[Float]]] {
+                          maxLogits: Int, run: (Batch) -> [Float]) -> [[[Float]]] {
     var windows: [ScoreWindow] = []
     for (i, s) in seqs.enumerated() {
         windows += scoringWindows(record: i, tokenCount: s.count, context: context)
@@ -119,7 +135,7 @@ private func scoreWindows(_ seqs: [[Int32]], context: Int, vocab: Int, batchSize
     var i = 0
     while i < windows.count {
         let widest = windows[i..<min(windows.count, i + batchSize)].map { $0.end - $0.start }.max()!
-        let rows = max(1, min(batchSize, (64 << 20) / max(1, widest * vocab * groups)))
+        let rows = max(1, min(batchSize, maxLogits / max(1, widest * vocab * groups)))
         let chunk = windows[i..<min(windows.count, i + rows)]
         let T = chunk.map { $0.end - $0.start }.max()!
         var tokens = [Int32](repeating: pad, count: chunk.count * T)

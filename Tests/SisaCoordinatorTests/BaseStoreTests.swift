@@ -164,6 +164,9 @@ final class BaseStoreTests: XCTestCase {
         // The shards decode in lock-step over the one base, and the text is the one
         // each shard's own decoder gives: greedy over the mean of their probabilities.
         XCTAssertEqual(EnsembleDecoder(models: ens.models.map { $0.model.model }, pool: .shared).lockstepMembers, 3)
+        // So do the server's per-request copies (`ShardModel.sharing(pool:)`).
+        let copies = ens.models.map { $0.model.sharing(pool: WorkerPool(threads: 1)).model }
+        XCTAssertEqual(EnsembleDecoder(models: copies, pool: WorkerPool(threads: 1)).lockstepMembers, 3)
         var greedy = Sampler(temperature: 0)
         let lockstep = ens.generate(prompt: Array("rec 2".utf8), maxTokens: 12, aggregation: .mean, sampler: &greedy)
         let alone = ens.models.map { $0.model.model.makeDecoder() }

@@ -12,7 +12,7 @@ final class EnsembleDecoderTests: XCTestCase {
                                            rmsEpsilon: 1e-5, ropeTheta: 10_000, tiedEmbeddings: false)
 
     /// Inference copies of one frozen base, with different adapters (the
-    /// last with none), as a base store's shards are loaded.
+    /// fourth with none), as a base store's shards are loaded.
     private func members(_ base: LlamaModel) throws -> [LlamaModel] {
         let targets = LlamaModel.loraTargets(base.config)
         let adapters: [LoRAAdapter?] = [
@@ -21,7 +21,8 @@ final class EnsembleDecoderTests: XCTestCase {
                                     rank: 5, seed: 12),
             try SmallModels.adapter(targets: targets, layers: base.config.layers, rank: 2, top: 1, seed: 13),
             nil,
-        ]
+        ] + (try (0..<5).map { k in try SmallModels.adapter(targets: targets, layers: base.config.layers, rank: 2, seed: 40 + UInt64(k)) })
+        // Nine members: the S-row products span more than one register tile (6 or 8 rows).
         return adapters.map { a in
             let m = LlamaModel(sharing: base, pool: WorkerPool(threads: 1))
             if let a { m.attach(a) }
@@ -80,7 +81,7 @@ final class EnsembleDecoderTests: XCTestCase {
         }
         XCTAssertFalse(LlamaDecoder.shareBase([ms[0], other]))
         XCTAssertFalse(LlamaDecoder.shareBase([trainable]))
-        XCTAssertTrue(LlamaDecoder.shareBase([ms[0], ms[3]]))
+        XCTAssertTrue(LlamaDecoder.shareBase([ms[0], ms[3], ms[8]]))
     }
 
     /// GPT-2 bases too: copies of one frozen base with their own adapters

@@ -265,7 +265,7 @@ public enum Challenge {
             digests[s] = model.digest
             seconds += report.seconds
         }
-        return (Ensemble(models: original.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) }), seconds, digests)
+        return (Ensemble(models: original.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) }, pool: original.pool), seconds, digests)
     }
 
     /// What the approximate methods see of one store, read once: each affected
@@ -308,7 +308,7 @@ public enum Challenge {
             for step in 0..<opt.steps { u.step(step) }
             replaced[s] = u.model
         }
-        return (Ensemble(models: original.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) }), Date().timeIntervalSince(t0))
+        return (Ensemble(models: original.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) }, pool: original.pool), Date().timeIntervalSince(t0))
     }
 
     private static func writeJSONL(_ records: [RecordInfo], text: (RecordInfo) throws -> [UInt8], to url: URL) throws {

@@ -345,7 +345,7 @@ extension Store {
                                     seed: o.seed &+ UInt64(trial) &* 1000)
         let exactNLL = meter.forgetNLLs(exactState)
         func ensembleOf(_ replaced: [Int: ShardModel]) -> Ensemble {
-            Ensemble(models: ensemble.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) })
+            Ensemble(models: ensemble.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) }, pool: ensemble.pool)
         }
         log?("measuring the original and the exact ensembles (extraction: greedy continuations)")
         var originalMetrics = meter.metrics(original, isExact: false, exactForgetNLL: exactNLL, seconds: 0, flops: 0)
@@ -371,7 +371,7 @@ extension Store {
         let (original, exactState, exactModels, meter, exactNLL) = (b.original, b.exactState, b.exactModels, b.meter, b.exactNLL)
         let (retainByShard, exactMetrics, verdict, answering) = (b.retainByShard, b.exactMetrics, b.verdict, b.answering)
         func ensembleOf(_ replaced: [Int: ShardModel]) -> Ensemble {
-            Ensemble(models: ensemble.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) })
+            Ensemble(models: ensemble.models.map { ($0.shard, replaced[$0.shard] ?? $0.model) }, pool: ensemble.pool)
         }
 
         // Approximate: the chosen method on copies of the affected shards.

@@ -75,6 +75,12 @@ public final class LoRAAdapter: @unchecked Sendable {
     /// An adapter over the same values without gradients (inference copies).
     public func sharingValues() -> LoRAAdapter { LoRAAdapter(sharing: self) }
 
+    /// Whether this adapter was built for a model of `layers` blocks with
+    /// these projections (its slots' targets are among them, extents and all).
+    public func fits(targets: [LoRATarget], layers: Int) -> Bool {
+        layerCount == layers && Set(slots.map(\.target)).isSubset(of: Set(targets))
+    }
+
     private init(sharing other: LoRAAdapter) {
         config = other.config
         layerCount = other.layerCount

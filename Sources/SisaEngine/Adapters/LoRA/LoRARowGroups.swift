@@ -13,6 +13,7 @@ struct LoRARowGroups {
 
     /// The model's adapter on all `rows`.
     mutating func single(_ adapter: LoRAAdapter?, rows: Int) {
+        members = []  // other shards' activations are not kept past a lock-step call
         own = LoRAActivations.sized(own, adapter: adapter, rows: rows)
         groups = [(0..<rows, own)]
         lockstep = false

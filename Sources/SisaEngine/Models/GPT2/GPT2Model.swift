@@ -89,7 +89,7 @@ public final class GPT2Model: LanguageModel {
 
     /// Attaches an adapter built for this model's targets.
     public func attach(_ adapter: LoRAAdapter) {
-        precondition(adapter.layerCount == config.layers, "adapter for another model")
+        precondition(adapter.fits(targets: loraTargets, layers: config.layers), "adapter for another model")
         self.adapter = adapter
         lora.reset()
     }
@@ -181,7 +181,7 @@ public final class GPT2Model: LanguageModel {
     @discardableResult
     public func forward(_ batch: Batch, adapters: [LoRAAdapter?]) -> Double {
         precondition(!adapters.isEmpty && batch.B % adapters.count == 0, "\(batch.B) rows do not split into \(adapters.count) groups")
-        precondition(adapters.allSatisfy { $0.map { $0.layerCount == config.layers } ?? true }, "an adapter for another model")
+        precondition(adapters.allSatisfy { $0.map { $0.fits(targets: loraTargets, layers: config.layers) } ?? true }, "an adapter for another model")
         return forward(batch, gradients: false, gradScale: nil, members: adapters)
     }
 
