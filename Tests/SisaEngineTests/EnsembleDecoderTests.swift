@@ -79,9 +79,9 @@ final class EnsembleDecoderTests: XCTestCase {
                 XCTAssertTrue(out[i].map(\.bitPattern) == alone[i].feed(id).map(\.bitPattern), "member \(i), token \(t)")
             }
         }
-        XCTAssertFalse(LlamaDecoder.shareBase([ms[0], other]))
-        XCTAssertFalse(LlamaDecoder.shareBase([trainable]))
-        XCTAssertTrue(LlamaDecoder.shareBase([ms[0], ms[3], ms[8]]))
+        XCTAssertFalse(SharedBase.shared([ms[0], other]))
+        XCTAssertFalse(SharedBase.shared([trainable]))
+        XCTAssertTrue(SharedBase.shared([ms[0], ms[3], ms[8]]))
     }
 
     /// GPT-2 bases too: copies of one frozen base with their own adapters
@@ -119,7 +119,7 @@ final class EnsembleDecoderTests: XCTestCase {
                     }
                 }
             }
-            XCTAssertFalse(GPT2Decoder.shareBase([ms[0], try GPT2Model(config: config, trainable: false)]))
+            XCTAssertFalse(SharedBase.shared([ms[0], try GPT2Model(config: config, trainable: false)]))
         }
     }
 }

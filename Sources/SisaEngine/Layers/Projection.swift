@@ -32,6 +32,24 @@ enum Projection {
         }
     }
 
+    /// out[S, N] (=, or += when `accumulate`) inp[S, K] · P for the few rows of
+    /// a decoding step (one per lock-step member): one row by the one-row
+    /// product (no tile padding), several by the S-row product, split by
+    /// columns over `pool`. Each row's chains are the batch forward's.
+    static func forwardRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, panels: PackedPanels, rows S: Int,
+                            accumulate: Bool = false, kernels: Kernels, pool: WorkerPool) {
+        let K = panels.k, N = panels.n
+        pool.productBlocks(rows: S, columns: N, rowGrain: rowGrain, columnAlignment: panels.columnsPerPanel) { rows, cols in
+            if S == 1 {
+                kernels.gemv(y: out + cols.lowerBound, x: inp, panels: panels, column: cols.lowerBound, n: cols.count,
+                             accumulate: accumulate)
+            } else {
+                kernels.gemm(m: rows.count, n: cols.count, a: inp + rows.lowerBound * K, lda: K, panels: panels,
+                             column: cols.lowerBound, c: out + rows.lowerBound * N + cols.lowerBound, ldc: N, accumulate: accumulate)
+            }
+        }
+    }
+
     /// dinp (when given) and dW (when given) from dout.
     static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, w: UnsafePointer<Float>, M: Int, K: Int, N: Int,

@@ -9,27 +9,29 @@ struct LoRARowGroups {
     private var own: LoRAActivations?
     private var members: [LoRAActivations?] = []
     /// Whether the last forward ran several adapters (no backward may follow).
-    private(set) var lockstep = false
+    private(set) var isLockstep = false
 
     /// The model's adapter on all `rows`.
-    mutating func single(_ adapter: LoRAAdapter?, rows: Int) {
+    mutating func useOwn(_ adapter: LoRAAdapter?, rows: Int) {
         members = []  // other shards' activations are not kept past a lock-step call
         own = LoRAActivations.sized(own, adapter: adapter, rows: rows)
         groups = [(0..<rows, own)]
-        lockstep = false
+        isLockstep = false
     }
 
-    /// `adapters[i]` on rows [i·rows/S, (i+1)·rows/S).
-    mutating func lockstep(_ adapters: [LoRAAdapter?], rows: Int) {
-        precondition(!adapters.isEmpty && rows % adapters.count == 0, "\(rows) rows do not split into \(adapters.count) groups")
-        let share = rows / adapters.count
+    /// `adapters[i]` on the rows of sequences [i·B/S, (i+1)·B/S) of a batch
+    /// of B sequences of T tokens; each adapter must fit the model (`targets`, `layers`).
+    mutating func useMembers(_ adapters: [LoRAAdapter?], B: Int, T: Int, targets: [LoRATarget], layers: Int) {
+        precondition(!adapters.isEmpty && B % adapters.count == 0, "\(B) rows do not split into \(adapters.count) groups")
+        precondition(adapters.allSatisfy { $0?.fits(targets: targets, layers: layers) ?? true }, "an adapter for another model")
+        let share = B / adapters.count * T
         members = adapters.enumerated().map { i, a in LoRAActivations.sized(i < members.count ? members[i] : nil, adapter: a, rows: share) }
         groups = members.enumerated().map { i, acts in ((i * share)..<((i + 1) * share), acts) }
-        lockstep = true
+        isLockstep = true
     }
 
-    /// The activations of the single adapter's last forward (for backward).
-    var single: LoRAActivations? { lockstep ? nil : own }
+    /// The activations of the model's own adapter in the last forward (for backward).
+    var ownActivations: LoRAActivations? { isLockstep ? nil : own }
 
     /// Forgets every activation (a new adapter was attached).
     mutating func reset() { self = LoRARowGroups() }

@@ -36,11 +36,11 @@ public final class GPT2Decoder: TokenDecoder {
     }
 
     /// A lock-step decoder of `members`, which must share one frozen base
-    /// (`GPT2Decoder.shareBase`) unless there is only one; `pool` splits each
+    /// (`SharedBase.shared`) unless there is only one; `pool` splits each
     /// base product by columns.
     public init(members: [GPT2Model], pool: WorkerPool) {
         precondition(!members.isEmpty, "a decoder needs a model")
-        precondition(members.count == 1 || GPT2Decoder.shareBase(members), "lock-step members must share one frozen base")
+        precondition(members.count == 1 || SharedBase.shared(members), "lock-step members must share one frozen base")
         self.members = members
         self.pool = pool
         let c = members[0].config, S = members.count
@@ -53,13 +53,6 @@ public final class GPT2Decoder: TokenDecoder {
         scores = FloatBuffer(count: c.context); stats = FloatBuffer(count: 2 * S)
         u = FloatBuffer(count: members.map { $0.adapter?.config.rank ?? 1 }.max()!)
         allLogits = FloatBuffer(count: S * c.vocab)
-    }
-
-    /// Whether `models` can decode in lock-step: one configuration over the
-    /// same frozen parameters and packed panels, whatever their adapters.
-    public static func shareBase(_ models: [GPT2Model]) -> Bool {
-        guard let first = models.first, let panels = first.frozenPanels else { return false }
-        return models.allSatisfy { $0.params === first.params && $0.frozenPanels === panels && $0.config == first.config }
     }
 
     public func reset() { window.reset() }
@@ -103,14 +96,7 @@ public final class GPT2Decoder: TokenDecoder {
             }
             return
         }
-        pool.productBlocks(rows: S, columns: n, rowGrain: Projection.rowGrain, columnAlignment: p.columnsPerPanel) { rows, cols in
-            if S == 1 {
-                K.gemv(y: y + cols.lowerBound, x: x, panels: p, column: cols.lowerBound, n: cols.count, accumulate: accumulate)
-            } else {
-                K.gemm(m: rows.count, n: cols.count, a: x + rows.lowerBound * k, lda: k, panels: p, column: cols.lowerBound,
-                       c: y + rows.lowerBound * n + cols.lowerBound, ldc: n, accumulate: accumulate)
-            }
-        }
+        Projection.forwardRows(out: y, inp: x, panels: p, rows: S, accumulate: accumulate, kernels: K, pool: pool)
     }
 
     /// Each member's row of `dst` [S, n] set to the bias `src` [n].
@@ -128,7 +114,7 @@ public final class GPT2Decoder: TokenDecoder {
         let c = model.config, C = c.dim, H = c.heads, hs = c.headSize, V = c.vocab, S = members.count
         let L = model.layout, P = model.params.pointer, K = model.kernels
         for i in 0..<C { x[i] = P[L.wte + Int(token) * C + i] + P[L.wpe + pos * C + i] }
-        for i in 1..<max(S, 1) { (x.pointer + i * C).update(from: x.pointer, count: C) }
+        for i in 1..<S { (x.pointer + i * C).update(from: x.pointer, count: C) }
         let scale = 1 / Float(hs).squareRoot()
         for l in 0..<c.layers {
             let w = L.blocks[l]

@@ -149,7 +149,7 @@ public final class GPT2Model: LanguageModel {
     /// Gradients of the adapter's updates on product `product`, dx accumulated into (when given).
     private func adaptBackward(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>,
                                ldy: Int, dx: UnsafeMutablePointer<Float>?, M: Int, weightGradients: Bool) {
-        guard let acts = lora.single else { return }
+        guard let acts = lora.ownActivations else { return }
         timed("lora bwd") {
             acts.backward(product: product.rawValue, layer: layer, x: x, ldx: ldx, dy: dy, ldy: ldy, dx: dx, M: M,
                           weightGradients: weightGradients, kernels: kernels, pool: pool)
@@ -180,9 +180,7 @@ public final class GPT2Model: LanguageModel {
     /// those of a forward with its group's adapter alone. Inference only.
     @discardableResult
     public func forward(_ batch: Batch, adapters: [LoRAAdapter?]) -> Double {
-        precondition(!adapters.isEmpty && batch.B % adapters.count == 0, "\(batch.B) rows do not split into \(adapters.count) groups")
-        precondition(adapters.allSatisfy { $0.map { $0.fits(targets: loraTargets, layers: config.layers) } ?? true }, "an adapter for another model")
-        return forward(batch, gradients: false, gradScale: nil, members: adapters)
+        forward(batch, gradients: false, gradScale: nil, members: adapters)
     }
 
     private func forward(_ batch: Batch, gradients: Bool, gradScale: Float?, members: [LoRAAdapter?]?) -> Double {
@@ -192,7 +190,11 @@ public final class GPT2Model: LanguageModel {
         let C = config.dim, V = config.vocab, BT = B * T, eps = config.epsilon
         let P = params.pointer
         // This model's adapter on every row, or one group of rows per member.
-        if let members { lora.lockstep(members, rows: BT) } else { lora.single(adapter, rows: BT) }
+        if let members {
+            lora.useMembers(members, B: B, T: T, targets: loraTargets, layers: config.layers)
+        } else {
+            lora.useOwn(adapter, rows: BT)
+        }
         for i in 0..<BT {
             let tok = batch.tokens[i], tgt = batch.targets[i]
             precondition(tok >= 0 && Int(tok) < V && Int(tgt) < V && tgt >= -1, "token id out of range")
@@ -286,7 +288,7 @@ public final class GPT2Model: LanguageModel {
     /// `recordNorms` then collects each record's squared gradient norm from
     /// every layer's input activations and output gradients.
     public func backward(weightGradients: Bool = true, recordNorms: RecordGradientNorms? = nil) {
-        guard let a = acts, !lora.lockstep else { preconditionFailure("backward() before forward() (or after a lock-step one)") }
+        guard let a = acts, !lora.isLockstep else { preconditionFailure("backward() before forward() (or after a lock-step one)") }
         precondition(weights.gradients != nil || adapter?.parameters.gradients != nil,
                      "backward() on an inference-only model (init(sharingParametersOf:))")
         let B = a.B, T = a.T, BT = B * T

@@ -37,11 +37,11 @@ public final class LlamaDecoder: TokenDecoder {
     }
 
     /// A lock-step decoder of `members`, which must share one frozen base
-    /// (`LlamaDecoder.shareBase`) unless there is only one. `pool` splits each
+    /// (`SharedBase.shared`) unless there is only one. `pool` splits each
     /// base product by columns (the bits do not depend on the split).
     public init(members: [LlamaModel], pool: WorkerPool) {
         precondition(!members.isEmpty, "a decoder needs a model")
-        precondition(members.count == 1 || LlamaDecoder.shareBase(members), "lock-step members must share one frozen base")
+        precondition(members.count == 1 || SharedBase.shared(members), "lock-step members must share one frozen base")
         self.members = members
         self.pool = pool
         let c = members[0].config, T = members[0].context, S = members.count
@@ -54,18 +54,6 @@ public final class LlamaDecoder: TokenDecoder {
         scores = FloatBuffer(count: T); rstd = FloatBuffer(count: S)
         u = FloatBuffer(count: members.map { $0.adapter?.config.rank ?? 1 }.max()!)
         allLogits = FloatBuffer(count: S * c.vocab)
-    }
-
-    /// Whether `models` can decode in lock-step: the same configuration and
-    /// context over the same frozen weights and packed panels (inference
-    /// copies of one base), whatever their adapters. Their kernels may
-    /// differ: every path gives the same bits.
-    public static func shareBase(_ models: [LlamaModel]) -> Bool {
-        guard let first = models.first, let panels = first.frozenPanels else { return false }
-        return models.allSatisfy {
-            $0.weights.values === first.weights.values && $0.frozenPanels === panels && $0.config == first.config
-                && $0.context == first.context
-        }
     }
 
     public func reset() { window.reset() }
@@ -102,14 +90,7 @@ public final class LlamaDecoder: TokenDecoder {
             for i in 0..<S { K.gemvRows(y: y + i * n, w: model.weights.values.pointer + offset, x: x + i * k, n: n, k: k, ldw: k) }
             return
         }
-        pool.productBlocks(rows: S, columns: n, rowGrain: Projection.rowGrain, columnAlignment: p.columnsPerPanel) { rows, cols in
-            if S == 1 {
-                K.gemv(y: y + cols.lowerBound, x: x, panels: p, column: cols.lowerBound, n: cols.count)
-            } else {
-                K.gemm(m: rows.count, n: cols.count, a: x + rows.lowerBound * k, lda: k, panels: p, column: cols.lowerBound,
-                       c: y + rows.lowerBound * n + cols.lowerBound, ldc: n)
-            }
-        }
+        Projection.forwardRows(out: y, inp: x, panels: p, rows: S, kernels: K, pool: pool)
     }
 
     private func step(_ token: Int32, at pos: Int) {

@@ -150,9 +150,7 @@ public final class LlamaModel: LanguageModel {
     /// only: no backward follows.
     @discardableResult
     public func forward(_ batch: Batch, adapters: [LoRAAdapter?]) -> Double {
-        precondition(!adapters.isEmpty && batch.B % adapters.count == 0, "\(batch.B) rows do not split into \(adapters.count) groups")
-        precondition(adapters.allSatisfy { $0.map { $0.fits(targets: loraTargets, layers: config.layers) } ?? true }, "an adapter for another model")
-        return forward(batch, gradients: false, gradScale: nil, members: adapters)
+        forward(batch, gradients: false, gradScale: nil, members: adapters)
     }
 
     private func forward(_ batch: Batch, gradients: Bool, gradScale: Float?, members: [LoRAAdapter?]?) -> Double {
@@ -168,7 +166,11 @@ public final class LlamaModel: LanguageModel {
             a.targets[i] = tgt
         }
         // This model's adapter on every row, or one group of rows per member.
-        if let members { lora.lockstep(members, rows: BT) } else { lora.single(adapter, rows: BT) }
+        if let members {
+            lora.useMembers(members, B: B, T: T, targets: loraTargets, layers: config.layers)
+        } else {
+            lora.useOwn(adapter, rows: BT)
+        }
         timed("embedding fwd") {
             Embedding.forward(x: a.stream(0).pointer, tokens: a.tokens, wte: P + layout.embed, wpe: nil, B: B, T: T, C: C, pool: pool)
         }
@@ -258,7 +260,7 @@ public final class LlamaModel: LanguageModel {
     /// Gradients of the adapter's updates on product `product`, dx accumulated into (when given).
     private func adaptBackward(_ product: Product, layer: Int, x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>,
                                ldy: Int, dx: UnsafeMutablePointer<Float>?, M: Int, weightGradients: Bool) {
-        guard let acts = lora.single else { return }
+        guard let acts = lora.ownActivations else { return }
         timed("lora bwd") {
             acts.backward(product: product.rawValue, layer: layer, x: x, ldx: ldx, dy: dy, ldy: ldy, dx: dx, M: M,
                           weightGradients: weightGradients, kernels: kernels, pool: pool)
@@ -283,7 +285,7 @@ public final class LlamaModel: LanguageModel {
     // MARK: backward
 
     public func backward(weightGradients: Bool = true, recordNorms: RecordGradientNorms? = nil) {
-        guard let a = acts, a.training, !lora.lockstep else { preconditionFailure("backward() needs a forward with gradients") }
+        guard let a = acts, a.training, !lora.isLockstep else { preconditionFailure("backward() needs a forward with gradients") }
         precondition(recordNorms == nil, "per-record gradient norms are not implemented for llama")
         let B = a.B, T = a.T, BT = B * T
         let c = config, C = c.dim, F = c.ffDim, V = c.vocab, W = c.qkvWidth
