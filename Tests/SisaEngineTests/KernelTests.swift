@@ -66,7 +66,8 @@ final class KernelTests: XCTestCase {
         // Odd shapes, shapes that fill whole tiles, and k across the 256-wide k-blocks.
         let shapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 129), (33, 7, 300), (129, 129, 33), (8, 32, 256),
                                          (9, 33, 257), (64, 257, 128), (1, 129, 600), (130, 17, 513), (6, 16, 1), (5, 3, 0),
-                                         (5, 1100, 300)]  // n over two 512-wide column blocks
+                                         (5, 1100, 300),  // n over two 512-wide column blocks
+                                         (509, 40, 270), (510, 40, 270)]  // a transposed A read in place (lda 512), then packed (513)
         var sensitive = false
         for (si, (m, n, k)) in shapes.enumerated() {
             for transA in [false, true] {
