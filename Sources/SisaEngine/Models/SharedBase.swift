@@ -26,7 +26,7 @@ public enum SharedBase {
         var groups: [[Int]] = []
         var taken = Set<Int>()
         for (i, m) in models.enumerated() where !taken.contains(i) {
-            let rest = models.indices.filter { !taken.contains($0) }
+            let rest = models.indices[i...].filter { !taken.contains($0) }
             var group = [i]
             if let llama = m as? LlamaModel {
                 group = rest.filter { j in (models[j] as? LlamaModel).map { shared([llama, $0]) } == true }
