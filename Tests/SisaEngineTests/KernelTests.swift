@@ -129,6 +129,7 @@ final class KernelTests: XCTestCase {
         let portable = Kernels(.portable)!
         enum Start: String, CaseIterable { case fromC, fromBias, fromZero }
         for (m, n, k) in [(37, 70, 300), (130, 33, 513), (8, 1100, 257), (13, 200, 64),
+                          (300, 70, 300),  // a transposed A with lda 300: in place or packed, by candidate
                           (520, 70, 300)] {  // a transposed A with lda over 512 is packed, not read in place
             for (ta, tb) in [(false, false), (true, false), (false, true)] {
                 let a = randomFloats(m * k, seed: 1), b = randomFloats(k * n, seed: 2), c0 = randomFloats(m * n, seed: 3)

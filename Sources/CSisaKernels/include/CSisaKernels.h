@@ -32,6 +32,15 @@ typedef struct {
     float bias_correction1, bias_correction2;  // 1 / (1 - beta^t)
 } SisaAdamWArgs;
 
+// How a matrix product is cut for the caches: a speed choice only, every
+// blocking gives the same bits (each element's chain is the same).
+typedef struct {
+    long kc;          // k-block (0: the default, 256)
+    long nc;          // column block, a multiple of gemm_nr (0: the default, 512)
+    long a_in_place;  // the largest lda (floats) of a transposed A read in place rather than
+                      // copied tile by tile (negative: the default, 512; 0: always copied)
+} SisaBlocking;
+
 typedef struct SisaKernelTable {
     const char *name;
     SisaKernelPath path;
@@ -41,11 +50,10 @@ typedef struct SisaKernelTable {
     void (*gemm)(int trans_a, int trans_b, long M, long N, long K, const float *A, long lda,
                  const float *B, long ldb, float *C, long ldc, int accumulate, const float *bias);
 
-    // The same product with a k-block of kc and a column block of nc (a multiple of gemm_nr;
-    // 0 for the defaults): blocking is a speed choice, never a change of bits.
+    // The same product with the given blocking: a speed choice, never a change of bits.
     void (*gemm_blocked)(int trans_a, int trans_b, long M, long N, long K, const float *A, long lda,
                          const float *B, long ldb, float *C, long ldc, int accumulate, const float *bias,
-                         long kc, long nc);
+                         SisaBlocking blocking);
     // op(B) [K, N] (B stored [N, K] when trans_b) as whole-K panels of gemm_nr columns,
     // dst[p][k][0..gemm_nr), zero-padded: ceil(N / gemm_nr) * gemm_nr * K floats.
     void (*pack_panels)(float *dst, const float *B, long ldb, int trans_b, long K, long N);
@@ -53,7 +61,7 @@ typedef struct SisaKernelTable {
     // of this product's first column (a multiple of gemm_nr) of a matrix packed with this
     // same K: the same chains, so the same bits, without packing B per call.
     void (*gemm_panels)(int trans_a, long M, long N, long K, const float *A, long lda, const float *panels,
-                        float *C, long ldc, int accumulate, const float *bias, long kc, long nc);
+                        float *C, long ldc, int accumulate, const float *bias, SisaBlocking blocking);
     // y[N] = x[K] . P, P in pack_panels' layout from y's first column: the chains of one
     // row of gemm_panels (from y when accumulate), for decoding one token.
     void (*gemv_panels)(float *y, const float *x, const float *panels, long K, long N, int accumulate);

@@ -100,7 +100,7 @@ public struct Kernels: @unchecked Sendable, CustomStringConvertible {
         }
         let cand = planner.plan(ProductPlanner.Shape(transA: transA, transB: transB, m: m, n: n, k: k))
         cand.table.pointee.gemm_blocked(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc, accumulate ? 1 : 0,
-                                        bias, cand.kc, cand.nc)
+                                        bias, cand.blocking)
     }
 
     /// These kernels with every product run by `candidate` (benchmarks of the planner's choices).

@@ -65,12 +65,11 @@ extension Kernels {
         guard m > 0, n > 0 else { return }
         // The planner's blocking for the same product unpacked; every nc it
         // uses is a multiple of every path's panel width.
-        let (kc, nc) = planner.map { p in
-            let cand = p.plan(ProductPlanner.Shape(transA: transA, transB: true, m: m, n: n, k: k))
-            return (cand.kc, cand.nc)
-        } ?? (0, 0)
+        let blocking = planner.map { p in
+            p.plan(ProductPlanner.Shape(transA: transA, transB: true, m: m, n: n, k: k)).blocking
+        } ?? ProductPlanner.Candidate.defaultBlocking
         panels.table.pointee.gemm_panels(transA ? 1 : 0, m, n, k, a, lda, panels.panel(at: column), c, ldc,
-                                         accumulate ? 1 : 0, bias, kc, nc)
+                                         accumulate ? 1 : 0, bias, blocking)
     }
 
     /// y[n] (=|+=) x[k] · P[k, column ..< column + n]: one row of the product

@@ -15,17 +15,31 @@ public struct ProductPlanner: Sendable {
         public let tile: (rows: Int, columns: Int)
         /// k-block and column block of the product (floats).
         public let kc: Int, nc: Int
+        /// The largest leading dimension (floats) of a transposed A read in place;
+        /// one with rows further apart is copied tile by tile.
+        public let aInPlace: Int
         /// One of the C library's static kernel tables (function pointers, never
         /// written after load): safe to share across threads.
         nonisolated(unsafe) let table: UnsafePointer<SisaKernelTable>
-        public var description: String { "\(path) \(tile.rows)x\(tile.columns) kc \(kc) nc \(nc)" }
-        public static func == (a: Candidate, b: Candidate) -> Bool { a.table == b.table && a.kc == b.kc && a.nc == b.nc }
+        public var description: String {
+            "\(path) \(tile.rows)x\(tile.columns) kc \(kc) nc \(nc)" + (aInPlace == Self.defaultAInPlace ? "" : " A in place to \(aInPlace)")
+        }
+        public static func == (a: Candidate, b: Candidate) -> Bool {
+            a.table == b.table && a.kc == b.kc && a.nc == b.nc && a.aInPlace == b.aInPlace
+        }
 
-        init(path: KernelPath, kc: Int, nc: Int, table: UnsafePointer<SisaKernelTable>) {
+        /// The kernels' own defaults (`gemm` without a plan).
+        static let defaultAInPlace = 512
+        static let defaultBlocking = SisaBlocking(kc: 256, nc: 512, a_in_place: defaultAInPlace)
+
+        var blocking: SisaBlocking { SisaBlocking(kc: kc, nc: nc, a_in_place: aInPlace) }
+
+        init(path: KernelPath, blocking b: Blocking, table: UnsafePointer<SisaKernelTable>) {
             self.path = path
             tile = (Int(table.pointee.gemm_mr), Int(table.pointee.gemm_nr))
-            self.kc = kc
-            self.nc = nc
+            kc = b.kc
+            nc = b.nc
+            aInPlace = b.aInPlace
             self.table = table
         }
     }
@@ -55,6 +69,11 @@ public struct ProductPlanner: Sendable {
         case other
     }
 
+    /// A k-block, a column block and the transposed-A threshold (see Candidate).
+    struct Blocking {
+        let kc: Int, nc: Int, aInPlace: Int
+    }
+
     public let family: Family
     /// Every path this CPU runs (SIMD paths only, unless portable is all there is) x its register
     /// tiles x a few blockings.
@@ -62,6 +81,8 @@ public struct ProductPlanner: Sendable {
     private let preferred: Int
     /// AVX-512's 6 x 64 tile with the default blocking, when this CPU runs it.
     private let wide: Candidate?
+    /// AVX-512's 8 x 32 tile with a transposed A read in place only up to rows 256 floats apart.
+    private let narrowInPlace: Candidate?
     /// A planner that runs every product with one candidate (benchmarks).
     private let forced: Candidate?
 
@@ -70,6 +91,7 @@ public struct ProductPlanner: Sendable {
         candidates = [c]
         preferred = 0
         wide = nil
+        narrowInPlace = nil
         forced = c
     }
 
@@ -80,18 +102,25 @@ public struct ProductPlanner: Sendable {
         for p in simd.isEmpty ? paths : simd {
             var variant: Int32 = 0
             while let t = sisa_kernel_table_tile(p.cPath, variant) {
-                for (kc, nc) in ProductPlanner.blockings { c.append(Candidate(path: p, kc: kc, nc: nc, table: t)) }
+                for b in ProductPlanner.blockings { c.append(Candidate(path: p, blocking: b, table: t)) }
                 variant += 1
             }
         }
         candidates = c
         preferred = 0
-        wide = c.first { $0.path == .avx512 && $0.tile.columns == 64 && $0.kc == 256 && $0.nc == 512 }
+        wide = c.first { $0.path == .avx512 && $0.tile.columns == 64 && $0.kc == 256 && $0.nc == 512 && $0.aInPlace == 512 }
+        narrowInPlace = c.first { $0.path == .avx512 && $0.tile.columns == 32 && $0.kc == 256 && $0.nc == 512 && $0.aInPlace == 256 }
         forced = nil
     }
 
-    /// k-block x column-block pairs tried (the first is the kernels' default).
-    static let blockings = [(256, 512), (128, 512), (384, 512), (256, 1024)]
+    /// Blockings tried (the first is the kernels' default): k-blocks of 128 to 384, column
+    /// blocks of 512 and 1024, and a transposed A read in place up to rows 512, 256 or 0
+    /// floats apart (0: always copied).
+    static let blockings: [Blocking] = [
+        Blocking(kc: 256, nc: 512, aInPlace: 512), Blocking(kc: 128, nc: 512, aInPlace: 512),
+        Blocking(kc: 384, nc: 512, aInPlace: 512), Blocking(kc: 256, nc: 1024, aInPlace: 512),
+        Blocking(kc: 256, nc: 512, aInPlace: 256), Blocking(kc: 256, nc: 512, aInPlace: 0),
+    ]
 
     /// The candidate for `shape` on this CPU.
     @inline(__always)
@@ -100,9 +129,16 @@ public struct ProductPlanner: Sendable {
         switch family {
         case .zen4:
             // Measured on a 2-core Zen 4 VM (`sisa bench gemm --candidates`, tiny, small and
-            // SmolLM2-135M shapes, several runs): no candidate beats AVX-512 with the default
-            // blocking by more than the run-to-run noise (±10%) at any shape, AVX2 included.
-            return candidates[preferred]
+            // SmolLM2-135M shapes, several runs): no k-block or column block beats AVX-512 with
+            // the default blocking by more than the run-to-run noise (±10%) at any shape, AVX2
+            // included. But its 32 KB L1 (Zen 5: 48 KB) holds a transposed A read in place
+            // badly once rows are 512 floats apart (a tile's 256 rows take 16 KB of L1 while
+            // each B panel streams 32 KB through it): with tiny's fc2 weight gradient (A the
+            // GELU output, lda 512, cold in a training step) copied tile by tile, a step's
+            // weight gradients took 19.4 ms against 22.0 (medians of 5 interleaved rounds of
+            // `sisa bench train --preset tiny --profile`, old binary against new). Small's
+            // lda-256 products were unchanged with 256 or 0 as the threshold.
+            return narrowInPlace ?? candidates[preferred]
         case .intelAVX512:
             // Measured on a 2-core Ice Lake VM (family 6 model 106, two FMA units a core): the
             // 6 x 64 tile beat 8 x 32 at most SmolLM2-135M shapes (`sisa bench gemm --base
