@@ -135,9 +135,10 @@ public struct ProductPlanner: Sendable {
             // badly once rows are 512 floats apart (a tile's 256 rows take 16 KB of L1 while
             // each B panel streams 32 KB through it): with tiny's fc2 weight gradient (A the
             // GELU output, lda 512, cold in a training step) copied tile by tile, a step's
-            // weight gradients took 19.4 ms against 22.0 (medians of 5 interleaved rounds of
-            // `sisa bench train --preset tiny --profile`, old binary against new). Small's
-            // lda-256 products were unchanged with 256 or 0 as the threshold.
+            // weight gradients took 19.3-21.6 ms against 21.0-23.3 (medians of 4 to 6
+            // interleaved rounds of `sisa bench train --preset tiny --profile` in three
+            // sets, old binary against new). Small's lda-256 products were unchanged with
+            // 256 or 0 as the threshold.
             return narrowInPlace ?? candidates[preferred]
         case .intelAVX512:
             // Measured on a 2-core Ice Lake VM (family 6 model 106, two FMA units a core): the
