@@ -13,33 +13,30 @@ public struct ProductPlanner: Sendable {
         public let path: KernelPath
         /// The register tile (rows x columns) of the table's micro-kernel.
         public let tile: (rows: Int, columns: Int)
-        /// k-block and column block of the product (floats).
-        public let kc: Int, nc: Int
-        /// The largest leading dimension (floats) of a transposed A read in place;
-        /// one with rows further apart is copied tile by tile.
-        public let aInPlace: Int
+        /// How the product is cut: k-block, column block, and the largest leading
+        /// dimension (floats) of a transposed A read in place (one with rows
+        /// further apart is copied tile by tile).
+        let blocking: SisaBlocking
+        public var kc: Int { blocking.kc }
+        public var nc: Int { blocking.nc }
+        public var aInPlace: Int { blocking.a_in_place }
         /// One of the C library's static kernel tables (function pointers, never
         /// written after load): safe to share across threads.
         nonisolated(unsafe) let table: UnsafePointer<SisaKernelTable>
         public var description: String {
-            "\(path) \(tile.rows)x\(tile.columns) kc \(kc) nc \(nc)" + (aInPlace == Self.defaultAInPlace ? "" : " A in place to \(aInPlace)")
+            "\(path) \(tile.rows)x\(tile.columns) kc \(kc) nc \(nc)" + (aInPlace == 512 ? "" : " A in place to \(aInPlace)")
         }
         public static func == (a: Candidate, b: Candidate) -> Bool {
             a.table == b.table && a.kc == b.kc && a.nc == b.nc && a.aInPlace == b.aInPlace
         }
 
-        /// The kernels' own defaults (`gemm` without a plan).
-        static let defaultAInPlace = 512
-        static let defaultBlocking = SisaBlocking(kc: 256, nc: 512, a_in_place: defaultAInPlace)
+        /// The kernels' own defaults (what `gemm` without a plan uses).
+        static let defaultBlocking = SisaBlocking(kc: 0, nc: 0, a_in_place: -1)
 
-        var blocking: SisaBlocking { SisaBlocking(kc: kc, nc: nc, a_in_place: aInPlace) }
-
-        init(path: KernelPath, blocking b: Blocking, table: UnsafePointer<SisaKernelTable>) {
+        init(path: KernelPath, blocking: SisaBlocking, table: UnsafePointer<SisaKernelTable>) {
             self.path = path
             tile = (Int(table.pointee.gemm_mr), Int(table.pointee.gemm_nr))
-            kc = b.kc
-            nc = b.nc
-            aInPlace = b.aInPlace
+            self.blocking = blocking
             self.table = table
         }
     }
@@ -67,11 +64,6 @@ public struct ProductPlanner: Sendable {
         /// client parts with one are not told apart, and lose little with the wider tile).
         case intelAVX512
         case other
-    }
-
-    /// A k-block, a column block and the transposed-A threshold (see Candidate).
-    struct Blocking {
-        let kc: Int, nc: Int, aInPlace: Int
     }
 
     public let family: Family
@@ -108,19 +100,19 @@ public struct ProductPlanner: Sendable {
         }
         candidates = c
         preferred = 0
-        wide = c.first { $0.path == .avx512 && $0.tile.columns == 64 && $0.kc == 256 && $0.nc == 512 && $0.aInPlace == 512 }
-        narrowInPlace = c.first { $0.path == .avx512 && $0.tile.columns == 32 && $0.kc == 256 && $0.nc == 512 && $0.aInPlace == 256 }
+        func avx512(columns: Int, aInPlace: Int) -> Candidate? {
+            c.first { $0.path == .avx512 && $0.tile.columns == columns && $0.kc == 256 && $0.nc == 512 && $0.aInPlace == aInPlace }
+        }
+        wide = avx512(columns: 64, aInPlace: 512)
+        narrowInPlace = avx512(columns: 32, aInPlace: 256)
         forced = nil
     }
 
     /// Blockings tried (the first is the kernels' default): k-blocks of 128 to 384, column
     /// blocks of 512 and 1024, and a transposed A read in place up to rows 512, 256 or 0
     /// floats apart (0: always copied).
-    static let blockings: [Blocking] = [
-        Blocking(kc: 256, nc: 512, aInPlace: 512), Blocking(kc: 128, nc: 512, aInPlace: 512),
-        Blocking(kc: 384, nc: 512, aInPlace: 512), Blocking(kc: 256, nc: 1024, aInPlace: 512),
-        Blocking(kc: 256, nc: 512, aInPlace: 256), Blocking(kc: 256, nc: 512, aInPlace: 0),
-    ]
+    static let blockings: [SisaBlocking] = [(256, 512, 512), (128, 512, 512), (384, 512, 512), (256, 1024, 512),
+                                            (256, 512, 256), (256, 512, 0)].map { SisaBlocking(kc: $0, nc: $1, a_in_place: $2) }
 
     /// The candidate for `shape` on this CPU.
     @inline(__always)
