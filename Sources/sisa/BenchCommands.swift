@@ -204,7 +204,7 @@ struct BenchGemm: ParsableCommand {
     @Option(help: "Sequences per batch (the products have batch x context rows; default 16, 8 with --base).") var batch: Int?
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "Seconds per timing (best of three is reported).") var seconds: Double = 0.2
-    @Flag(help: "Also time every candidate path, register tile and blocking the planner chooses from, at every shape.") var candidates = false
+    @Flag(help: "Also time every candidate path, register tile and blocking the planner chooses from (k-block, column block, and how far apart the rows of a transposed A may be to be read in place), at every shape.") var candidates = false
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
