@@ -7,7 +7,7 @@ import SisaEngine
 struct Sisa: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sisa",
-        abstract: "Train a sharded ensemble of small byte-level language models that can forget any record exactly.",
+        abstract: "Train a sharded ensemble of language models (byte-level GPTs, or a pretrained base with an adapter per shard) that can forget any record exactly.",
         discussion: """
         A store (default ./shards, or --store PATH, or $SISA_STORE) holds a SQLite catalog and \
         zstd-compressed checkpoints. Typical use: sisa init, sisa ingest, sisa train, sisa query, \

@@ -82,6 +82,19 @@ final class InferenceTests: XCTestCase {
         XCTAssertEqual(greedy, model.generate(prompt: Array("ab".utf8), maxTokens: 10, sampler: &g2))
     }
 
+    /// A temperature near 0 tends to greedy: the weights are taken relative to
+    /// the most likely token, so they never all underflow (which drew id 0).
+    func testANearZeroTemperatureIsGreedy() {
+        let probs = [0.2, 0.5, 0.3, 0]
+        for t in [1e-3, 1e-6, 1e-30] {
+            var s = Sampler(temperature: t, seed: 1)
+            for _ in 0..<20 { XCTAssertEqual(s.pick(probs), 1, "temperature \(t)") }
+        }
+        var warm = Sampler(temperature: 1, seed: 2)
+        let drawn = Set((0..<200).map { _ in warm.pick(probs) })
+        XCTAssertEqual(drawn, [0, 1, 2], "temperature 1 draws every token of nonzero probability, and never one of 0")
+    }
+
     func testTopKOneIsGreedy() {
         var s = Sampler(temperature: 1, topK: 1, seed: 3)
         let probs = [0.1, 0.5, 0.4]

@@ -221,6 +221,29 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// A bias gradient: each column summed row after row from zero, the bits of
+    /// 1ᵀ · x by one fused chain, on every path, at widths that use every pass
+    /// of the kernel (8 vectors, 4, 1, a short last one).
+    func testColumnSumsAddRowsInOrder() throws {
+        for (rows, cols) in [(1, 1), (5, 15), (64, 16), (33, 129), (300, 191), (2048, 384), (17, 530)] {
+            let ld = cols + 5
+            let x = randomFloats(rows * ld, seed: UInt64(rows * 31 + cols))
+            var expected = [Float](repeating: 0, count: cols)
+            for r in 0..<rows { for c in 0..<cols { expected[c] += x[r * ld + c] } }
+            let ones = [Float](repeating: 1, count: rows)
+            for path in paths {
+                let kernels = try XCTUnwrap(Kernels(path))
+                var y = [Float](repeating: .nan, count: cols + 1)
+                kernels.columnSums(y: &y, x: x, rows: rows, cols: cols, ld: ld)
+                XCTAssertEqual(bits(Array(y[..<cols])), bits(expected), "\(path) rows \(rows) cols \(cols)")
+                XCTAssertTrue(y[cols].isNaN, "\(path) wrote past column \(cols)")
+                var viaGemv = [Float](repeating: 0, count: cols)
+                kernels.gemv(y: &viaGemv, x: ones, w: x, k: rows, n: cols, ldw: ld, accumulate: false)
+                XCTAssertEqual(bits(Array(y[..<cols])), bits(viaGemv), "\(path) rows \(rows) cols \(cols) against 1ᵀ · x")
+            }
+        }
+    }
+
     /// One row over packed panels (decoding a frozen base) is the chain of the
     /// reference product's row: every path and candidate, transposed weights or
     /// not, from any panel-aligned column, from y or from zero, partial panels.

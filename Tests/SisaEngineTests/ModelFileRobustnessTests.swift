@@ -214,6 +214,71 @@ final class ModelFileRobustnessTests: XCTestCase {
         }
     }
 
+    private typealias StoredTensor = (name: String, shape: [Int], values: [Float])
+
+    /// Every tensor of `folder`'s model.safetensors, as fp32.
+    private func tensors(in folder: URL) throws -> [StoredTensor] {
+        let file = try SafetensorsFile(url: folder.appendingPathComponent("model.safetensors"))
+        return try file.tensors.sorted(by: { $0.key < $1.key }).map { name, info in
+            var values = [Float](repeating: 0, count: info.shape.reduce(1, *))
+            try values.withUnsafeMutableBufferPointer { try file.read(name, shape: info.shape, into: $0.baseAddress!) }
+            return (name, info.shape, values)
+        }
+    }
+
+    private func write(_ tensors: [StoredTensor], to folder: URL) throws {
+        func encode(_ i: Int, _ done: [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)]) throws -> Data {
+            guard i < tensors.count else { return try Safetensors.encode(done) }
+            return try tensors[i].values.withUnsafeBufferPointer { try encode(i + 1, done + [(tensors[i].name, tensors[i].shape, $0)]) }
+        }
+        try encode(0, []).write(to: folder.appendingPathComponent("model.safetensors"))
+    }
+
+    private func editConfig(_ folder: URL, _ edit: (inout [String: Any]) -> Void) throws {
+        let url = folder.appendingPathComponent("config.json")
+        var json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        edit(&json)
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+    }
+
+    /// A head the engine would not use is refused, never silently replaced by
+    /// the embedding: GPT-2 configured untied, and a tied model (GPT-2 or llama)
+    /// whose checkpoint holds an lm_head.weight with other values. The same
+    /// values (a tied model saved with both) load.
+    func testAHeadOtherThanTheTiedEmbeddingIsRefused() throws {
+        let untied = try copyFolder("tiny-gpt2")
+        try editConfig(untied) { $0["tie_word_embeddings"] = false }
+        XCTAssertThrowsError(try BaseModel.load(untied)) { e in
+            XCTAssertTrue("\(e)".contains("config.json") && "\(e)".contains("tie_word_embeddings"), "\(e)")
+        }
+        for (name, embedding) in [("tiny-gpt2", "wte.weight"), ("tiny-llama-gqa", "model.embed_tokens.weight")] {
+            let folder = try copyFolder(name)
+            try editConfig(folder) { $0["tie_word_embeddings"] = true }
+            let base = try tensors(in: folder).filter { $0.name != "lm_head.weight" }
+            let e = try XCTUnwrap(base.first { $0.name == embedding || $0.name == "transformer." + embedding })
+            try write(base + [("lm_head.weight", e.shape, e.values.map { $0 * 2 })], to: folder)
+            XCTAssertThrowsError(try BaseModel.load(folder), name) { err in
+                XCTAssertTrue("\(err)".contains("model.safetensors") && "\(err)".contains("lm_head.weight differs"), "\(name): \(err)")
+            }
+            try write(base + [("lm_head.weight", e.shape, e.values)], to: folder)
+            XCTAssertNoThrow(try BaseModel.load(folder), name)
+        }
+    }
+
+    /// config.json's bos/eos ids that the tokenizer does not have (GPT2Config's
+    /// default 50256 with a smaller vocabulary) are left out, as transformers
+    /// scores such a model; the tokenizer's own end-of-text applies.
+    func testConfigSpecialIdsOutsideTheTokenizerAreLeftOut() throws {
+        let folder = try copyFolder("tiny-gpt2")
+        let before = try BaseModel.load(folder).tokenizer
+        try editConfig(folder) { $0["eos_token_id"] = 50256; $0["bos_token_id"] = 50256 }
+        let b = try BaseModel.load(folder)
+        XCTAssertEqual(b.tokenizer.encode("robust text 123"), before.encode("robust text 123"))
+        for id in [b.tokenizer.special.bos, b.tokenizer.special.eos].compactMap({ $0 }) {
+            XCTAssertLessThan(Int(id), b.tokenizer.vocabularySize)
+        }
+    }
+
     /// The engine never reads pickle: a folder with only pytorch_model.bin is refused with the reason.
     func testPickleCheckpointsAreRefused() throws {
         let folder = try copyFolder("tiny-llama-gqa")

@@ -114,6 +114,9 @@ typedef struct SisaKernelTable {
     double (*sum_squares)(const float *x, long n);
     // <a, b> over n elements (16 lanes, fixed fold).
     float (*dot)(const float *a, const float *b, long n);
+    // y[c] = sum over r of x[r * ld + c], c < cols: each column one chain from 0,
+    // rows added in order (a bias gradient; the bits of adding row after row).
+    void (*column_sums)(float *y, const float *x, long rows, long cols, long ld);
 } SisaKernelTable;
 
 // The table of a path, or NULL when this CPU (or build) cannot run it.

@@ -205,4 +205,18 @@ public struct SafetensorsCheckpoint: Sendable {
         guard let i = owner[name] else { throw EngineError.format("\(files.first?.file.path ?? "checkpoint"): tensor \(name) is missing") }
         try files[i].read(name, shape: shape, into: dst)
     }
+
+    /// A model whose head is its embedding (`embedding`, already read) may still
+    /// find a head tensor `name` in its checkpoint: the same values are fine (a
+    /// tied model saved with both), different ones are a model this engine would
+    /// silently get wrong, so they are refused. transformers would use them as a
+    /// separate head.
+    func requireTied(head name: String, shape: [Int], equals embedding: UnsafePointer<Float>, embeddingName: String) throws {
+        guard let i = owner[name] else { return }
+        let head = FloatBuffer(count: shape.reduce(1, *))
+        try files[i].read(name, shape: shape, into: head.pointer)
+        guard memcmp(head.pointer, embedding, head.count * MemoryLayout<Float>.size) == 0 else {
+            throw EngineError.format("\(files[i].file.path): \(name) differs from \(embeddingName), but the model's head is tied to its embedding (a separate head is not supported here)")
+        }
+    }
 }

@@ -218,4 +218,10 @@ public struct Kernels: @unchecked Sendable, CustomStringConvertible {
         precondition(n >= 0)
         return table.pointee.dot(a, b, n)
     }
+
+    /// y[c] = Σ_r x[r·ld + c] for c < cols, rows added in order from 0 (a bias gradient).
+    public func columnSums(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) {
+        precondition(rows >= 0 && cols >= 0 && ld >= max(1, cols), "columnSums: bad extents (rows \(rows), cols \(cols), ld \(ld))")
+        table.pointee.column_sums(y, x, rows, cols, ld)
+    }
 }

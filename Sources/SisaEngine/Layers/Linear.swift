@@ -55,13 +55,10 @@ enum Linear {
             if let profiler { profiler.measure("matmul bwd dw", run) } else { run() }
             if let db {
                 let run = {
-                    // db = 1ᵀ · dout: fma(1, x, s) rounds x + s once, so this is the sum of rows in row order.
-                    let ones = [Float](repeating: 1, count: M)
-                    ones.withUnsafeBufferPointer { one in
-                        pool.run(parts: colParts) { part, _ in
-                            let cols = partRange(part, of: colParts, total: N)
-                            kernels.gemv(y: db + cols.lowerBound, x: one.baseAddress!, w: dout + cols.lowerBound, k: M, n: cols.count, ldw: N)
-                        }
+                    // db = Σ_rows dout, rows added in order: the bits of 1ᵀ · dout by fma(1, x, s).
+                    pool.run(parts: colParts) { part, _ in
+                        let cols = partRange(part, of: colParts, total: N)
+                        kernels.columnSums(y: db + cols.lowerBound, x: dout + cols.lowerBound, rows: M, cols: cols.count, ld: N)
                     }
                 }
                 if let profiler { profiler.measure("bias bwd", run) } else { run() }

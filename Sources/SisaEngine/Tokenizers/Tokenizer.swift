@@ -26,6 +26,16 @@ public struct SpecialTokens: Sendable, Equatable, Codable {
         self.eos = eos
         self.pad = pad
     }
+
+    /// These ids with any the tokenizer lacks (not among `vocab` or `added`)
+    /// left out, so that the tokenizer's own apply. config.json's ids are
+    /// advice: GPT2Config's default 50256 outlives a smaller vocabulary, and
+    /// transformers scores such a model (its eos just never comes).
+    func within<V: Collection>(ids vocab: V, _ added: [Int]) -> SpecialTokens where V.Element == Int {
+        let bound = max(vocab.max() ?? -1, added.max() ?? -1)
+        func keep(_ t: Int32?) -> Int32? { t.flatMap { $0 >= 0 && Int($0) <= bound ? $0 : nil } }
+        return SpecialTokens(bos: keep(bos), eos: keep(eos), pad: keep(pad))
+    }
 }
 
 /// The byte-level models' tokenizer: each byte its own id, 256 ends a text.

@@ -83,7 +83,7 @@ public enum TokenizerFiles {
         guard let pre = try parsePreTokenizer(root["pre_tokenizer"], fail: fail) else {
             throw fail("pre_tokenizer is missing (byte-level BPE needs a ByteLevel pre-tokenizer)")
         }
-        var special = given
+        var special = given.within(ids: vocab.values, added.map { Int($0.id) })
         func idOf(_ s: String?) -> Int32? {
             guard let s else { return nil }
             if let a = added.first(where: { $0.content == s }) { return a.id }
@@ -170,7 +170,7 @@ public enum TokenizerFiles {
             guard parts.count == 2 else { throw file.fail("line \(n + 1) is not two tokens") }
             merges.append((String(parts[0]), String(parts[1])))
         }
-        var special = given
+        var special = given.within(ids: vocab.values, [])
         var added: [AddedToken] = []
         if let eot = vocab["<|endoftext|>"] {
             added.append(AddedToken(content: "<|endoftext|>", id: Int32(eot), special: true))
@@ -183,6 +183,7 @@ public enum TokenizerFiles {
     }
 
     /// bos, eos and pad ids from `config.json` (ids) of the folder, when present.
+    /// The loaders keep only those the tokenizer has (`SpecialTokens.within`).
     static func specialTokens(folder: URL) throws -> SpecialTokens {
         let url = folder.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: url.path) else { return SpecialTokens() }

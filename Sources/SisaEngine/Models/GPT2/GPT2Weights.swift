@@ -10,6 +10,9 @@ extension GPT2Configuration {
         if let inner = try c.optionalInt("n_inner"), inner % 4 != 0 || inner / 4 != dim {
             throw c.fail("n_inner \(inner) is not 4 x n_embd")
         }
+        if try c.optionalBool("tie_word_embeddings") == false {
+            throw c.fail("tie_word_embeddings is false: GPT-2 with a head separate from wte is not supported")
+        }
         if try c.optionalBool("scale_attn_by_inverse_layer_idx") == true || c.optionalBool("scale_attn_weights") == false {
             throw c.fail("only GPT-2's 1/sqrt(head size) attention scaling is supported")
         }
@@ -50,6 +53,9 @@ enum GPT2Weights {
             let name = names.contains(t.name) ? t.name : "transformer." + t.name
             try st.read(name, shape: t.shape, into: P + t.offset)
         }
+        let wte = names.contains("wte.weight") ? "wte.weight" : "transformer.wte.weight"
+        try st.requireTied(head: "lm_head.weight", shape: [model.config.vocab, model.config.dim],
+                           equals: P + model.layout.wte, embeddingName: wte)
     }
 
     /// Every tensor of the layout is in the checkpoint with its shape (before allocating the model).

@@ -11,6 +11,10 @@ enum LlamaWeights {
         for t in model.layout.tensors {
             try st.read(t.name, shape: t.shape, into: P + t.offset)
         }
+        if model.config.tiedEmbeddings {
+            try st.requireTied(head: "lm_head.weight", shape: [model.config.vocab, model.config.dim],
+                               equals: P + model.layout.embed, embeddingName: "model.embed_tokens.weight")
+        }
     }
 
     /// Every tensor a configuration needs is in the checkpoint with its shape:
