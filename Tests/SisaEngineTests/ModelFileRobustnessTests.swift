@@ -61,6 +61,13 @@ final class ModelFileRobustnessTests: XCTestCase {
         let magic = Data("GGUF".utf8) + le32(3)
         func kv(_ key: String, type: UInt32, _ value: Data) -> Data { ggufString(key) + le32(type) + value }
         let arch = kv("general.architecture", type: 8, ggufString("llama"))
+        // Two 64-byte F32 tensors at these data offsets: llama.cpp writes tensors end to end, never sharing bytes.
+        func twoTensors(at a: UInt64, _ b: UInt64) -> Data {
+            let header: Data = magic + le64(2) + le64(1) + arch
+            let first: Data = ggufString("a") + le32(1) + le64(16) + le32(0) + le64(a)
+            let second: Data = ggufString("b") + le32(1) + le64(16) + le32(0) + le64(b)
+            return header + first + second + Data(count: 256)
+        }
         let cases: [(String, Data)] = [
             ("tensor count 2^63", magic + le64(1 << 63) + le64(0) + Data(count: 64)),
             ("metadata count UInt64.max", magic + le64(0) + le64(.max) + Data(count: 64)),
@@ -80,11 +87,25 @@ final class ModelFileRobustnessTests: XCTestCase {
             ("data past the end", magic + le64(1) + le64(1) + arch + ggufString("t") + le32(1) + le64(1 << 20) + le32(0)
                 + le64(0) + Data(count: 64)),
             ("invalid UTF-8 key", magic + le64(0) + le64(1) + le64(2) + Data([0xFF, 0xFE]) + le32(4) + le32(1) + Data(count: 64)),
+            ("overlapping tensors", twoTensors(at: 0, 32)),
+            ("aliased tensors", twoTensors(at: 64, 64)),
         ]
         let url = scratch.appendingPathComponent("hostile.gguf")
         for (what, d) in cases {
             try d.write(to: url)
             XCTAssertFalse(outcome(url, naming: url, what), what)
+        }
+        for (what, d) in cases where what.hasSuffix("tensors") {
+            XCTAssertThrowsError(try GGUFFile(ModelFileBytes(path: url.path, data: d)), what) { e in XCTAssertTrue("\(e)".contains("overlaps"), "\(what): \(e)") }
+        }
+        // A byte-level tokenizer without merges would split every text into bytes: refused.
+        var noMerges = try Data(contentsOf: Fixtures.folder.appendingPathComponent("tiny-llama.gguf"))
+        let mergesKey = Data("tokenizer.ggml.merges".utf8)
+        let found = try XCTUnwrap(noMerges.range(of: mergesKey))
+        noMerges.replaceSubrange(found, with: Data("tokenizer.ggml.mergez".utf8))
+        try noMerges.write(to: url)
+        XCTAssertThrowsError(try BaseModel.tokenizer(at: url)) { e in
+            XCTAssertTrue("\(e)".contains(url.lastPathComponent) && "\(e)".contains("tokenizer.ggml.merges is missing"), "\(e)")
         }
         // Metadata that claims a model far larger than the file: refused before anything is allocated.
         let g = try GGUFFile(url: Fixtures.folder.appendingPathComponent("tiny-llama.gguf"))

@@ -127,7 +127,10 @@ public struct GGUFFile: Sendable {
         self.tensors = tensors
         self.tensorOrder = order
         self.dataStart = start
-        // Every tensor whose size we know must lie inside the file.
+        // Every tensor whose size we know must lie inside the file, and no two
+        // may share bytes (llama.cpp lays them end to end; a file whose regions
+        // overlap or alias is not one it wrote).
+        var regions: [(offset: Int, end: Int, name: String)] = []
         for t in tensors.values {
             guard t.offset % alignment == 0 else { throw file.fail("tensor \(t.name): offset \(t.offset) is not aligned to \(alignment)") }
             if let e = t.encoding {
@@ -137,7 +140,12 @@ public struct GGUFFile: Sendable {
                 guard t.offset <= file.count - start, bytes <= file.count - start - t.offset else {
                     throw file.fail("tensor \(t.name): \(bytes) bytes at offset \(t.offset) run past the end of the file")
                 }
+                regions.append((t.offset, t.offset + bytes, t.name))
             }
+        }
+        regions.sort { $0.offset != $1.offset ? $0.offset < $1.offset : $0.name < $1.name }
+        for (a, b) in zip(regions, regions.dropFirst()) where b.offset < a.end {
+            throw file.fail("tensor \(b.name) (offset \(b.offset)) overlaps tensor \(a.name) (bytes \(a.offset)..<\(a.end))")
         }
     }
 

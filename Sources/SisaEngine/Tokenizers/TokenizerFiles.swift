@@ -225,7 +225,9 @@ public enum TokenizerFiles {
             if vocab[t] == nil { vocab[t] = i }
         }
         var merges: [(String, String)] = []
-        for (i, m) in try (g.metadata["tokenizer.ggml.merges"] == nil ? [] : g.strings("tokenizer.ggml.merges")).enumerated() {
+        // A byte-level BPE without merges would split every text into bytes: llama.cpp refuses it too.
+        guard g.metadata["tokenizer.ggml.merges"] != nil else { throw g.file.fail("tokenizer.ggml.merges is missing") }
+        for (i, m) in try g.strings("tokenizer.ggml.merges").enumerated() {
             let parts = m.split(separator: " ", omittingEmptySubsequences: false)
             guard parts.count == 2 else { throw g.file.fail("tokenizer.ggml.merges[\(i)] is not two tokens") }
             merges.append((String(parts[0]), String(parts[1])))
