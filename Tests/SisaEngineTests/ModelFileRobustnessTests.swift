@@ -107,6 +107,14 @@ final class ModelFileRobustnessTests: XCTestCase {
         XCTAssertThrowsError(try BaseModel.tokenizer(at: url)) { e in
             XCTAssertTrue("\(e)".contains(url.lastPathComponent) && "\(e)".contains("tokenizer.ggml.merges is missing"), "\(e)")
         }
+        // A tensor the engine would not read (here a layer past block_count) is refused, not ignored.
+        var extra = try Data(contentsOf: Fixtures.folder.appendingPathComponent("tiny-llama.gguf"))
+        let layerZero = try XCTUnwrap(extra.range(of: Data("blk.0.attn_norm.weight".utf8)))
+        extra.replaceSubrange(layerZero, with: Data("blk.9.attn_norm.weight".utf8))
+        try extra.write(to: url)
+        XCTAssertThrowsError(try BaseModel.load(url)) { e in
+            XCTAssertTrue("\(e)".contains(url.lastPathComponent) && "\(e)".contains("blk.9.attn_norm.weight is not one this engine reads"), "\(e)")
+        }
         // Metadata that claims a model far larger than the file: refused before anything is allocated.
         let g = try GGUFFile(url: Fixtures.folder.appendingPathComponent("tiny-llama.gguf"))
         var text = try Data(contentsOf: URL(fileURLWithPath: g.file.path))

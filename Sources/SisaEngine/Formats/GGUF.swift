@@ -243,7 +243,16 @@ public struct GGUFFile: Sendable {
 
     /// Every listed tensor is present with these extents and a supported encoding:
     /// checked before a model is allocated for them.
-    public func check(_ required: [(String, [Int])]) throws {
+    /// Every `required` tensor is here with its extents and a supported type,
+    /// and the file holds no tensor outside `required` and `optional`: one the
+    /// engine would not read (attention biases in a llama file, a layer past
+    /// block_count) is refused, not ignored, since llama.cpp would use it or
+    /// refuse the file.
+    public func check(_ required: [(String, [Int])], optional: Set<String> = []) throws {
+        let known = Set(required.map(\.0)).union(optional)
+        if let extra = tensorOrder.first(where: { !known.contains($0) }) {
+            throw file.fail("tensor \(extra) is not one this engine reads for \(metadata["general.architecture"]?.string ?? "this") model (refused rather than ignored)")
+        }
         for (name, dims) in required {
             guard let t = tensors[name] else { throw file.fail("tensor \(name) is missing") }
             guard t.dims == dims else { throw file.fail("tensor \(name) has extents \(t.dims), the metadata needs \(dims)") }

@@ -101,8 +101,8 @@ public struct BaseModel {
             config = try configuration(of: g)
             tokenizer = try TokenizerFiles.load(gguf: g)
             switch config {
-            case .llama(let c): try g.check(LlamaWeights.requirements(c))
-            case .gpt2(let c): try g.check(GPT2Weights.requirements(c))
+            case .llama(let c): try g.check(LlamaWeights.requirements(c), optional: ["rope_freqs.weight"])
+            case .gpt2(let c): try g.check(GPT2Weights.requirements(c), optional: ["output.weight"])
             }
             format = .gguf
             fill = { model in
