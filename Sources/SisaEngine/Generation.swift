@@ -33,7 +33,7 @@ public struct Sampler {
         // Weights are p^(1/T) / p_max^(1/T): the most likely candidate weighs 1,
         // so a temperature near 0 tends to greedy instead of every weight
         // underflowing to 0 (which drew the first id).
-        let top = order.map { probs[$0] }.max() ?? 0
+        let top = order.lazy.map { probs[$0] }.max() ?? 0
         guard top > 0 else { return Int32(order[0]) }
         let logTop = Numerics.log(top)
         let w = order.map { probs[$0] > 0 ? Numerics.exp((Numerics.log(max(probs[$0], 1e-300)) - logTop) / temperature) : 0 }

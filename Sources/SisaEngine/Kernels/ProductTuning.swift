@@ -24,7 +24,8 @@ public struct ProductPlanner: Sendable {
         /// written after load): safe to share across threads.
         nonisolated(unsafe) let table: UnsafePointer<SisaKernelTable>
         public var description: String {
-            "\(path) \(tile.rows)x\(tile.columns) kc \(kc) nc \(nc)" + (aInPlace == 512 ? "" : " A in place to \(aInPlace)")
+            "\(path) \(tile.rows)x\(tile.columns) kc \(kc) nc \(nc)"
+                + (aInPlace == ProductPlanner.blockings[0].a_in_place ? "" : " A in place to \(aInPlace)")
         }
         public static func == (a: Candidate, b: Candidate) -> Bool {
             a.table == b.table && a.kc == b.kc && a.nc == b.nc && a.aInPlace == b.aInPlace

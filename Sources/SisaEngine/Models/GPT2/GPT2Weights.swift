@@ -46,23 +46,24 @@ extension GPT2Configuration {
 /// "transformer." prefix) or from a GGUF file (llama.cpp stores the linear
 /// weights [out, in]: they are transposed at load).
 enum GPT2Weights {
+    /// The checkpoint's name for a layout tensor: as is, or under transformers' "transformer." prefix.
+    private static func stored(_ name: String, in st: SafetensorsCheckpoint) -> String {
+        st.shape(of: name) != nil ? name : "transformer." + name
+    }
+
     static func load(_ model: GPT2Model, from st: SafetensorsCheckpoint) throws {
-        let names = st.tensorNames
         let P = model.params.pointer
         for t in model.layout.tensors {
-            let name = names.contains(t.name) ? t.name : "transformer." + t.name
-            try st.read(name, shape: t.shape, into: P + t.offset)
+            try st.read(stored(t.name, in: st), shape: t.shape, into: P + t.offset)
         }
-        let wte = names.contains("wte.weight") ? "wte.weight" : "transformer.wte.weight"
         try st.requireTied(head: "lm_head.weight", shape: [model.config.vocab, model.config.dim],
-                           equals: P + model.layout.wte, embeddingName: wte)
+                           equals: P + model.layout.wte, embeddingName: stored("wte.weight", in: st))
     }
 
     /// Every tensor of the layout is in the checkpoint with its shape (before allocating the model).
     static func check(_ c: GPT2Configuration, in st: SafetensorsCheckpoint) throws {
-        let names = st.tensorNames
         for t in GPT2Layout(c).tensors {
-            let name = names.contains(t.name) ? t.name : "transformer." + t.name
+            let name = stored(t.name, in: st)
             guard let shape = st.shape(of: name) else {
                 throw EngineError.format("\(st.files.first?.file.path ?? "checkpoint"): tensor \(t.name) is missing")
             }
