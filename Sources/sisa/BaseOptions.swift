@@ -6,7 +6,8 @@ import SisaEngine
 /// Texts from the command line or a file: repeated --text, or FILE of one
 /// text per line, or JSON lines with a "text" field.
 struct TextInputOptions: ParsableArguments {
-    @Option(help: "A text (repeat for several).") var text: [String] = []
+    // Unconditional: a text may start with a dash ("-5 degrees").
+    @Option(parsing: .unconditionalSingleValue, help: "A text (repeat for several).") var text: [String] = []
     @Argument(help: "File of texts: one per line, or JSON lines with a \"text\" field (multi-line texts).") var file: String?
     @Option(help: "auto (jsonl for .jsonl/.ndjson files, else lines), lines or jsonl.") var format: String = "auto"
 
@@ -18,9 +19,15 @@ struct TextInputOptions: ParsableArguments {
     func texts() throws -> [[UInt8]] {
         var out = text.map { Array($0.utf8) }
         if let file {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: file, isDirectory: &isDir), isDir.boolValue {
+                throw ValidationError("\(file): is a directory, not a file of texts")
+            }
             let ext = (file as NSString).pathExtension.lowercased()
             let f: InputFormat = format == "lines" ? .lines : format == "jsonl" ? .jsonl : ext == "jsonl" || ext == "ndjson" ? .jsonl : .lines
-            out += try RecordParser.parse(path: file, format: f).map(\.text)
+            let parsed = try RecordParser.parse(path: file, format: f).map(\.text)
+            guard !parsed.isEmpty else { throw ValidationError("\(file): no texts in it (empty, or blank lines only)") }
+            out += parsed
         }
         guard !out.isEmpty else { throw ValidationError("give --text T or a FILE of texts") }
         return out

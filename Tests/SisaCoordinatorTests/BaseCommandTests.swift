@@ -45,6 +45,10 @@ final class BaseCommandTests: XCTestCase {
         XCTAssertEqual(items[2]["ids"] as? [Int], [1, 4093], "special tokens in the text are recognised, none is added")
         let plain = try run(["tokenize", "--base", smolLM2, "--text", "Hello"]).out
         XCTAssertEqual(plain.trimmingCharacters(in: .whitespacesAndNewlines), "19556")
+        // A text may start with a dash (ids from tokenizers 0.23 with the smollm pipeline).
+        let dashed = try XCTUnwrap(try json(run(["tokenize", "--base", smolLM2, "--text", "-5 degrees", "--text", "--json", "--json"]).out)["items"]
+            as? [[String: Any]])
+        XCTAssertEqual(dashed.map { $0["ids"] as? [Int] }, [[29, 37, 5027], [423, 5518]])
     }
 
     /// The NLL transformers gives for 128 tokens of English fortunes (Fixtures/smollm2.json).
@@ -102,5 +106,39 @@ final class BaseCommandTests: XCTestCase {
         }
         let err = try run(["tokenize", "--base", tmp.url.path, "--text", "hi"], expect: 64).err
         XCTAssertTrue(err.contains("no tokenizer.json"), err)
+    }
+
+    /// A FILE of texts that holds none, or is a folder, is named in the error; a batch whose
+    /// logits cannot fit in memory is refused before anything is allocated.
+    func testBadTextFilesAndOversizedBatchesGetClearErrors() throws {
+        let tmp = TempDir()
+        try "\n  \n\n".write(toFile: tmp.path("blank.txt"), atomically: true, encoding: .utf8)
+        for (file, message) in [(tmp.path("blank.txt"), "blank.txt: no texts in it"), (tmp.url.path, "is a directory, not a file of texts")] {
+            for command in ["tokenize", "score"] {
+                let err = try run([command, "--base", smolLM2, file], expect: 64).err
+                XCTAssertTrue(err.contains(message), "\(command) \(file): \(err)")
+            }
+        }
+        let err = try run(["bench", "train", "--base", smolLM2, "--batch", "100000000", "--ctx", "64", "--steps", "1"], expect: 64).err
+        XCTAssertTrue(err.contains("for the logits and their gradients alone (49152 ids)"), err)
+    }
+
+    /// A damaged model file gets the same error in every process (its entries are checked in
+    /// a fixed order, not in the order of a dictionary, whose hashing is seeded per process).
+    func testADamagedFileGetsTheSameErrorEveryTime() throws {
+        let tmp = TempDir()
+        let folder = tmp.url.appendingPathComponent("cut")
+        try FileManager.default.copyItem(at: fixtures.appendingPathComponent("tiny-llama-gqa"), to: folder)
+        let st = folder.appendingPathComponent("model.safetensors")
+        let bytes = try Data(contentsOf: st)
+        try bytes.prefix(bytes.count / 2).write(to: st)
+        let gguf = tmp.url.appendingPathComponent("cut.gguf")
+        let g = try Data(contentsOf: fixtures.appendingPathComponent("tiny-llama.gguf"))
+        try g.prefix(g.count / 2).write(to: gguf)
+        for path in [folder.path, gguf.path] {
+            let errs = try (0..<4).map { _ in try run(["score", "--base", path, "--text", "hi"], expect: 64).err }
+            XCTAssertTrue(errs[0].contains("past the end"), errs[0])
+            XCTAssertEqual(Set(errs).count, 1, "\(errs)")
+        }
     }
 }

@@ -75,6 +75,20 @@ final class IngestTests: XCTestCase {
         XCTAssertEqual(recs.last?.origin, "\(path):\(expected.count)")
     }
 
+    /// A UTF-8 byte order mark opens a file; it is not text of the first record, in any format.
+    func testAByteOrderMarkIsNotPartOfTheFirstRecord() throws {
+        let tmp = TempDir()
+        let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
+        let lines = write(tmp, "bom.txt", bom + Array("Hello world\r\nsecond\n".utf8))
+        XCTAssertEqual(try RecordParser.parse(path: lines, format: .lines).map { String(decoding: $0.text, as: UTF8.self) },
+                       ["Hello world", "second"])
+        let jsonl = write(tmp, "bom.jsonl", bom + Array(#"{"text": "ok"}"#.utf8))
+        XCTAssertEqual(try RecordParser.parse(path: jsonl, format: .jsonl).map(\.text), [Array("ok".utf8)])
+        // Only at the start of the file: the same bytes later are the text's.
+        let inner = write(tmp, "inner.txt", Array("a\n".utf8) + bom + Array("b\n".utf8))
+        XCTAssertEqual(try RecordParser.parse(path: inner, format: .lines).map(\.text), [Array("a".utf8), bom + Array("b".utf8)])
+    }
+
     /// A line over 64 MiB (a file without newlines, say) is refused naming the
     /// file and line, and the store is unchanged.
     func testOverlongLineIsRefusedByNameAndKeepsNothing() throws {

@@ -144,6 +144,11 @@ final class ModelFileRobustnessTests: XCTestCase {
             try d.write(to: file)
             XCTAssertFalse(outcome(folder, naming: file, what), what)
         }
+        // A truncated file: the error says so (the same error in every process: BaseCommandTests).
+        try valid.prefix(valid.count / 2).write(to: file)
+        XCTAssertThrowsError(try BaseModel.load(folder, context: 8, pool: WorkerPool(threads: 1))) {
+            XCTAssertTrue("\($0)".contains("run past the end of the data (") && "\($0)".contains("truncated"), "\($0)")
+        }
     }
 
     /// The index names shard files of the folder only; a shard may not be claimed by two files or be missing.

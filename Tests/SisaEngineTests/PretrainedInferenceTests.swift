@@ -148,6 +148,37 @@ final class PretrainedInferenceTests: XCTestCase {
         XCTAssertTrue(s[2].nll.isNaN, "a single token has nothing to score")
     }
 
+    /// A GPT-2 base with a working context under its position table's (`--ctx`) scores in
+    /// windows of that context and decodes through it, as a llama base does.
+    func testGPT2WorkingContextWindowsScoresAndDecoding() throws {
+        let full = try SmallModels.gpt2Model(trainable: false)
+        let c = SmallModels.gpt2
+        XCTAssertEqual(full.context, c.context)
+        let short = try GPT2Model(config: c, context: 8, pool: WorkerPool(threads: 2), trainable: false)
+        short.params.copy(from: full.params)
+        XCTAssertEqual(short.context, 8)
+        XCTAssertThrowsError(try GPT2Model(config: c, context: c.context + 1, trainable: false))
+        var rng = Xoshiro256(seed: 4)
+        let seq = (0..<20).map { _ in Int32(rng.nextInt(below: c.vocab)) }
+        let windowed = try XCTUnwrap(short.score(sequences: [seq], perToken: true)[0].tokenNLL)
+        let whole = try XCTUnwrap(full.score(sequences: [seq], perToken: true)[0].tokenNLL)
+        XCTAssertEqual(windowed.count, 19)
+        // The first window (inputs 0..<8) scores targets 1...8 with all of their left context.
+        for i in 0..<8 { XCTAssertEqual(windowed[i], whole[i], accuracy: 1e-6, "target \(i + 1)") }
+        // The second scores targets 9...12 from inputs 4..<12 only, as a text starting at token 4 would.
+        let tail = try XCTUnwrap(full.score(sequences: [Array(seq[4...12])], perToken: true)[0].tokenNLL)
+        for i in 8..<12 { XCTAssertEqual(windowed[i], tail[i - 4], accuracy: 1e-6, "target \(i + 1)") }
+        XCTAssertNotEqual(windowed[8], whole[8], "target 9 must lose tokens 0..<4 of context")
+        // Decoding slides at the working context: after 20 tokens, a fresh decoder fed the last 5.
+        let d = short.makeDecoder()
+        var out: [Float] = []
+        for t in seq { out = Array(d.feed(t)) }
+        let fresh = short.makeDecoder()
+        var last: [Float] = []
+        for t in seq[15...] { last = Array(fresh.feed(t)) }
+        XCTAssertEqual(out, last)
+    }
+
     private func trainLoRA(threads: Int, kernels: KernelPath?, steps: Int = 3) throws -> (digest: String, moments: [Float]) {
         let c = SmallModels.llama
         let m = try SmallModels.llamaModel(c, trainable: false, threads: threads, kernels: kernels)

@@ -8,6 +8,7 @@ import Foundation
 /// numbers; a last line without a newline is still a line. A line longer
 /// than `maxLineBytes` is an error naming the file and line, before it is
 /// buffered whole: a file without newlines cannot take the machine's memory.
+/// A UTF-8 byte order mark at the start of the file is not part of the first line.
 final class LineReader {
     static let chunkBytes = 1 << 20
     /// The longest line (one record, or one line of a fortune) accepted.
@@ -93,6 +94,8 @@ final class LineReader {
             throw CoordinatorError.invalidInput("\(path): read failed (\(String(cString: strerror(errno))))")
         }
         buffer.removeSubrange((old + got)...)
+        // Editors on Windows start UTF-8 files with EF BB BF; it is not text.
+        if bytesRead == 0, got >= 3, buffer[old] == 0xEF, buffer[old + 1] == 0xBB, buffer[old + 2] == 0xBF { start = old + 3 }
         bytesRead += got
         if got == 0 { atEOF = true }
     }

@@ -130,8 +130,9 @@ public struct GGUFFile: Sendable {
         // Every tensor whose size we know must lie inside the file, and no two
         // may share bytes (llama.cpp lays them end to end; a file whose regions
         // overlap or alias is not one it wrote).
+        // In the file's order, so a damaged file gets the same error on every run.
         var regions: [(offset: Int, end: Int, name: String)] = []
-        for t in tensors.values {
+        for t in order.compactMap({ tensors[$0] }) {
             guard t.offset % alignment == 0 else { throw file.fail("tensor \(t.name): offset \(t.offset) is not aligned to \(alignment)") }
             if let e = t.encoding {
                 guard t.dims[0] % e.blockSize == 0, let bytes = e.byteCount(values: t.count) else {

@@ -90,7 +90,8 @@ public struct SafetensorsFile: Sendable {
         let dataLength = file.count - dataStart
         var tensors: [String: TensorInfo] = [:]
         var metadata: [String: String] = [:]
-        for (name, value) in obj {
+        // In name order, so a damaged file gets the same error on every run.
+        for (name, value) in obj.sorted(by: { $0.key < $1.key }) {
             if name == "__metadata__" {
                 metadata = (value as? [String: String]) ?? [:]
                 continue
@@ -105,8 +106,11 @@ public struct SafetensorsFile: Sendable {
             guard let count = checkedProduct(shape), count <= dataLength, let bytes = encoding.byteCount(values: count) else {
                 throw file.fail("tensor \(name): shape \(shape) does not fit the file")
             }
-            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= dataLength, offsets[1] - offsets[0] == bytes else {
+            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == bytes else {
                 throw file.fail("tensor \(name): data_offsets \(offsets) do not fit shape \(shape) of \(dtype)")
+            }
+            guard offsets[1] <= dataLength else {
+                throw file.fail("tensor \(name): data_offsets \(offsets) run past the end of the data (\(dataLength) bytes): is the file truncated?")
             }
             tensors[name] = TensorInfo(shape: shape, encoding: encoding, start: offsets[0], end: offsets[1])
         }

@@ -23,6 +23,9 @@ public struct BaseModel {
         public var architecture: ModelArchitecture {
             switch self { case .gpt2: return .gpt2; case .llama: return .llama }
         }
+        public var vocab: Int {
+            switch self { case .gpt2(let c): return c.vocab; case .llama(let c): return c.vocab }
+        }
         public var context: Int {
             switch self { case .gpt2(let c): return c.context; case .llama(let c): return c.context }
         }
@@ -124,12 +127,7 @@ public struct BaseModel {
         case .llama(let c):
             return try LlamaModel(config: c, context: context, trainable: trainable, pool: pool, kernels: kernels)
         case .gpt2(let c):
-            if let context, context != c.context {
-                guard context >= 2, context <= c.context else {
-                    throw EngineError.invalidConfig("context \(context) must be between 2 and the model's \(c.context)")
-                }
-            }
-            return try GPT2Model(config: c, pool: pool, kernels: kernels, trainable: trainable)
+            return try GPT2Model(config: c, context: context, pool: pool, kernels: kernels, trainable: trainable)
         }
     }
 }

@@ -43,14 +43,15 @@ public final class GPT2Decoder: TokenDecoder {
         precondition(members.count == 1 || SharedBase.shared(members), "lock-step members must share one frozen base")
         self.members = members
         self.pool = pool
-        let c = members[0].config, S = members.count
-        window = DecodeWindow(context: c.context)
-        keys = members.map { _ in (0..<c.layers).map { _ in FloatBuffer(count: c.context * c.dim) } }
-        values = members.map { _ in (0..<c.layers).map { _ in FloatBuffer(count: c.context * c.dim) } }
+        let c = members[0].config, S = members.count, T = members[0].context
+        precondition(members.allSatisfy { $0.context == T }, "lock-step members must share one working context")
+        window = DecodeWindow(context: T)
+        keys = members.map { _ in (0..<c.layers).map { _ in FloatBuffer(count: T * c.dim) } }
+        values = members.map { _ in (0..<c.layers).map { _ in FloatBuffer(count: T * c.dim) } }
         x = FloatBuffer(count: S * c.dim); h = FloatBuffer(count: S * c.dim); y = FloatBuffer(count: S * c.dim)
         tmp = FloatBuffer(count: S * c.dim); qkv = FloatBuffer(count: S * 3 * c.dim)
         fc = FloatBuffer(count: S * 4 * c.dim); fcGelu = FloatBuffer(count: S * 4 * c.dim)
-        scores = FloatBuffer(count: c.context); stats = FloatBuffer(count: 2 * S)
+        scores = FloatBuffer(count: T); stats = FloatBuffer(count: 2 * S)
         u = FloatBuffer(count: members.map { $0.adapter?.config.rank ?? 1 }.max()!)
         allLogits = FloatBuffer(count: S * c.vocab)
     }

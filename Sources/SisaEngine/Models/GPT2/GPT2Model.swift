@@ -34,7 +34,9 @@ public final class GPT2Model: LanguageModel {
 
     public var architecture: ModelArchitecture { .gpt2 }
     public var vocabularySize: Int { config.vocab }
-    public var context: Int { config.context }
+    /// The working context: the longest row this instance takes (at most the
+    /// position table's `config.context`; a base scored with `--ctx` uses less).
+    public let context: Int
 
     /// The frozen weights packed for the forward products (nil when the weights train).
     let frozenPanels: FrozenPanels?
@@ -62,8 +64,15 @@ public final class GPT2Model: LanguageModel {
 
     /// `kernels` nil: the process default (`SISA_KERNELS`, else the fastest path).
     /// `trainable: false` allocates no gradients for the weights (a frozen base).
-    public init(config: GPT2Configuration, pool: WorkerPool = .shared, kernels: Kernels? = nil, trainable: Bool = true) throws {
+    /// `context` caps the working context (default: the configuration's).
+    public init(config: GPT2Configuration, context: Int? = nil, pool: WorkerPool = .shared, kernels: Kernels? = nil,
+                trainable: Bool = true) throws {
         try config.validate()
+        let ctx = context ?? config.context
+        guard ctx >= 2, ctx <= config.context else {
+            throw EngineError.invalidConfig("context \(ctx) must be between 2 and the model's \(config.context)")
+        }
+        self.context = ctx
         self.kernels = try kernels ?? Kernels.processDefault()
         self.config = config
         self.layout = GPT2Layout(config)
@@ -100,6 +109,7 @@ public final class GPT2Model: LanguageModel {
     /// (and its own `pool`; a pool runs one job at a time).
     public init(sharingParametersOf other: GPT2Model, pool: WorkerPool) {
         config = other.config
+        context = other.context
         layout = other.layout
         kernels = other.kernels
         weights = ParameterSet(values: other.params, gradients: nil, tensors: other.layout.tensors)
@@ -185,7 +195,7 @@ public final class GPT2Model: LanguageModel {
 
     private func forward(_ batch: Batch, gradients: Bool, gradScale: Float?, members: [LoRAAdapter?]?) -> Double {
         let B = batch.B, T = batch.T
-        precondition(T >= 1 && T <= config.context, "sequence length \(T) exceeds context \(config.context)")
+        precondition(T >= 1 && T <= context, "sequence length \(T) exceeds context \(context)")
         let a = activations(B: B, T: T)
         let C = config.dim, V = config.vocab, BT = B * T, eps = config.epsilon
         let P = params.pointer
@@ -400,7 +410,7 @@ public final class GPT2Model: LanguageModel {
     }
 
     public func copyingWeights(pool: WorkerPool, trainable: Bool) throws -> any LanguageModel {
-        let m = try GPT2Model(config: config, pool: pool, kernels: kernels, trainable: trainable)
+        let m = try GPT2Model(config: config, context: context, pool: pool, kernels: kernels, trainable: trainable)
         m.params.copy(from: params)
         return m
     }
