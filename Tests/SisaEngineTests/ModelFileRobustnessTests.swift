@@ -170,6 +170,44 @@ final class ModelFileRobustnessTests: XCTestCase {
         }
     }
 
+    /// The SentencePiece-style layout (characters, byte fallback, Metaspace) read from mutated files.
+    func testSentencePieceTokenizerJSONMutationsNeverCrashTheReader() throws {
+        let file = scratch.appendingPathComponent("tokenizer.json")
+        let valid = try Data(contentsOf: Fixtures.folder.appendingPathComponent("spm-bpe/tokenizer.json"))
+        func outcome(_ what: String) -> Bool {
+            do {
+                let t = try TokenizerFiles.load(tokenizerJSON: file)
+                let ids = t.encode("robust 你好 <s>x</s> ▁▁ 🙂")
+                _ = t.decode(ids)
+                return true
+            } catch {
+                XCTAssertTrue("\(error)".contains(file.lastPathComponent), "\(what): error does not name the file: \(error)")
+                return false
+            }
+        }
+        var rejected = 0
+        for (i, d) in seededMutations(of: valid, count: 1500, hot: valid.count, seed: 31).enumerated() {
+            try d.write(to: file)
+            if !outcome("mutation \(i)") { rejected += 1 }
+        }
+        XCTAssertGreaterThan(rejected, 500)
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: valid) as? [String: Any])
+        let model = try XCTUnwrap(obj["model"] as? [String: Any])
+        let cases: [(String, (inout [String: Any], inout [String: Any]) -> Void)] = [
+            ("unk outside the vocabulary", { _, m in m["unk_token"] = "<nope>" }),
+            ("byte fallback with ByteLevel", { o, _ in o["pre_tokenizer"] = ["type": "ByteLevel", "add_prefix_space": false] }),
+            ("another replacement", { o, _ in o["pre_tokenizer"] = ["type": "Metaspace", "replacement": "_", "prepend_scheme": "first"] }),
+            ("unknown prepend scheme", { o, _ in o["pre_tokenizer"] = ["type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "sometimes"] }),
+        ]
+        for (what, mutate) in cases {
+            var o = obj, m = model
+            mutate(&o, &m)
+            o["model"] = m
+            try JSONSerialization.data(withJSONObject: o).write(to: file)
+            XCTAssertFalse(outcome(what), what)
+        }
+    }
+
     func testTokenizerJSONMutationsNeverCrashTheReader() throws {
         let folder = try copyFolder("tiny-llama-gqa")
         let file = folder.appendingPathComponent("tokenizer.json")

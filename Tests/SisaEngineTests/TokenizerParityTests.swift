@@ -8,13 +8,20 @@ import XCTest
 /// Russian and Chinese fortunes.
 final class TokenizerParityTests: XCTestCase {
     private func hardCases(_ t: BPETokenizer, fixture: String) throws {
-        let f = try Fixtures.json(fixture)
+        try hardCases(t, in: try Fixtures.json(fixture), name: fixture)
+    }
+
+    /// Each case's ids, and its decoded text where the fixture gives it.
+    private func hardCases(_ t: BPETokenizer, in f: [String: Any], name: String) throws {
         let cases = try XCTUnwrap(f["hardCases"] as? [[String: Any]])
         XCTAssertGreaterThan(cases.count, 40)
         for c in cases {
             let text = try XCTUnwrap(c["text"] as? String)
             let ids = try XCTUnwrap(c["ids"] as? [Int]).map(Int32.init)
-            XCTAssertEqual(t.encode(text), ids, "\(fixture): \(text.debugDescription)")
+            XCTAssertEqual(t.encode(text), ids, "\(name): \(text.debugDescription)")
+            if let decoded = c["decoded"] as? String {
+                XCTAssertEqual(String(decoding: t.decode(ids), as: UTF8.self), decoded, "\(name): decoding \(text.debugDescription)")
+            }
         }
     }
 
@@ -43,8 +50,13 @@ final class TokenizerParityTests: XCTestCase {
     }
 
     private func corpora(_ t: BPETokenizer, fixture: String) throws {
-        let f = try Fixtures.json(fixture)
+        try corpora(t, in: try Fixtures.json(fixture), name: fixture)
+    }
+
+    /// Every record's ids against the fixture's hashes (the first `recordsPerFile` of each file, when it says).
+    private func corpora(_ t: BPETokenizer, in f: [String: Any], name fixture: String) throws {
         let files = try XCTUnwrap(f["files"] as? [[String: Any]])
+        let limit = f["recordsPerFile"] as? Int
         var records = 0, mismatches: [String] = []
         var perCorpus: [String: Int] = [:]
         for file in files {
@@ -54,11 +66,13 @@ final class TokenizerParityTests: XCTestCase {
             XCTAssertEqual(Digest.sha256Hex(Array(recs.joined(separator: "\0").utf8)), file["textSHA256"] as? String,
                            "\(path): another version of the corpus")
             let expected = Array(try XCTUnwrap(file["ids"] as? String))
-            for (i, r) in recs.enumerated() where String(expected[(8 * i)..<(8 * i + 8)]) != idsHash(t.encode(r)) {
+            let checked = limit.map { Array(recs.prefix($0)) } ?? recs
+            XCTAssertEqual(expected.count, 8 * checked.count, "\(path): one hash per record")
+            for (i, r) in checked.enumerated() where String(expected[(8 * i)..<(8 * i + 8)]) != idsHash(t.encode(r)) {
                 mismatches.append("\(path) record \(i): \(r.prefix(80).debugDescription)")
             }
-            records += recs.count
-            perCorpus[file["corpus"] as? String ?? "?", default: 0] += recs.count
+            records += checked.count
+            perCorpus[file["corpus"] as? String ?? "?", default: 0] += checked.count
         }
         XCTAssertEqual(Set(perCorpus.keys), ["en", "de", "ru", "zh"])
         XCTAssertTrue(mismatches.isEmpty, "\(mismatches.count) of \(records) records differ, first: \(mismatches.prefix(5))")
@@ -79,6 +93,46 @@ final class TokenizerParityTests: XCTestCase {
 
     func testGPT2FortunesMatchTokenizers() throws {
         try corpora(BaseModel.tokenizer(at: ModelCache.gpt2Tokenizer), fixture: "tokenizer-gpt2.json")
+    }
+
+    /// SentencePiece-style BPE (Llama 2's and TinyLlama's converted tokenizer.json): characters with
+    /// byte fallback, "▁" for spaces, in three layouts of one small trained vocabulary
+    /// (Fixtures/generate/sentencepiece_fixtures.py): the normalizer's Prepend + Replace (legacy), a
+    /// Metaspace pre-tokenizer (metaspace), and no byte fallback, so unknown characters are <unk> (unk).
+    func testSentencePieceStyleBPEMatchesTokenizers() throws {
+        let f = try Fixtures.json("tokenizer-spm.json")
+        let variants = try XCTUnwrap(f["variants"] as? [String: [String: Any]])
+        let source = Fixtures.folder.appendingPathComponent("spm-bpe/tokenizer.json")
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: source)) as? [String: Any])
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sisa-spm-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in ["legacy", "metaspace", "unk"] {
+            var v = json
+            if name == "metaspace" {
+                v["normalizer"] = NSNull()
+                v["pre_tokenizer"] = ["type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "first", "split": false]
+            }
+            if name == "unk", var model = v["model"] as? [String: Any] {
+                model["byte_fallback"] = false
+                v["model"] = model
+            }
+            let url = dir.appendingPathComponent("\(name).json")
+            try JSONSerialization.data(withJSONObject: v).write(to: url)
+            let t = try TokenizerFiles.load(tokenizerJSON: url)
+            let expected = try XCTUnwrap(variants[name])
+            try hardCases(t, in: expected, name: "spm \(name)")
+            try corpora(t, in: expected, name: "spm \(name)")
+        }
+        // Written back as tokenizer.json (a merged export's), it encodes and decodes the same.
+        let t = try TokenizerFiles.load(tokenizerJSON: source)
+        let again = dir.appendingPathComponent("written.json")
+        try t.tokenizerJSON().write(to: again)
+        let u = try TokenizerFiles.load(tokenizerJSON: again)
+        for text in ["Hello  world", " 你好 🙂 Größe", "<s>x</s> y", ""] {
+            XCTAssertEqual(u.encode(text), t.encode(text), text)
+            XCTAssertEqual(u.decode(t.encode(text)), t.decode(t.encode(text)), text)
+        }
     }
 
     /// Decoding gives back the text's bytes, special tokens as their text.

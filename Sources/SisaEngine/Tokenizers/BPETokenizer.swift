@@ -21,19 +21,21 @@ public struct AddedToken: Sendable, Equatable {
     }
 }
 
-/// Byte-level BPE as GPT-2, Llama 3 and SmolLM use it (Hugging Face
-/// tokenizers' `BPE` model behind a `ByteLevel` pre-tokenizer):
+/// BPE as Hugging Face tokenizers' `BPE` model runs it: byte-level as GPT-2,
+/// Llama 3 and SmolLM use it (behind a `ByteLevel` pre-tokenizer), or over
+/// characters with byte fallback as Llama 2 and TinyLlama ship it (`SymbolAlphabet`):
 ///
 ///  1. added tokens are matched in the raw text (leftmost, then longest);
 ///  2. the text between them is normalized (if the model says so) and cut by
 ///     the pre-tokenizer (the split pattern the model declares);
-///  3. each piece's UTF-8 bytes start as one symbol per byte, and adjacent
-///     symbols are merged by merge rank, lowest first (leftmost on ties),
-///     until no merge applies; with `ignoreMerges` a piece that is itself in
-///     the vocabulary is taken whole (Llama 3).
+///  3. each piece starts as one symbol per UTF-8 byte (byte-level) or per
+///     character (else), and adjacent symbols are merged by merge rank,
+///     lowest first (leftmost on ties), until no merge applies; with
+///     `ignoreMerges` a piece that is itself in the vocabulary is taken whole
+///     (Llama 3).
 ///
-/// Merges work on token ids; the vocabulary's byte-level strings (GPT-2's
-/// byte-to-unicode alphabet) are decoded to bytes once at load.
+/// Merges work on token ids; the vocabulary's strings (GPT-2's
+/// byte-to-unicode alphabet, or "▁" for a space) are decoded to bytes once at load.
 ///
 /// `@unchecked Sendable`: immutable after load, but for the merge cache,
 /// which is only touched with `cacheLock` held.
@@ -46,6 +48,11 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     let normalizer: Normalizer?
     let preTokenizer: PreTokenizer
     let ignoreMerges: Bool
+    /// Bytes or characters as BPE's first symbols.
+    public let alphabet: SymbolAlphabet
+    /// Character alphabet: the token of each one-character token string, and of each `<0xXX>` byte.
+    let characterToken: [UInt32: Int32]
+    let fallbackToken: [Int32?]
     /// The token of each single byte (nil when the vocabulary lacks it: that byte is skipped, as tokenizers does without unk).
     private let byteToken: [Int32?]
     /// (left id << 32 | right id) -> (rank, merged id).
@@ -63,10 +70,12 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     /// `vocab` maps byte-level token strings to ids, `merges` lists pairs of
     /// token strings by rank. `source` names the file in errors.
     public init(vocab: [String: Int], merges: [(String, String)], added: [AddedToken], special: SpecialTokens,
-                normalizer: Normalizer? = nil, preTokenizer: PreTokenizer, ignoreMerges: Bool = false, source: String) throws {
+                normalizer: Normalizer? = nil, preTokenizer: PreTokenizer, ignoreMerges: Bool = false,
+                alphabet: SymbolAlphabet = .byteLevel, source: String) throws {
         func fail(_ m: String) -> EngineError { .format("\(source): \(m)") }
-        guard preTokenizer.isByteLevel else {
-            throw fail("only byte-level BPE is supported (the pre-tokenizer has no ByteLevel step)")
+        guard preTokenizer.isByteLevel == (alphabet == .byteLevel) else {
+            throw fail(alphabet == .byteLevel ? "byte-level BPE needs a ByteLevel pre-tokenizer step"
+                       : "a ByteLevel pre-tokenizer step with a character alphabet (byte_fallback) is not a tokenizer this engine reads")
         }
         let maxId = max(vocab.values.max() ?? -1, added.map { Int($0.id) }.max() ?? -1)
         guard maxId >= 0, maxId < 1 << 22 else { throw fail("vocabulary ids run to \(maxId)") }
@@ -75,14 +84,28 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         var seen = [Bool](repeating: false, count: size)
         var strings = [String](repeating: "", count: size)
         var tokenOfBytes: [[UInt8]: Int32] = [:]
+        var characterToken: [UInt32: Int32] = [:]
+        var fallbackToken = [Int32?](repeating: nil, count: 256)
         for (token, id) in vocab {
             guard id >= 0 else { throw fail("token \(token.debugDescription) has a negative id") }
             guard !seen[id] else { throw fail("id \(id) is given to two tokens") }
             seen[id] = true
             strings[id] = token
-            let bytes = ByteLevel.bytes(of: token)
-            bytesOfToken[id] = bytes ?? ByteLevel.decode(token)
-            if let bytes, tokenOfBytes[bytes] == nil { tokenOfBytes[bytes] = Int32(id) }
+            if alphabet == .byteLevel {
+                let bytes = ByteLevel.bytes(of: token)
+                bytesOfToken[id] = bytes ?? ByteLevel.decode(token)
+                if let bytes, tokenOfBytes[bytes] == nil { tokenOfBytes[bytes] = Int32(id) }
+            } else {
+                // A piece reaches BPE as the UTF-8 of its normalized text, spaces already "▁".
+                bytesOfToken[id] = SymbolAlphabet.decodedBytes(ofCharacterToken: token)
+                if tokenOfBytes[Array(token.utf8)] == nil { tokenOfBytes[Array(token.utf8)] = Int32(id) }
+                let scalars = token.unicodeScalars
+                if scalars.count == 1, characterToken[scalars.first!.value] == nil { characterToken[scalars.first!.value] = Int32(id) }
+                if let b = SymbolAlphabet.fallbackByte(token), fallbackToken[Int(b)] == nil { fallbackToken[Int(b)] = Int32(id) }
+            }
+        }
+        if case .characters(_, let unk?, _, _) = alphabet, unk < 0 || Int(unk) >= size {
+            throw fail("unk token id \(unk) is outside the vocabulary")
         }
         var addedTokens: [AddedToken] = []
         for a in added {
@@ -92,7 +115,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
             addedTokens.append(a)
         }
         var byteToken = [Int32?](repeating: nil, count: 256)
-        for b in 0..<256 { byteToken[b] = tokenOfBytes[[UInt8(b)]] }
+        if alphabet == .byteLevel { for b in 0..<256 { byteToken[b] = tokenOfBytes[[UInt8(b)]] } }
         var table: [UInt64: (rank: Int32, id: Int32)] = [:]
         table.reserveCapacity(merges.count)
         for (rank, (a, b)) in merges.enumerated() {
@@ -115,6 +138,9 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         self.normalizer = normalizer
         self.preTokenizer = preTokenizer
         self.ignoreMerges = ignoreMerges
+        self.alphabet = alphabet
+        self.characterToken = characterToken
+        self.fallbackToken = fallbackToken
         self.byteToken = byteToken
         self.merges = table
         self.tokenOfBytes = tokenOfBytes
@@ -130,7 +156,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
 
     public func encode(_ text: String) -> [Int32] {
         var out: [Int32] = []
-        for segment in splitOnAdded(Array(text.unicodeScalars)) {
+        for (n, segment) in splitOnAdded(Array(text.unicodeScalars)).enumerated() {
             switch segment {
             case .added(let id): out.append(id)
             case .text(let scalars):
@@ -141,10 +167,11 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
                     s = Array(normalizer.apply(str).unicodeScalars)
                 }
                 var bytes: [UInt8] = []
-                for piece in preTokenizer.apply([s]) {
+                // Only the first segment starts the text (Metaspace's prepend_scheme "first").
+                for piece in preTokenizer.apply([s], atTextStart: n == 0) {
                     bytes.removeAll(keepingCapacity: true)
                     for sc in piece { UTF8.encode(sc) { bytes.append($0) } }
-                    out += encodePiece(bytes)
+                    out += encodePiece(bytes, piece)
                 }
             }
         }
@@ -190,8 +217,8 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         return out
     }
 
-    /// BPE over one piece's bytes.
-    func encodePiece(_ bytes: [UInt8]) -> [Int32] {
+    /// BPE over one piece (its UTF-8 bytes, and its characters for the character alphabet).
+    func encodePiece(_ bytes: [UInt8], _ scalars: [Unicode.Scalar]) -> [Int32] {
         if bytes.isEmpty { return [] }
         if ignoreMerges, let id = tokenOfBytes[bytes] { return [id] }
         if bytes.count > 1 {
@@ -200,7 +227,12 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
             cacheLock.unlock()
             if let cached { return cached }
         }
-        var symbols: [Int32] = bytes.compactMap { byteToken[Int($0)] }
+        var symbols: [Int32]
+        switch alphabet {
+        case .byteLevel: symbols = bytes.compactMap { byteToken[Int($0)] }
+        case .characters(let byteFallback, let unk, let fuseUnk, _):
+            symbols = characterSymbols(scalars, byteFallback: byteFallback, unk: unk, fuseUnk: fuseUnk)
+        }
         if symbols.count > 1 {
             symbols = symbols.count <= 48 ? mergeByScanning(symbols) : mergeWithHeap(symbols)
         }
@@ -268,6 +300,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public func decode(_ ids: [Int32]) -> [UInt8] {
         var out: [UInt8] = []
         for id in ids where id >= 0 && Int(id) < vocabularySize { out += bytesOfToken[Int(id)] }
+        if case .characters(_, _, _, true) = alphabet, out.first == 0x20 { out.removeFirst() }
         return out
     }
 

@@ -16,6 +16,13 @@ public indirect enum PreTokenizer: Sendable {
     /// GPT-2's byte-level step: an optional leading space, then GPT-2's split pattern.
     case byteLevel(addPrefixSpace: Bool, useRegex: Bool)
     case sequence([PreTokenizer])
+    /// SentencePiece's word boundary (tokenizers' `Metaspace`): spaces become
+    /// "▁", a "▁" is put before a piece that lacks one (`always`, or `first`:
+    /// only where the text starts, not after an added token), and with `split`
+    /// the piece is cut before each "▁".
+    case metaspace(prepend: MetaspacePrepend, split: Bool)
+
+    public enum MetaspacePrepend: String, Sendable { case always, first, never }
 
     /// GPT-2's pattern (tokenizers' ByteLevel pre-tokenizer).
     public static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
@@ -37,11 +44,22 @@ public indirect enum PreTokenizer: Sendable {
         }
     }
 
-    /// Cuts `pieces` (scalar arrays) further.
-    func apply(_ pieces: [[Unicode.Scalar]]) -> [[Unicode.Scalar]] {
+    /// Cuts `pieces` (scalar arrays) further; `atTextStart`: they begin the text
+    /// (no added token before them).
+    func apply(_ pieces: [[Unicode.Scalar]], atTextStart: Bool = true) -> [[Unicode.Scalar]] {
         switch self {
         case .sequence(let steps):
-            return steps.reduce(pieces) { $1.apply($0) }
+            return steps.reduce(pieces) { $1.apply($0, atTextStart: atTextStart) }
+        case .metaspace(let prepend, let split):
+            let bar = SymbolAlphabet.metaspace
+            return pieces.enumerated().flatMap { (i, piece) -> [[Unicode.Scalar]] in
+                var p = piece.map { $0 == " " ? bar : $0 }
+                let first = atTextStart && i == 0
+                if !p.isEmpty, p.first != bar, prepend == .always || (prepend == .first && first) { p.insert(bar, at: 0) }
+                guard split else { return [p] }
+                let spans = p.indices.filter { p[$0] == bar }.map { $0..<($0 + 1) }
+                return PreTokenizer.cut(p, spans: spans, behavior: .mergedWithNext, invert: false)
+            }
         case .split(let pattern, let behavior, let invert):
             return pieces.flatMap { p in PreTokenizer.cut(p, spans: pattern.matches(in: p), behavior: behavior, invert: invert) }
         case .digits(let individual):

@@ -43,7 +43,6 @@ public enum TokenizerFiles {
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
             if let v = model[key] as? String, !v.isEmpty { throw fail("model.\(key) \(v.debugDescription) is not supported") }
         }
-        if model["byte_fallback"] as? Bool == true { throw fail("byte_fallback (SentencePiece-style BPE) is not supported") }
         guard let vocabObj = model["vocab"] as? [String: Any] else { throw fail("model.vocab is missing") }
         var vocab: [String: Int] = [:]
         vocab.reserveCapacity(vocabObj.count)
@@ -80,8 +79,25 @@ public enum TokenizerFiles {
             }
         }
         let normalizer = try parseNormalizer(root["normalizer"], fail: fail)
-        guard let pre = try parsePreTokenizer(root["pre_tokenizer"], fail: fail) else {
-            throw fail("pre_tokenizer is missing (byte-level BPE needs a ByteLevel pre-tokenizer)")
+        // No pre-tokenizer: the text between added tokens is one piece (Llama 2's converted SentencePiece).
+        let pre = try parsePreTokenizer(root["pre_tokenizer"], fail: fail) ?? .sequence([])
+        let alphabet: SymbolAlphabet
+        if pre.isByteLevel {
+            if model["byte_fallback"] as? Bool == true { throw fail("byte_fallback with a ByteLevel pre-tokenizer is not supported") }
+            alphabet = .byteLevel
+        } else {
+            // Characters as symbols (SentencePiece-style): the unknown-character token, and
+            // whether decoding drops the space the normalizer or pre-tokenizer put first.
+            var unk: Int32?
+            if let u = model["unk_token"] as? String {
+                guard let id = vocab[u] ?? added.first(where: { $0.content == u }).map({ Int($0.id) }) else {
+                    throw fail("model.unk_token \(u.debugDescription) is not in the vocabulary")
+                }
+                unk = Int32(id)
+            }
+            alphabet = .characters(byteFallback: model["byte_fallback"] as? Bool ?? false, unk: unk,
+                                   fuseUnk: model["fuse_unk"] as? Bool ?? false,
+                                   stripsLeadingSpace: decoderStripsLeadingSpace(root["decoder"]))
         }
         var special = given.within(ids: vocab.values, added.map { Int($0.id) })
         func idOf(_ s: String?) -> Int32? {
@@ -91,7 +107,22 @@ public enum TokenizerFiles {
         }
         if special.eos == nil { special.eos = idOf("<|endoftext|>") }
         return try BPETokenizer(vocab: vocab, merges: merges, added: added, special: special, normalizer: normalizer,
-                                preTokenizer: pre, ignoreMerges: model["ignore_merges"] as? Bool ?? false, source: path)
+                                preTokenizer: pre, ignoreMerges: model["ignore_merges"] as? Bool ?? false, alphabet: alphabet,
+                                source: path)
+    }
+
+    /// Whether the decoder drops one leading space: a `Strip` of " " from the start (Llama 2's
+    /// converted SentencePiece), or a `Metaspace` decoder that prepends (it strips what it put).
+    static func decoderStripsLeadingSpace(_ v: Any?) -> Bool {
+        guard let o = v as? [String: Any], let type = o["type"] as? String else { return false }
+        switch type {
+        case "Sequence": return (o["decoders"] as? [Any] ?? []).contains { decoderStripsLeadingSpace($0) }
+        case "Strip": return o["content"] as? String == " " && ((o["start"] as? NSNumber)?.intValue ?? 0) >= 1
+        case "Metaspace":
+            if let scheme = o["prepend_scheme"] as? String { return scheme != "never" }
+            return o["add_prefix_space"] as? Bool ?? true
+        default: return false
+        }
     }
 
     static func parsePreTokenizer(_ v: Any?, fail: (String) -> EngineError) throws -> PreTokenizer? {
@@ -118,8 +149,19 @@ public enum TokenizerFiles {
             let b = o["behavior"] as? String ?? "Isolated"
             guard let behavior = PreTokenizer.Behavior(rawValue: b) else { throw fail("Split behavior \(b) is not known") }
             return .split(pattern, behavior, invert: o["invert"] as? Bool ?? false)
+        case "Metaspace":
+            let replacement = o["replacement"] as? String ?? "\u{2581}"
+            guard replacement == "\u{2581}" else { throw fail("Metaspace replacement \(replacement.debugDescription) is not supported (▁ only)") }
+            let prepend: PreTokenizer.MetaspacePrepend
+            if let scheme = o["prepend_scheme"] as? String {
+                guard let p = PreTokenizer.MetaspacePrepend(rawValue: scheme) else { throw fail("Metaspace prepend_scheme \(scheme) is not known") }
+                prepend = p
+            } else {
+                prepend = o["add_prefix_space"] as? Bool ?? true ? .always : .never
+            }
+            return .metaspace(prepend: prepend, split: o["split"] as? Bool ?? true)
         default:
-            throw fail("pre_tokenizer \(type) is not supported (Sequence, ByteLevel, Split, Digits)")
+            throw fail("pre_tokenizer \(type) is not supported (Sequence, ByteLevel, Split, Digits, Metaspace)")
         }
     }
 

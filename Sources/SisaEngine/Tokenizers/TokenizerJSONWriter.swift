@@ -1,6 +1,6 @@
 import Foundation
 
-/// Writes a byte-level BPE tokenizer as a Hugging Face `tokenizer.json`
+/// Writes a BPE tokenizer (byte-level, or characters with byte fallback) as a Hugging Face `tokenizer.json`
 /// (the `tokenizers` library's format), so that a model exported from a
 /// GGUF base (whose tokenizer lives in GGUF metadata) comes with a tokenizer
 /// transformers loads. Reading the file back with `TokenizerFiles` gives a
@@ -25,6 +25,19 @@ extension BPETokenizer {
             ["id": Int($0.id), "content": $0.content, "special": $0.special, "lstrip": $0.lstrip, "rstrip": $0.rstrip,
              "single_word": $0.singleWord, "normalized": false]
         }
+        // The model's and decoder's entries for the alphabet.
+        var unkToken: Any = NSNull()
+        var byteFallback = false, fuseUnk = false
+        var decoder: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true]
+        if case .characters(let fallback, let unk, let fuse, let strips) = alphabet {
+            byteFallback = fallback
+            fuseUnk = fuse
+            if let unk { unkToken = tokenStrings[Int(unk)].isEmpty ? added.first { $0.id == unk }?.content ?? "" : tokenStrings[Int(unk)] }
+            var steps: [[String: Any]] = [["type": "Replace", "pattern": ["String": "\u{2581}"], "content": " "],
+                                          ["type": "ByteFallback"], ["type": "Fuse"]]
+            if strips { steps.append(["type": "Strip", "content": " ", "start": 1, "stop": 0]) }
+            decoder = ["type": "Sequence", "decoders": steps]
+        }
         let root: [String: Any] = [
             "version": "1.0",
             "truncation": NSNull(),
@@ -33,10 +46,10 @@ extension BPETokenizer {
             "normalizer": normalizer.map(Self.json) ?? NSNull(),
             "pre_tokenizer": Self.json(preTokenizer),
             "post_processor": NSNull(),
-            "decoder": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true] as [String: Any],
+            "decoder": decoder,
             "model": [
-                "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
-                "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": ignoreMerges,
+                "type": "BPE", "dropout": NSNull(), "unk_token": unkToken, "continuing_subword_prefix": NSNull(),
+                "end_of_word_suffix": NSNull(), "fuse_unk": fuseUnk, "byte_fallback": byteFallback, "ignore_merges": ignoreMerges,
                 "vocab": vocab, "merges": mergeList,
             ] as [String: Any],
         ]
@@ -49,6 +62,8 @@ extension BPETokenizer {
         case .byteLevel(let prefix, let regex):
             return ["type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": true, "use_regex": regex]
         case .digits(let individual): return ["type": "Digits", "individual_digits": individual]
+        case .metaspace(let prepend, let split):
+            return ["type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": prepend.rawValue, "split": split]
         case .split(let pattern, let behavior, let invert):
             return ["type": "Split", "pattern": ["Regex": pattern.source], "behavior": behavior.rawValue, "invert": invert]
         }
