@@ -191,6 +191,21 @@ final class ModelFileRobustnessTests: XCTestCase {
             if !outcome("mutation \(i)") { rejected += 1 }
         }
         XCTAssertGreaterThan(rejected, 500)
+        // Its GGUF form: tokens, scores and types, whose implied merges are derived at load.
+        let gguf = scratch.appendingPathComponent("spm.gguf")
+        let vocab = try Data(contentsOf: Fixtures.folder.appendingPathComponent("spm-vocab.gguf"))
+        var refused = 0
+        for (i, d) in seededMutations(of: vocab, count: 1500, hot: vocab.count, seed: 32).enumerated() {
+            try d.write(to: gguf)
+            do {
+                let t = try BaseModel.tokenizer(at: gguf)
+                _ = t.decode(t.encode("robust 你好 <s>x</s> ▁▁ 🙂"))
+            } catch {
+                refused += 1
+                XCTAssertTrue("\(error)".contains(gguf.lastPathComponent), "gguf mutation \(i): \(error)")
+            }
+        }
+        XCTAssertGreaterThan(refused, 300)
         let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: valid) as? [String: Any])
         let model = try XCTUnwrap(obj["model"] as? [String: Any])
         let cases: [(String, (inout [String: Any], inout [String: Any]) -> Void)] = [

@@ -98,7 +98,8 @@ final class TokenizerParityTests: XCTestCase {
     /// SentencePiece-style BPE (Llama 2's and TinyLlama's converted tokenizer.json): characters with
     /// byte fallback, "▁" for spaces, in three layouts of one small trained vocabulary
     /// (Fixtures/generate/sentencepiece_fixtures.py): the normalizer's Prepend + Replace (legacy), a
-    /// Metaspace pre-tokenizer (metaspace), and no byte fallback, so unknown characters are <unk> (unk).
+    /// Metaspace pre-tokenizer (metaspace), and no byte fallback, so unknown characters are <unk> (unk);
+    /// and as a GGUF vocabulary with scores instead of merges (gguf).
     func testSentencePieceStyleBPEMatchesTokenizers() throws {
         let f = try Fixtures.json("tokenizer-spm.json")
         let variants = try XCTUnwrap(f["variants"] as? [String: [String: Any]])
@@ -124,6 +125,12 @@ final class TokenizerParityTests: XCTestCase {
             try hardCases(t, in: expected, name: "spm \(name)")
             try corpora(t, in: expected, name: "spm \(name)")
         }
+        // The same tokens as a GGUF SentencePiece vocabulary (scores, no merges), read as llama.cpp reads it.
+        let g = try BaseModel.tokenizer(at: Fixtures.folder.appendingPathComponent("spm-vocab.gguf"))
+        XCTAssertEqual(g.special, SpecialTokens(bos: 1, eos: 2, pad: nil))
+        let expected = try XCTUnwrap(variants["gguf"])
+        try hardCases(g, in: expected, name: "spm gguf")
+        try corpora(g, in: expected, name: "spm gguf")
         // Written back as tokenizer.json (a merged export's), it encodes and decodes the same.
         let t = try TokenizerFiles.load(tokenizerJSON: source)
         let again = dir.appendingPathComponent("written.json")

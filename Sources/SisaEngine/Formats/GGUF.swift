@@ -121,7 +121,9 @@ public struct GGUFFile: Sendable {
         } else {
             alignment = 32
         }
-        let start = (c.offset + alignment - 1) / alignment * alignment
+        // A vocabulary-only file (llama.cpp's ggml-vocab-*.gguf) ends with its metadata, unpadded.
+        let start = tensors.isEmpty ? min((c.offset + alignment - 1) / alignment * alignment, file.count)
+            : (c.offset + alignment - 1) / alignment * alignment
         guard start <= file.count else { throw file.fail("truncated: the data section starts past the end of the file") }
         self.metadata = metadata
         self.tensors = tensors

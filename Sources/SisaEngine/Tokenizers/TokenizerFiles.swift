@@ -244,8 +244,9 @@ public enum TokenizerFiles {
     /// tokens (token types 3 and 4) are matched as added tokens.
     public static func load(gguf g: GGUFFile) throws -> BPETokenizer {
         let model = try g.string("tokenizer.ggml.model")
+        if model == "llama" { return try loadSentencePiece(gguf: g) }
         guard model == "gpt2" else {
-            throw g.file.fail("tokenizer.ggml.model \(model) is not supported (gpt2, byte-level BPE)")
+            throw g.file.fail("tokenizer.ggml.model \(model) is not supported (gpt2: byte-level BPE; llama: SentencePiece BPE)")
         }
         let preName = g.metadata["tokenizer.ggml.pre"]?.string ?? "default"
         guard let (pre, ignoreMerges) = PreTokenizer.named(preName) else {

@@ -3,10 +3,10 @@
 from Hugging Face's `tokenizers`.
 
 Run once in a scratch virtual environment (never a project dependency):
-  pip install tokenizers
+  pip install tokenizers transformers gguf
   python sentencepiece_fixtures.py OUT_DIR
 
-Writes OUT_DIR/spm-bpe/tokenizer.json and OUT_DIR/tokenizer-spm.json.
+Writes OUT_DIR/spm-bpe/tokenizer.json, OUT_DIR/spm-vocab.gguf and OUT_DIR/tokenizer-spm.json.
 
 The tokenizer is trained here (Llama 2's own tokenizer.json is 3.6 MB): BPE over characters on 3,000
 English and 1,000 German fortunes, 1,200 tokens, at most 100 initial characters, laid out as Llama 2's
@@ -20,12 +20,17 @@ Reference ids for three variants of the same vocabulary and merges:
   metaspace  no normalizer, a Metaspace pre-tokenizer (prepend_scheme "first", split false): the
              layout transformers 5 writes for a converted SentencePiece model;
   unk        legacy without byte_fallback: unknown characters become <unk>, a run of them one <unk>.
+  gguf       the same tokens as a GGUF vocabulary (tokenizer.ggml.model "llama", as llama.cpp writes
+             Llama 2's): scores instead of merges (a learned token's score is minus its merge rank), read
+             as llama.cpp reads it: the merges the scores imply (transformers' generate_merges) with the
+             legacy layout's normalizer, "▁" before every segment.
 For legacy: every record of the corpora (hashed as tokenizer_fixtures.py hashes them) and the hard
 cases with their decoded text; for the others the hard cases and the first 30 records of each file.
 """
 import hashlib, json, os, sys
 from fixture_corpora import corpora, fortune_records, hard, ids_hash
-import tokenizers
+import gguf, tokenizers
+from transformers.tokenization_utils_base import generate_merges
 from tokenizers import Tokenizer, normalizers, pre_tokenizers, decoders, AddedToken
 from tokenizers.models import BPE
 from tokenizers.trainers import BpeTrainer
@@ -53,8 +58,29 @@ os.makedirs(f"{out}/spm-bpe", exist_ok=True)
 with open(f"{out}/spm-bpe/tokenizer.json", "w") as f:
     json.dump(j, f, ensure_ascii=False, separators=(",", ":"))
 
+# The GGUF: tokens in id order, types (2 unknown, 3 control, 6 byte, 1 normal), scores.
+rank = {a + b: i for i, (a, b) in enumerate(tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in j["model"]["merges"])}
+types = [2, 3, 3] + [6] * 256 + [1] * (len(order) - 259)
+scores = [0.0] * 259 + [-float(rank.get(tok, len(rank) + i)) for i, tok in enumerate(order[259:])]
+w = gguf.GGUFWriter(f"{out}/spm-vocab.gguf", "llama")
+w.add_tokenizer_model("llama")
+w.add_token_list(order)
+w.add_token_scores(scores)
+w.add_token_types(types)
+w.add_bos_token_id(1)
+w.add_eos_token_id(2)
+w.add_unk_token_id(0)
+w.add_add_space_prefix(True)
+w.write_header_to_file()
+w.write_kv_data_to_file()
+w.write_tensors_to_file()
+w.close()
+
 def variant(name):
     v = json.loads(json.dumps(j))
+    if name == "gguf":
+        v["model"]["merges"] = [list(m) for m in generate_merges({t: i for i, t in enumerate(order)},
+                                                                  {t: s for t, s, ty in zip(order, scores, types) if ty == 1})]
     if name == "metaspace":
         v["normalizer"] = None
         v["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False}
@@ -83,7 +109,7 @@ spm_hard = ["<s>Hello</s> world", "Hello</s>", "</s>", " <s> x", "<s><s>", "x<un
 
 fixture = {"tokenizer": "spm-bpe/tokenizer.json (trained by sentencepiece_fixtures.py)",
            "source": "tokenizers " + tokenizers.__version__, "variants": {}}
-for name in ["legacy", "metaspace", "unk"]:
+for name in ["legacy", "metaspace", "unk", "gguf"]:
     tok = variant(name)
     cases = []
     for text in hard + spm_hard:
