@@ -42,6 +42,7 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         guard batch >= 1, steps >= 1 else { throw ValidationError("--batch and --steps must be >= 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be >= 1") }
         if let base { return try runBase(base) }
         let config = try model.resolve()
         try checkFits(rows: batch * config.context, vocab: config.vocab)
@@ -221,6 +222,7 @@ struct BenchGemm: ParsableCommand {
 
     func validate() throws {
         guard (batch ?? 1) >= 1, seconds > 0 else { throw ValidationError("--batch must be >= 1 and --seconds > 0") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be >= 1") }
     }
 
     func run() throws {

@@ -25,6 +25,7 @@ struct Query: ParsableCommand {
         guard maxTokens >= 0, maxTokens <= 1_000_000 else { throw ValidationError("--max-tokens must be between 0 and 1000000") }
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be >= 0") }
         if let k = topK, k < 1 { throw ValidationError("--top-k must be >= 1") }
+        if base != nil, storeOptions.store != nil { throw ValidationError("--store and --base exclude each other (--base runs without a store)") }
     }
 
     func run() throws {
@@ -81,6 +82,7 @@ struct Score: ParsableCommand {
 
     func validate() throws {
         if base != nil, shard != nil { throw ValidationError("--shard applies to a store, not to --base") }
+        if base != nil, storeOptions.store != nil { throw ValidationError("--store and --base exclude each other (--base runs without a store)") }
         if ctx != nil, base == nil { throw ValidationError("--ctx applies to --base") }
         if let ctx, ctx < 2 { throw ValidationError("--ctx must be >= 2") }
     }

@@ -121,6 +121,11 @@ final class BaseCommandTests: XCTestCase {
         }
         let err = try run(["bench", "train", "--base", smolLM2, "--batch", "100000000", "--ctx", "64", "--steps", "1"], expect: 64).err
         XCTAssertTrue(err.contains("for the logits and their gradients alone (49152 ids)"), err)
+        // A store next to --base would be ignored: refused instead.
+        for command in [["score", "--text", "hi"], ["query", "hi"]] {
+            let err = try run(command + ["--base", smolLM2, "--store", tmp.path("s")], expect: 64).err
+            XCTAssertTrue(err.contains("--store and --base exclude each other"), err)
+        }
     }
 
     /// A damaged model file gets the same error in every process (its entries are checked in
