@@ -43,7 +43,7 @@ struct Query: ParsableCommand {
             if ids.count >= b.model.context { ids = Array(ids.suffix(b.model.context - 1)) }
             let stop: Set<Int32> = b.tokenizer.special.eos.map { [$0] } ?? []
             let out = b.model.generate(tokens: ids, maxTokens: maxTokens, stop: stop, sampler: &sampler)
-            print(prompt + String(decoding: b.tokenizer.decode(out), as: UTF8.self))
+            print(prompt + String(decoding: out.flatMap { b.tokenizer.bytes(of: $0) }, as: UTF8.self))
             return
         }
         let store = try storeOptions.open()

@@ -44,12 +44,13 @@ public struct RecordCodec: Sendable {
     /// `<sep> tokens <sep>`: what a record is trained and scored as.
     public func sequence(_ text: [UInt8]) -> [Int32] { [separator] + encode(text) + [separator] }
 
-    /// The bytes of generated tokens (a separator ends a text and is not among them).
-    public func decode(_ ids: [Int32]) -> [UInt8] { tokenizer.decode(ids) }
+    /// The bytes of generated tokens (a separator ends a text and is not among them): a
+    /// continuation, token after token, so a SentencePiece token's leading "▁" stays a space.
+    public func decode(_ ids: [Int32]) -> [UInt8] { ids.flatMap { tokenizer.bytes(of: $0) } }
 
     /// Whether generation ends at `id`: the separator, or another of the tokenizer's specials (a chat marker).
     public func stops(_ id: Int32) -> Bool { id == separator || specials.contains(id) }
 
     /// The bytes one token stands for.
-    public func bytes(of id: Int32) -> [UInt8] { tokenizer.decode([id]) }
+    public func bytes(of id: Int32) -> [UInt8] { tokenizer.bytes(of: id) }
 }

@@ -5,12 +5,17 @@ public protocol Tokenizer: Sendable {
     /// Ids of `text`, with no special tokens added (no bos, no eos). Special
     /// tokens written in the text itself are recognised as such.
     func encode(_ text: String) -> [Int32]
-    /// The bytes ids stand for (special tokens as their text).
+    /// The bytes ids stand for (special tokens as their text), as a whole text
+    /// from its start (a SentencePiece tokenizer drops the space it put first).
     func decode(_ ids: [Int32]) -> [UInt8]
+    /// The bytes of one token inside a text: what a generated token appends.
+    func bytes(of id: Int32) -> [UInt8]
     var special: SpecialTokens { get }
 }
 
 extension Tokenizer {
+    public func bytes(of id: Int32) -> [UInt8] { decode([id]) }
+
     /// Ids of UTF-8 bytes (invalid sequences read as U+FFFD, as Hugging Face's tokenizers require valid text).
     public func encode(bytes: [UInt8]) -> [Int32] { encode(String(decoding: bytes, as: UTF8.self)) }
 }
