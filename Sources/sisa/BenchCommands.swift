@@ -45,7 +45,7 @@ struct BenchTrain: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be >= 1") }
         if let base { return try runBase(base) }
         let config = try model.resolve()
-        try checkFits(rows: batch * config.context, vocab: config.vocab)
+        try checkFits(positions: config.context, vocab: config.vocab)
         let pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         var opt = OptimizerConfig()
         opt.learningRate = 3e-4
@@ -108,12 +108,13 @@ struct BenchTrain: ParsableCommand {
 extension BenchTrain {
     /// Refuses a batch whose logits and their gradients alone (2 x rows x vocab
     /// floats) would not fit in this machine's memory, before anything is allocated.
-    func checkFits(rows: Int, vocab: Int) throws {
-        let (bytes, overflow) = rows.multipliedReportingOverflow(by: 8 * vocab)
+    func checkFits(positions: Int, vocab: Int) throws {
+        let (rows, o1) = batch.multipliedReportingOverflow(by: positions)
+        let (bytes, o2) = rows.multipliedReportingOverflow(by: 8 * vocab)
         let memory = ProcessInfo.processInfo.physicalMemory
-        guard overflow || UInt64(bytes) > memory else { return }
+        guard o1 || o2 || UInt64(bytes) > memory else { return }
         throw ValidationError(String(format: "--batch %d x %d positions needs more than %.1f GB for the logits and their gradients alone (%d ids); this machine has %.1f GB",
-                                     batch, rows / batch, overflow ? .infinity : Double(bytes) / 1e9, vocab, Double(memory) / 1e9))
+                                     batch, positions, o1 || o2 ? .infinity : Double(bytes) / 1e9, vocab, Double(memory) / 1e9))
     }
 
     func runBase(_ path: String) throws {
@@ -126,7 +127,7 @@ extension BenchTrain {
         let ctx = model.ctx ?? min(config.context, 128)
         guard ctx >= 2, ctx <= config.context else { throw ValidationError("--ctx must be between 2 and the model's \(config.context)") }
         let lora = try adapterOptions.lora(for: config)
-        try checkFits(rows: batch * ctx, vocab: config.vocab)
+        try checkFits(positions: ctx, vocab: config.vocab)
         let pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let b = try loadBase(path, context: ctx, trainable: lora == nil, pool: pool)
         var rng = Xoshiro256(seed: seed)

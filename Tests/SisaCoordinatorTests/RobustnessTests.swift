@@ -84,6 +84,10 @@ final class IngestTests: XCTestCase {
                        ["Hello world", "second"])
         let jsonl = write(tmp, "bom.jsonl", bom + Array(#"{"text": "ok"}"#.utf8))
         XCTAssertEqual(try RecordParser.parse(path: jsonl, format: .jsonl).map(\.text), [Array("ok".utf8)])
+        let dir = tmp.url.appendingPathComponent("docs")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        _ = write(tmp, "docs/a.txt", bom + Array("a document".utf8))
+        XCTAssertEqual(try RecordParser.parse(path: dir.path, format: .dir).map(\.text), [Array("a document".utf8)])
         // Only at the start of the file: the same bytes later are the text's.
         let inner = write(tmp, "inner.txt", Array("a\n".utf8) + bom + Array("b\n".utf8))
         XCTAssertEqual(try RecordParser.parse(path: inner, format: .lines).map(\.text), [Array("a".utf8), bom + Array("b".utf8)])

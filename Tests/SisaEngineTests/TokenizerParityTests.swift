@@ -147,6 +147,42 @@ final class TokenizerParityTests: XCTestCase {
         }
     }
 
+    /// A vocabulary-only GGUF SentencePiece file (tokens, scores, types), written by hand.
+    private func sentencePieceGGUF(_ tokens: [String], scores: [Float], types: [Int32]) -> Data {
+        func u32(_ v: UInt32) -> Data { withUnsafeBytes(of: v.littleEndian) { Data($0) } }
+        func u64(_ v: UInt64) -> Data { withUnsafeBytes(of: v.littleEndian) { Data($0) } }
+        func str(_ s: String) -> Data { u64(UInt64(s.utf8.count)) + Data(s.utf8) }
+        var d = Data("GGUF".utf8) + u32(3) + u64(0) + u64(5)
+        d += str("general.architecture") + u32(8) + str("llama")
+        d += str("tokenizer.ggml.model") + u32(8) + str("llama")
+        d += str("tokenizer.ggml.tokens") + u32(9) + u32(8) + u64(UInt64(tokens.count))
+        for t in tokens { d += str(t) }
+        d += str("tokenizer.ggml.scores") + u32(9) + u32(6) + u64(UInt64(scores.count))
+        for x in scores { d += u32(x.bitPattern) }
+        d += str("tokenizer.ggml.token_type") + u32(9) + u32(5) + u64(UInt64(types.count))
+        for t in types { d += u32(UInt32(bitPattern: t)) }
+        return d
+    }
+
+    /// llama.cpp merges the best-scored pair, the leftmost of equal scores: with "ab" and "bc"
+    /// both at -1000, "abc" is ▁ ab c (transformers' derived merges would give ▁ a bc).
+    func testGGUFSentencePieceTiesGoToTheLeftmostPair() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("sisa-tie-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try sentencePieceGGUF(["<unk>", "<s>", "</s>", "\u{2581}", "a", "b", "c", "bc", "ab"],
+                              scores: [0, 0, 0] + [Float](repeating: -1000, count: 6), types: [2, 3, 3, 1, 1, 1, 1, 1, 1]).write(to: url)
+        let t = try BaseModel.tokenizer(at: url)
+        XCTAssertEqual(t.encode("abc"), [3, 8, 6])
+        XCTAssertEqual(t.encode("bca"), [3, 7, 4])
+        XCTAssertEqual(t.encode("<s>ab"), [1, 3, 8], "a space prefix after a special token, as llama.cpp puts it")
+        XCTAssertEqual(t.encode("é"), [3, 0], "no byte tokens: unk")
+        // A hostile vocabulary of ever longer tokens ("a" x 1...2000: 2.7 billion cuts) is refused
+        // before the merges are derived, not loaded for minutes.
+        let long = (1...2000).map { String(repeating: "a", count: $0) }
+        try sentencePieceGGUF(long, scores: long.map { -Float($0.count) }, types: long.map { _ in 1 }).write(to: url)
+        XCTAssertThrowsError(try BaseModel.tokenizer(at: url)) { XCTAssertTrue("\($0)".contains("too long to derive merges"), "\($0)") }
+    }
+
     /// Decoding gives back the text's bytes, special tokens as their text.
     func testDecodeInvertsEncode() throws {
         let t = try BaseModel.tokenizer(at: ModelCache.smolLM2)

@@ -50,7 +50,7 @@ public enum RecordParser {
                 before += inputBytes(path)
             }
         case let .jsonLines(bytes, name):
-            var number = 0, start = 0
+            var number = 0, start = bytes.starts(with: byteOrderMark) ? 3 : 0
             try bytes.withUnsafeBufferPointer { b in
                 while start <= b.count {
                     var end = start
@@ -183,6 +183,9 @@ public enum RecordParser {
         return ParsedRecord(id: id, text: Array(text.utf8), group: group, origin: origin)
     }
 
+    /// UTF-8's byte order mark, which some editors put at the start of a file: not text.
+    static let byteOrderMark: [UInt8] = [0xEF, 0xBB, 0xBF]
+
     /// One record per regular file (sorted, not recursive, hidden files skipped);
     /// the id is the file name.
     static func forEachInDirectory(_ path: String, _ body: (ParsedRecord) throws -> Void) throws {
@@ -194,7 +197,8 @@ public enum RecordParser {
             guard let d = FileManager.default.contents(atPath: full) else {
                 throw CoordinatorError.invalidInput("\(full): cannot read")
             }
-            let bytes = [UInt8](d)
+            var bytes = [UInt8](d)
+            if bytes.starts(with: byteOrderMark) { bytes.removeFirst(3) }
             try checkUTF8(bytes, "\(full):1")
             if bytes.isEmpty { continue }
             try body(ParsedRecord(id: name, text: bytes, group: nil, origin: "\(full):1"))

@@ -172,7 +172,7 @@ public struct SafetensorsCheckpoint: Sendable {
         }
         var shardNames: [String] = []
         var shardOf: [String: String] = [:]
-        for (tensor, v) in map {
+        for (tensor, v) in map.sorted(by: { $0.key < $1.key }) {
             guard let name = v as? String else { throw raw.fail("weight_map[\(tensor)] is not a file name") }
             guard !name.isEmpty, !name.contains("/"), !name.contains("\\"), name != ".", name != "..", !name.hasPrefix("."),
                   name.hasSuffix(".safetensors") else {
@@ -194,7 +194,7 @@ public struct SafetensorsCheckpoint: Sendable {
             files.append(f)
             for t in f.tensors.keys where shardOf[t] == name { owner[t] = i }
         }
-        for (tensor, name) in shardOf where owner[tensor] == nil {
+        for (tensor, name) in shardOf.sorted(by: { $0.key < $1.key }) where owner[tensor] == nil {
             throw raw.fail("tensor \(tensor) is listed in \(name) but that file does not hold it")
         }
         self.files = files

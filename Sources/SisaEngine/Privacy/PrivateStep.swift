@@ -87,7 +87,7 @@ extension Trainer where Model == GPT2Model {
     /// bounded whatever the sample's size.
     @discardableResult
     public func clippedGradientSum(records: [[Int32]], clip: Double) -> (loss: Double, norms: [Double]) {
-        let T = model.config.context
+        let T = model.context
         var passes: [[[Int32]]] = [[]]
         var rows = 0
         for r in records {

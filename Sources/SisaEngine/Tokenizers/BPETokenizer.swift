@@ -66,12 +66,15 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     private let cacheLock = NSLock()
     private var cache: [[UInt8]: [Int32]] = [:]
     static let cacheLimit = 200_000
+    /// Pieces up to this long are cached (tokenizers caches words under 256 characters).
+    static let cachedPieceBytes = 256
 
-    /// `vocab` maps byte-level token strings to ids, `merges` lists pairs of
-    /// token strings by rank. `source` names the file in errors.
+    /// `vocab` maps token strings (in the alphabet's spelling) to ids, `merges`
+    /// lists pairs of token strings by rank (`ranks`: explicit ranks, equal for
+    /// merges that tie; default: list order). `source` names the file in errors.
     public init(vocab: [String: Int], merges: [(String, String)], added: [AddedToken], special: SpecialTokens,
                 normalizer: Normalizer? = nil, preTokenizer: PreTokenizer, ignoreMerges: Bool = false,
-                alphabet: SymbolAlphabet = .byteLevel, source: String) throws {
+                alphabet: SymbolAlphabet = .byteLevel, ranks: [Int]? = nil, source: String) throws {
         func fail(_ m: String) -> EngineError { .format("\(source): \(m)") }
         guard preTokenizer.isByteLevel == (alphabet == .byteLevel) else {
             throw fail(alphabet == .byteLevel ? "byte-level BPE needs a ByteLevel pre-tokenizer step"
@@ -118,6 +121,9 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         if alphabet == .byteLevel { for b in 0..<256 { byteToken[b] = tokenOfBytes[[UInt8(b)]] } }
         var table: [UInt64: (rank: Int32, id: Int32)] = [:]
         table.reserveCapacity(merges.count)
+        if let ranks, ranks.count != merges.count || ranks.contains(where: { $0 < 0 || $0 > Int(Int32.max) }) {
+            throw fail("\(ranks.count) merge ranks for \(merges.count) merges")
+        }
         for (rank, (a, b)) in merges.enumerated() {
             guard let ia = vocab[a], let ib = vocab[b] else {
                 throw fail("merge \(rank) (\(a.debugDescription) \(b.debugDescription)) names a token outside the vocabulary")
@@ -126,7 +132,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
                 throw fail("merge \(rank): \((a + b).debugDescription) is not in the vocabulary")
             }
             let key = UInt64(ia) << 32 | UInt64(ib)
-            if table[key] == nil { table[key] = (Int32(rank), Int32(merged)) }
+            if table[key] == nil { table[key] = (Int32(ranks?[rank] ?? rank), Int32(merged)) }
         }
         for t in [special.bos, special.eos, special.pad] {
             if let t, t < 0 || Int(t) >= size { throw fail("special token id \(t) is outside the vocabulary") }
@@ -221,7 +227,9 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     func encodePiece(_ bytes: [UInt8], _ scalars: [Unicode.Scalar]) -> [Int32] {
         if bytes.isEmpty { return [] }
         if ignoreMerges, let id = tokenOfBytes[bytes] { return [id] }
-        if bytes.count > 1 {
+        // Words are cached; a whole segment (SentencePiece layouts have no pre-tokenizer) is not.
+        let cacheable = bytes.count > 1 && bytes.count <= BPETokenizer.cachedPieceBytes
+        if cacheable {
             cacheLock.lock()
             let cached = cache[bytes]
             cacheLock.unlock()
@@ -236,7 +244,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         if symbols.count > 1 {
             symbols = symbols.count <= 48 ? mergeByScanning(symbols) : mergeWithHeap(symbols)
         }
-        if bytes.count > 1 {
+        if cacheable {
             cacheLock.lock()
             if cache.count >= BPETokenizer.cacheLimit { cache.removeAll(keepingCapacity: true) }
             cache[bytes] = symbols

@@ -86,6 +86,10 @@ public enum TokenizerFiles {
             if model["byte_fallback"] as? Bool == true { throw fail("byte_fallback with a ByteLevel pre-tokenizer is not supported") }
             alphabet = .byteLevel
         } else {
+            // A byte-level vocabulary that lost its pre-tokenizer would drop characters, not fail.
+            if (root["decoder"] as? [String: Any])?["type"] as? String == "ByteLevel" {
+                throw fail("a ByteLevel decoder without a ByteLevel pre-tokenizer is not a tokenizer this engine reads")
+            }
             // Characters as symbols (SentencePiece-style): the unknown-character token, and
             // whether decoding drops the space the normalizer or pre-tokenizer put first.
             var unk: Int32?
