@@ -6,7 +6,9 @@ struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Token ids of texts under a base model's tokenizer (no special tokens added).",
         discussion: """
-        PATH is a GGUF file or a Hugging Face folder (tokenizer.json, or vocab.json + merges.txt). \
+        PATH is a GGUF file or a Hugging Face folder (tokenizer.json, or vocab.json + merges.txt); \
+        a folder needs no weights, and a vocabulary-only GGUF will do. Byte-level BPE (GPT-2, Llama 3, \
+        SmolLM) and SentencePiece-style BPE with byte fallback (Llama 2, TinyLlama) are read. \
         Special tokens written in a text (such as <|im_start|>) are recognised as such; no bos or eos \
         is added. JSON: {"items": [{"ids": [...]}]}, one item per text, in input order.
         """)
