@@ -25,7 +25,7 @@ struct TextInputOptions: ParsableArguments {
             }
             let ext = (file as NSString).pathExtension.lowercased()
             let f: InputFormat = format == "lines" ? .lines : format == "jsonl" ? .jsonl : ext == "jsonl" || ext == "ndjson" ? .jsonl : .lines
-            let parsed = try RecordParser.parse(path: file, format: f).map(\.text)
+            let parsed = try RecordParser.parse(path: file, format: f, emptyTexts: true).map(\.text)
             guard !parsed.isEmpty else { throw ValidationError("\(file): no texts in it (empty, or blank lines only)") }
             out += parsed
         }

@@ -37,10 +37,11 @@ final class BaseCommandTests: XCTestCase {
     func testTokenizeJSONGivesTheTokenizersIdsInInputOrder() throws {
         let tmp = TempDir()
         let file = tmp.path("texts.jsonl")
-        try "{\"text\": \"first\\nline\"}\n{\"text\": \"<|im_start|>user\"}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try "{\"text\": \"first\\nline\"}\n{\"text\": \"<|im_start|>user\"}\n{\"text\": \"\"}\n".write(toFile: file, atomically: true, encoding: .utf8)
         let out = try run(["tokenize", "--base", smolLM2, "--text", "Hello 12345 world <|im_start|>user", file, "--json"]).out
         let items = try XCTUnwrap(try json(out)["items"] as? [[String: Any]])
-        XCTAssertEqual(items.count, 3)
+        XCTAssertEqual(items.count, 4)
+        XCTAssertEqual(items[3]["ids"] as? [Int], [], "an empty text is a text, as with --text \"\"")
         XCTAssertEqual(items[0]["ids"] as? [Int], [19556, 216, 33, 34, 35, 36, 37, 905, 216, 1, 4093])
         XCTAssertEqual(items[2]["ids"] as? [Int], [1, 4093], "special tokens in the text are recognised, none is added")
         let plain = try run(["tokenize", "--base", smolLM2, "--text", "Hello"]).out

@@ -33,9 +33,10 @@ public struct ParsedRecord: Equatable, Sendable {
 /// an ingest's memory is bounded by its batch, not its input.
 public enum RecordParser {
     /// Every record of `path`, in order (for small inputs; ingest streams with `forEach`).
-    public static func parse(path: String, format: InputFormat) throws -> [ParsedRecord] {
+    /// `emptyTexts`: a JSON line's "text" may be "" (texts to tokenize or score, not records to train on).
+    public static func parse(path: String, format: InputFormat, emptyTexts: Bool = false) throws -> [ParsedRecord] {
         var out: [ParsedRecord] = []
-        try forEach(path: path, format: format) { out.append($0) }
+        try forEach(path: path, format: format, emptyTexts: emptyTexts) { out.append($0) }
         return out
     }
 
@@ -71,8 +72,8 @@ public enum RecordParser {
 
     /// Calls `body` with each record of `path` in order, reading the file a chunk at a time.
     /// An error (the input's or `body`'s) stops the walk.
-    public static func forEach(path: String, format: InputFormat, progress: ((_ bytesRead: Int) -> Void)? = nil,
-                               _ body: (ParsedRecord) throws -> Void) throws {
+    public static func forEach(path: String, format: InputFormat, emptyTexts: Bool = false,
+                               progress: ((_ bytesRead: Int) -> Void)? = nil, _ body: (ParsedRecord) throws -> Void) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw CoordinatorError.invalidInput("\(path): no such file or directory")
@@ -95,7 +96,7 @@ public enum RecordParser {
             }
         case .jsonl:
             try reader.forEach { number, line in
-                if let r = try parseJSONLine(line, origin: "\(path):\(number)") { try body(r) }
+                if let r = try parseJSONLine(line, origin: "\(path):\(number)", emptyText: emptyTexts) { try body(r) }
                 if number % 65536 == 0 { progress?(reader.bytesRead) }
             }
         case .fortune:
@@ -149,7 +150,7 @@ public enum RecordParser {
     }
 
     /// One JSON line ({"text", "id"?, "group"?}); nil for a blank line.
-    static func parseJSONLine(_ line: UnsafeBufferPointer<UInt8>, origin: String) throws -> ParsedRecord? {
+    static func parseJSONLine(_ line: UnsafeBufferPointer<UInt8>, origin: String, emptyText: Bool = false) throws -> ParsedRecord? {
         if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
         try checkUTF8(line, origin)
         let obj: Any
@@ -179,7 +180,7 @@ public enum RecordParser {
             }
             group = gs
         }
-        guard !text.isEmpty else { throw CoordinatorError.invalidInput("\(origin): empty \"text\"") }
+        guard !text.isEmpty || emptyText else { throw CoordinatorError.invalidInput("\(origin): empty \"text\"") }
         return ParsedRecord(id: id, text: Array(text.utf8), group: group, origin: origin)
     }
 
