@@ -28,7 +28,16 @@ struct Sisa: ParsableCommand {
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
             Foundation.exit(2)
         }
-        main(nil)
+        // ArgumentParser's own main follows a bad value a command finds while it
+        // runs (a file, a model, a size) with the root's usage line, "sisa
+        // <subcommand>", which says nothing; the message alone does, with the
+        // same exit status (64) as a bad option.
+        var command: ParsableCommand
+        do { command = try parseAsRoot() } catch { exit(withError: error) }
+        do { try command.run() } catch let e as ValidationError {
+            FileHandle.standardError.write(Data("Error: \(e.message)\n".utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        } catch { exit(withError: error) }
     }
 }
 
