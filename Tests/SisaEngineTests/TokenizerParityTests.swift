@@ -131,13 +131,13 @@ final class TokenizerParityTests: XCTestCase {
         let expected = try XCTUnwrap(variants["gguf"])
         try hardCases(g, in: expected, name: "spm gguf")
         try corpora(g, in: expected, name: "spm gguf")
-        // Written back as tokenizer.json (a merged export's), it encodes and decodes the same.
-        let t = try TokenizerFiles.load(tokenizerJSON: source)
         // A whole text decodes without the space the normalizer put first; a generated
         // continuation, token by token, keeps each token's "▁" as a space.
+        let t = try TokenizerFiles.load(tokenizerJSON: source)
         let ids = t.encode("Hello world")
         XCTAssertEqual(String(decoding: t.decode(ids), as: UTF8.self), "Hello world")
         XCTAssertEqual(String(decoding: ids.flatMap { t.bytes(of: $0) }, as: UTF8.self), " Hello world")
+        // Written back as tokenizer.json (a merged export's), it encodes and decodes the same.
         let again = dir.appendingPathComponent("written.json")
         try t.tokenizerJSON().write(to: again)
         let u = try TokenizerFiles.load(tokenizerJSON: again)
