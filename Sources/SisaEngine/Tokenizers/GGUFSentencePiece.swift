@@ -32,10 +32,7 @@ extension TokenizerFiles {
             guard let d = v.double, d.isFinite else { throw g.file.fail("tokenizer.ggml.scores holds a non-number") }
             return d
         }
-        let types = try g.ints("tokenizer.ggml.token_type") ?? [Int](repeating: PieceType.normal.rawValue, count: tokens.count)
-        guard types.count == tokens.count else {
-            throw g.file.fail("tokenizer.ggml.token_type has \(types.count) entries for \(tokens.count) tokens")
-        }
+        let types = try ggufTokenTypes(g, count: tokens.count) ?? [Int](repeating: PieceType.normal.rawValue, count: tokens.count)
         var vocab: [String: Int] = [:]
         var added: [AddedToken] = []
         var unk: Int32?
@@ -47,12 +44,7 @@ extension TokenizerFiles {
             }
             vocab[t] = i  // a repeated string names its last id, as llama.cpp reads it
         }
-        func id(_ key: String) throws -> Int32? {
-            guard let v = try g.optionalInt(key) else { return nil }
-            guard v >= 0, v < tokens.count else { throw g.file.fail("\(key) \(v) is outside the vocabulary") }
-            return Int32(v)
-        }
-        if let u = try id("tokenizer.ggml.unknown_token_id") { unk = u }
+        if let u = try ggufTokenID(g, "tokenizer.ggml.unknown_token_id", count: tokens.count) { unk = u }
         // The merges the scores imply. Parts and results are normal tokens only, unlike
         // transformers' generate_merges: a control token such as <s> is matched in the
         // text and never built, and a byte token only stands in for a missing character.
@@ -87,9 +79,8 @@ extension TokenizerFiles {
         let prefix = g.metadata["tokenizer.ggml.add_space_prefix"]?.bool ?? true
         let bar = String(SymbolAlphabet.metaspace)
         let normalizer: Normalizer = prefix ? .sequence([.prepend(bar), .replace(" ", with: bar)]) : .replace(" ", with: bar)
-        let special = SpecialTokens(bos: try id("tokenizer.ggml.bos_token_id"), eos: try id("tokenizer.ggml.eos_token_id"),
-                                    pad: try id("tokenizer.ggml.padding_token_id"))
-        return try BPETokenizer(vocab: vocab, merges: merges, added: added, special: special, normalizer: normalizer,
+        return try BPETokenizer(vocab: vocab, merges: merges, added: added, special: try ggufSpecialTokens(g, count: tokens.count),
+                                normalizer: normalizer,
                                 preTokenizer: .sequence([]),
                                 alphabet: .characters(byteFallback: true, unk: unk, fuseUnk: true, stripsLeadingSpace: prefix),
                                 ranks: ranks, source: g.file.path)

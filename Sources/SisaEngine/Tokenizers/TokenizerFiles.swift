@@ -257,10 +257,7 @@ public enum TokenizerFiles {
             throw g.file.fail("tokenizer.ggml.pre \(preName) is not a known pre-tokenizer")
         }
         let tokens = try g.strings("tokenizer.ggml.tokens")
-        let types = try g.ints("tokenizer.ggml.token_type")
-        if let types, types.count != tokens.count {
-            throw g.file.fail("tokenizer.ggml.token_type has \(types.count) entries for \(tokens.count) tokens")
-        }
+        let types = try ggufTokenTypes(g, count: tokens.count)
         var vocab: [String: Int] = [:]
         var added: [AddedToken] = []
         for (i, t) in tokens.enumerated() {
@@ -279,14 +276,30 @@ public enum TokenizerFiles {
             guard parts.count == 2 else { throw g.file.fail("tokenizer.ggml.merges[\(i)] is not two tokens") }
             merges.append((String(parts[0]), String(parts[1])))
         }
-        func id(_ key: String) throws -> Int32? {
-            guard let v = try g.optionalInt(key) else { return nil }
-            guard v >= 0, v < tokens.count else { throw g.file.fail("\(key) \(v) is outside the vocabulary") }
-            return Int32(v)
+        return try BPETokenizer(vocab: vocab, merges: merges, added: added, special: try ggufSpecialTokens(g, count: tokens.count),
+                                preTokenizer: pre, ignoreMerges: ignoreMerges, source: g.file.path)
+    }
+
+    /// `tokenizer.ggml.token_type`, one per token (nil when the file gives none).
+    static func ggufTokenTypes(_ g: GGUFFile, count: Int) throws -> [Int]? {
+        let types = try g.ints("tokenizer.ggml.token_type")
+        if let types, types.count != count {
+            throw g.file.fail("tokenizer.ggml.token_type has \(types.count) entries for \(count) tokens")
         }
-        let special = SpecialTokens(bos: try id("tokenizer.ggml.bos_token_id"), eos: try id("tokenizer.ggml.eos_token_id"),
-                                    pad: try id("tokenizer.ggml.padding_token_id"))
-        return try BPETokenizer(vocab: vocab, merges: merges, added: added, special: special, preTokenizer: pre,
-                                ignoreMerges: ignoreMerges, source: g.file.path)
+        return types
+    }
+
+    /// The token id a GGUF file gives under `key`, checked against its `count` tokens.
+    static func ggufTokenID(_ g: GGUFFile, _ key: String, count: Int) throws -> Int32? {
+        guard let v = try g.optionalInt(key) else { return nil }
+        guard v >= 0, v < count else { throw g.file.fail("\(key) \(v) is outside the vocabulary") }
+        return Int32(v)
+    }
+
+    /// bos, eos and pad as a GGUF file names them.
+    static func ggufSpecialTokens(_ g: GGUFFile, count: Int) throws -> SpecialTokens {
+        SpecialTokens(bos: try ggufTokenID(g, "tokenizer.ggml.bos_token_id", count: count),
+                      eos: try ggufTokenID(g, "tokenizer.ggml.eos_token_id", count: count),
+                      pad: try ggufTokenID(g, "tokenizer.ggml.padding_token_id", count: count))
     }
 }
