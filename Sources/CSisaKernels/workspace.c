@@ -1,4 +1,6 @@
-// Per-thread scratch for packed operands, freed when the thread exits.
+// Per-thread scratch buffers, freed when the thread exits: one the matrix
+// products pack their operands into, and one for operands a caller packs
+// once and reads over several products (sisa_panel_scratch).
 #include <pthread.h>
 #include <stdlib.h>
 #include "internal.h"
@@ -8,7 +10,7 @@ typedef struct {
     size_t capacity;  // floats
 } Workspace;
 
-static pthread_key_t workspace_key;
+static pthread_key_t workspace_key, panel_key;
 static pthread_once_t workspace_once = PTHREAD_ONCE_INIT;
 
 static void workspace_free(void *p) {
@@ -17,15 +19,17 @@ static void workspace_free(void *p) {
     free(w);
 }
 
-static void workspace_init(void) { pthread_key_create(&workspace_key, workspace_free); }
+static void workspace_init(void) {
+    pthread_key_create(&workspace_key, workspace_free);
+    pthread_key_create(&panel_key, workspace_free);
+}
 
-float *sisa_workspace(size_t floats) {
-    pthread_once(&workspace_once, workspace_init);
-    Workspace *w = pthread_getspecific(workspace_key);
+static float *thread_buffer(pthread_key_t key, size_t floats) {
+    Workspace *w = pthread_getspecific(key);
     if (!w) {
         w = calloc(1, sizeof *w);
         if (!w) abort();
-        pthread_setspecific(workspace_key, w);
+        pthread_setspecific(key, w);
     }
     if (w->capacity < floats) {
         free(w->buffer);
@@ -34,6 +38,16 @@ float *sisa_workspace(size_t floats) {
         w->capacity = floats;
     }
     return w->buffer;
+}
+
+float *sisa_workspace(size_t floats) {
+    pthread_once(&workspace_once, workspace_init);
+    return thread_buffer(workspace_key, floats);
+}
+
+float *sisa_panel_scratch(size_t floats) {
+    pthread_once(&workspace_once, workspace_init);
+    return thread_buffer(panel_key, floats);
 }
 
 void sisa_gemm(const SisaKernelTable *t, int trans_a, int trans_b, long M, long N, long K,

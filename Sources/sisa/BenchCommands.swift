@@ -256,8 +256,8 @@ struct BenchGemm: ParsableCommand {
                     alternatives![c.description] = KernelBenchmark.measure(p, kernels: kernels.forcing(c), pool: pool, minSeconds: seconds)
                 }
             }
-            rows.append(GemmRow(name: p.name, op: p.op, m: p.m, n: p.n, k: p.k, count: p.count, gflops: g, shareOfPeak: g / peak.gflops,
-                                choice: choice, candidates: alternatives))
+            rows.append(GemmRow(name: p.name, op: p.op, m: p.m, n: p.n, k: p.k, count: p.count, flops: p.flops, gflops: g,
+                                shareOfPeak: g / peak.gflops, choice: choice, candidates: alternatives))
             if !json {
                 print(String(format: "%-18@ %@ m %5d n %5d k %5d x%-4d %7.1f GFLOP/s %5.1f%% of peak  %@", p.name as NSString, p.op, p.m, p.n, p.k,
                              p.count, g, 100 * g / peak.gflops, (choice ?? "") as NSString))
@@ -282,7 +282,10 @@ struct BenchGemm: ParsableCommand {
     }
 
     struct GemmRow: Codable {
-        let name: String; let op: String; let m, n, k, count: Int; let gflops: Double
+        let name: String; let op: String; let m, n, k, count: Int
+        /// FLOPs computed per step (attention: its row blocks over the lower triangle only).
+        let flops: Double
+        let gflops: Double
         let shareOfPeak: Double
         /// Path and blocking the planner chooses for this shape (absent when a path is forced).
         let choice: String?

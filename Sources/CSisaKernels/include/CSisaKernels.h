@@ -14,6 +14,7 @@
 #ifndef CSISAKERNELS_H
 #define CSISAKERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -57,11 +58,12 @@ typedef struct SisaKernelTable {
     // op(B) [K, N] (B stored [N, K] when trans_b) as whole-K panels of gemm_nr columns,
     // dst[p][k][0..gemm_nr), zero-padded: ceil(N / gemm_nr) * gemm_nr * K floats.
     void (*pack_panels)(float *dst, const float *B, long ldb, int trans_b, long K, long N);
-    // gemm_blocked with op(B) read from pack_panels' layout, `panels` pointing at the panel
-    // of this product's first column (a multiple of gemm_nr) of a matrix packed with this
-    // same K: the same chains, so the same bits, without packing B per call.
+    // gemm_blocked with op(B) read from pack_panels' layout, `panels` pointing at the
+    // product's first column (a multiple of gemm_nr) and first k (row pk of the packed
+    // matrix: panels + pk * gemm_nr) of a matrix packed with panel_k >= pk + K rows: the
+    // same chains, so the same bits, without packing B per call.
     void (*gemm_panels)(int trans_a, long M, long N, long K, const float *A, long lda, const float *panels,
-                        float *C, long ldc, int accumulate, const float *bias, SisaBlocking blocking);
+                        long panel_k, float *C, long ldc, int accumulate, const float *bias, SisaBlocking blocking);
     // y[N] = x[K] . P, P in pack_panels' layout from y's first column: the chains of one
     // row of gemm_panels (from y when accumulate), for decoding one token.
     void (*gemv_panels)(float *y, const float *x, const float *panels, long K, long N, int accumulate);
@@ -132,6 +134,12 @@ const SisaKernelTable *sisa_kernel_table_tile(SisaKernelPath path, int variant);
 void sisa_gemm(const SisaKernelTable *t, int trans_a, int trans_b, long M, long N, long K,
                const float *A, long lda, const float *B, long ldb, float *C, long ldc, int accumulate,
                const float *bias);
+
+// A per-thread, 64-byte aligned buffer of at least `floats` floats for operands a
+// caller packs with pack_panels and reads over several products (attention's keys
+// and values per head); valid until the next call on the same thread. Separate from
+// the buffer the products pack into.
+float *sisa_panel_scratch(size_t floats);
 
 // CPUID's vendor (1 AMD, 2 Intel, 0 other), family and model (with their
 // extended fields), all 0 off x86: what the product planner's tables key on.

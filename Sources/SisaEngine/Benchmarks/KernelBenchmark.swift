@@ -8,19 +8,49 @@ public enum KernelBenchmark {
         /// "NN", "NT" (B transposed), "TN" (A transposed), or "NTp": B transposed and
         /// packed once beforehand, as a frozen base's forward products read their weights.
         public let op: String
+        /// The whole product: for attention, one (batch, head) pair's, over every row.
         public let m: Int, n: Int, k: Int
-        /// Independent products of this shape per step (attention: one per head and row block).
+        /// Independent products of this shape per step (attention: (batch, head) pairs).
         public let count: Int
-        public var flops: Double { 2 * Double(m) * Double(n) * Double(k) * Double(count) }
+        /// Attention's products run as the layer runs them: by row blocks over the lower
+        /// triangle, against operands packed once per head; nil for the others.
+        public let attention: AttentionProduct?
+        /// Floating-point operations computed: for attention, the row blocks' (about
+        /// half of 2 m n k, the masked upper triangle skipped).
+        public var flops: Double {
+            guard let attention else { return 2 * Double(m) * Double(n) * Double(k) * Double(count) }
+            return Double(count) * attention.flops(T: m, headSize: attention.keys ? k : n)
+        }
+    }
+
+    /// Attention's six products (Attention.swift), each over one (batch, head) pair.
+    public enum AttentionProduct: String, Sendable, Codable {
+        /// Forward: S = q kᵀ, y = P v.
+        case scores = "q.k^T", values = "P.v"
+        /// Backward: dP = dy vᵀ, dq = dS k, dk += dSᵀ q, dv += Pᵀ dy.
+        case outputGradient = "dy.v^T", queryGradient = "dS.k", keyGradient = "dS^T.q", valueGradient = "P^T.dy"
+
+        /// Products whose columns are keys (n = T); the others' columns are a head's values (n = hs).
+        var keys: Bool { self == .scores || self == .outputGradient }
+
+        /// FLOPs of one (batch, head) pair's row blocks: block r0 ..< r1 multiplies
+        /// (r1 - r0) rows by r1 keys (or gathers rows r0 ..< T), times hs.
+        func flops(T: Int, headSize hs: Int) -> Double {
+            var total = 0.0
+            for r0 in stride(from: 0, to: T, by: Attention.block) {
+                let r1 = min(T, r0 + Attention.block)
+                let inner = (self == .keyGradient || self == .valueGradient) ? T - r0 : r1
+                total += 2 * Double(r1 - r0) * Double(inner) * Double(hs)
+            }
+            return total
+        }
     }
 
     /// Every distinct product of a training step of `config` with `batch` sequences.
     public static func trainingProducts(config c: GPT2Configuration, batch: Int) -> [Product] {
         let M = batch * c.context, C = c.dim, V = c.vocab, hs = c.headSize
-        let blocks = (c.context + Attention.block - 1) / Attention.block
-        let rb = min(c.context, Attention.block)
         func p(_ name: String, _ op: String, _ m: Int, _ n: Int, _ k: Int, _ count: Int = 1) -> Product {
-            Product(name: name, op: op, m: m, n: n, k: k, count: count)
+            Product(name: name, op: op, m: m, n: n, k: k, count: count, attention: nil)
         }
         return [
             p("qkv forward", "NN", M, 3 * C, C), p("proj forward", "NN", M, C, C),
@@ -32,10 +62,18 @@ public enum KernelBenchmark {
             p("qkv dw", "TN", C, 3 * C, M), p("proj dw", "TN", C, C, M),
             p("fc dw", "TN", C, 4 * C, M), p("fc2 dw", "TN", 4 * C, C, M),
             p("head dwte", "TN", V, C, M),
-            p("attention q.k^T", "NT", rb, c.context, hs, batch * c.heads * blocks),
-            p("attention P.v", "NN", rb, hs, c.context, batch * c.heads * blocks),
-            p("attention dS^T.q", "TN", rb, hs, c.context, batch * c.heads * blocks),
-        ]
+        ] + attentionProducts(T: c.context, headSize: hs, units: batch * c.heads)
+    }
+
+    /// Attention's products over `units` (batch, head) pairs, as whole products per pair
+    /// (m x n x k; scripts/bench-gemm times numpy on these) whose row blocks the layer runs.
+    static func attentionProducts(T: Int, headSize hs: Int, units: Int) -> [Product] {
+        func p(_ a: AttentionProduct, _ op: String, _ m: Int, _ n: Int, _ k: Int) -> Product {
+            Product(name: "attention " + a.rawValue, op: op, m: m, n: n, k: k, count: units, attention: a)
+        }
+        return [p(.scores, "NT", T, T, hs), p(.values, "NN", T, hs, T),
+                p(.outputGradient, "NT", T, T, hs), p(.queryGradient, "NN", T, hs, T),
+                p(.keyGradient, "TN", T, hs, T), p(.valueGradient, "TN", T, hs, T)]
     }
 
     /// Every distinct product of a training step of a llama model with `batch` rows of `context`
@@ -43,9 +81,8 @@ public enum KernelBenchmark {
     /// frozen base runs), the weight gradients of full fine-tuning, and attention's.
     public static func trainingProducts(llama c: LlamaConfiguration, batch: Int, context T: Int) -> [Product] {
         let M = batch * T, C = c.dim, F = c.ffDim, V = c.vocab, hs = c.headDim
-        let blocks = (T + Attention.block - 1) / Attention.block, rb = min(T, Attention.block)
         func p(_ name: String, _ op: String, _ m: Int, _ n: Int, _ k: Int, _ count: Int = 1) -> Product {
-            Product(name: name, op: op, m: m, n: n, k: k, count: count)
+            Product(name: name, op: op, m: m, n: n, k: k, count: count, attention: nil)
         }
         return [
             p("q|k|v forward", "NT", M, c.qkvWidth, C), p("o forward", "NT", M, C, c.qWidth),
@@ -56,10 +93,7 @@ public enum KernelBenchmark {
             p("gate|up dinp", "NN", M, C, 2 * F), p("down dinp", "NN", M, F, C), p("head dx", "NN", M, C, V),
             p("q|k|v dw (full)", "TN", c.qkvWidth, C, M), p("o dw (full)", "TN", C, c.qWidth, M),
             p("gate|up dw (full)", "TN", 2 * F, C, M), p("down dw (full)", "TN", C, F, M),
-            p("attention q.k^T", "NT", rb, T, hs, batch * c.heads * blocks),
-            p("attention P.v", "NN", rb, hs, T, batch * c.heads * blocks),
-            p("attention dS^T.q", "TN", rb, hs, T, batch * c.heads * blocks),
-        ]
+        ] + attentionProducts(T: T, headSize: hs, units: batch * c.heads)
     }
 
     /// GFLOP/s of `product` on `kernels`, split over `pool` the engine's way
@@ -67,6 +101,9 @@ public enum KernelBenchmark {
     /// best of `repeats` timings of at least `minSeconds` each.
     public static func measure(_ product: Product, kernels: Kernels, pool: WorkerPool,
                                minSeconds: Double = 0.2, repeats: Int = 3) -> Double {
+        if let attention = product.attention {
+            return measure(attention, product, kernels: kernels, pool: pool, minSeconds: minSeconds, repeats: repeats)
+        }
         let transA = product.op == "TN", transB = product.op.hasPrefix("NT")
         let (m, n, k) = (product.m, product.n, product.k)
         let count = product.count
@@ -102,6 +139,59 @@ public enum KernelBenchmark {
                     kernels.gemm(transA: transA, transB: transB, m: m, n: cols.count, k: k, a: a.pointer, lda: lda,
                                  b: b.pointer + (transB ? cols.lowerBound * k : cols.lowerBound), ldb: ldb,
                                  c: c.pointer + cols.lowerBound, ldc: n)
+                }
+            }
+        }
+        return time(product, repeats: repeats, minSeconds: minSeconds, once)
+    }
+
+    /// GFLOP/s of one of attention's products the way Attention.forward and backward run
+    /// it: one part per (batch, head) pair, which packs the operand its row blocks share
+    /// (PanelProducts) and multiplies block by block over the lower triangle. Each pair has
+    /// its own q, k, v, dy [T, hs] and output, as a step's heads do, and q·kᵀ writes its own
+    /// P [T, T] (the saved matrix, cold in the caches as in the forward). The other [T, T]
+    /// operand (dS, or P just produced by the softmax or read by its backward) is the
+    /// thread's scratch, warm in its cache as in the layer. Softmax is left out: it is not a product.
+    private static func measure(_ which: AttentionProduct, _ product: Product, kernels: Kernels, pool: WorkerPool,
+                                minSeconds: Double, repeats: Int) -> Double {
+        let T = product.m, hs = which.keys ? product.k : product.n, units = product.count, block = Attention.block
+        let shape = AttentionShape(B: 1, T: T, heads: 1, kvHeads: 1, headSize: hs, stride: 3 * hs, kOffset: hs, vOffset: 2 * hs,
+                                   yStride: hs)
+        let (keys, width) = Attention.panelProducts(shape: shape, kernels: kernels)
+        var rng = Xoshiro256(seed: 7)
+        func random(_ n: Int) -> FloatBuffer {
+            let b = FloatBuffer(count: n)
+            for i in 0..<n { b[i] = Float(rng.nextDouble() - 0.5) }
+            return b
+        }
+        // The packed operand ([T, hs] or its transpose) and what multiplies it.
+        let operand = random(units * T * hs), rows = random(units * T * hs)
+        let out = FloatBuffer(count: units * max(T * T, T * hs)), square = random(pool.threads * T * T)
+        let run = which.keys ? keys : width
+        let packedFloats = which.keys ? run.floats(k: hs, n: T) : run.floats(k: T, n: hs)
+        func once() {
+            pool.run(parts: units) { u, thread in
+                let b = operand.pointer + u * T * hs, panels = run.scratch(floats: packedFloats)
+                let x = rows.pointer + u * T * hs, o = out.pointer + u * T * T
+                let s = square.pointer + thread * T * T
+                if which.keys {
+                    run.pack(panels, b: b, ldb: hs, transB: true, k: hs, n: T)
+                } else {
+                    run.pack(panels, b: b, ldb: hs, transB: false, k: T, n: hs)
+                }
+                for r0 in stride(from: 0, to: T, by: block) {
+                    let r1 = min(T, r0 + block)
+                    switch which {
+                    case .scores, .outputGradient:  // [r1 - r0, r1] = rows · operandᵀ, into P or dS
+                        run.gemm(m: r1 - r0, n: r1, k: hs, a: x + r0 * hs, lda: hs, panels: panels, packedK: hs,
+                                 c: (which == .scores ? o : s) + r0 * T, ldc: T)
+                    case .values, .queryGradient:  // [r1 - r0, hs] = (P or dS)[r0..<r1, 0..<r1] · operand
+                        run.gemm(m: r1 - r0, n: hs, k: r1, a: s + r0 * T, lda: T, panels: panels,
+                                 packedK: T, c: o + r0 * hs, ldc: hs)
+                    case .keyGradient, .valueGradient:  // [r1 - r0, hs] += (dS or P)[r0..<T, r0..<r1]ᵀ · operand[r0..<T]
+                        run.gemm(transA: true, m: r1 - r0, n: hs, k: T - r0, a: s + r0 * T + r0,
+                                 lda: T, panels: panels, packedK: T, row: r0, c: o + r0 * hs, ldc: hs, accumulate: true)
+                    }
                 }
             }
         }

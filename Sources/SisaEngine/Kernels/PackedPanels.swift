@@ -68,7 +68,7 @@ extension Kernels {
         let blocking = planner.map { p in
             p.plan(ProductPlanner.Shape(transA: transA, transB: true, m: m, n: n, k: k)).blocking
         } ?? ProductPlanner.Candidate.defaultBlocking
-        panels.table.pointee.gemm_panels(transA ? 1 : 0, m, n, k, a, lda, panels.panel(at: column), c, ldc,
+        panels.table.pointee.gemm_panels(transA ? 1 : 0, m, n, k, a, lda, panels.panel(at: column), k, c, ldc,
                                          accumulate ? 1 : 0, bias, blocking)
     }
 
