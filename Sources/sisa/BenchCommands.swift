@@ -248,7 +248,7 @@ struct BenchGemm: ParsableCommand {
         var rows: [GemmRow] = []
         for p in products {
             let g = KernelBenchmark.measure(p, kernels: kernels, pool: pool, minSeconds: seconds)
-            let choice = kernels.planner?.plan(.init(transA: p.op == "TN", transB: p.op.hasPrefix("NT"), m: p.m, n: p.n, k: p.k)).description
+            let choice = KernelBenchmark.plan(of: p, kernels: kernels)?.description
             var alternatives: [String: Double]?
             if candidates, let planner = kernels.planner {
                 alternatives = [:]

@@ -109,9 +109,15 @@ final class AttentionTests: XCTestCase {
             XCTAssertEqual(p.flops, 2 * multiplies * 10, p.name)
             XCTAssertLessThan(p.flops, 2 * Double(p.m * p.n * p.k * p.count), p.name)
             let pool = WorkerPool(threads: 2)
+            // Grouped heads (5 query heads per key/value head, as a llama base may have): the
+            // backward's parts are groups.
+            var grouped = p
+            grouped.groupSize = 5
             for kern in [Kernels.best] + Kernels.best.planner!.candidates.prefix(2).map({ Kernels.best.forcing($0) }) {
-                let g = KernelBenchmark.measure(p, kernels: kern, pool: pool, minSeconds: 0.001, repeats: 1)
-                XCTAssertTrue(g.isFinite && g > 0, "\(p.name) on \(kern): \(g) GFLOP/s")
+                for q in [p, grouped] {
+                    let g = KernelBenchmark.measure(q, kernels: kern, pool: pool, minSeconds: 0.001, repeats: 1)
+                    XCTAssertTrue(g.isFinite && g > 0, "\(q.name) on \(kern), group \(q.groupSize): \(g) GFLOP/s")
+                }
             }
         }
     }

@@ -15,6 +15,8 @@ public enum KernelBenchmark {
         /// Attention's products run as the layer runs them: by row blocks over the lower
         /// triangle, against operands packed once per head; nil for the others.
         public let attention: AttentionProduct?
+        /// Attention: query heads per key/value head (the backward's parts are groups).
+        public var groupSize = 1
         /// Floating-point operations computed: for attention, the row blocks' (about
         /// half of 2 m n k, the masked upper triangle skipped).
         public var flops: Double {
@@ -62,14 +64,16 @@ public enum KernelBenchmark {
             p("qkv dw", "TN", C, 3 * C, M), p("proj dw", "TN", C, C, M),
             p("fc dw", "TN", C, 4 * C, M), p("fc2 dw", "TN", 4 * C, C, M),
             p("head dwte", "TN", V, C, M),
-        ] + attentionProducts(T: c.context, headSize: hs, units: batch * c.heads)
+        ] + attentionProducts(T: c.context, headSize: hs, units: batch * c.heads, groupSize: 1)
     }
 
     /// Attention's products over `units` (batch, head) pairs, as whole products per pair
     /// (m x n x k; scripts/bench-gemm times numpy on these) whose row blocks the layer runs.
-    static func attentionProducts(T: Int, headSize hs: Int, units: Int) -> [Product] {
+    static func attentionProducts(T: Int, headSize hs: Int, units: Int, groupSize: Int) -> [Product] {
         func p(_ a: AttentionProduct, _ op: String, _ m: Int, _ n: Int, _ k: Int) -> Product {
-            Product(name: "attention " + a.rawValue, op: op, m: m, n: n, k: k, count: units, attention: a)
+            var p = Product(name: "attention " + a.rawValue, op: op, m: m, n: n, k: k, count: units, attention: a)
+            p.groupSize = groupSize
+            return p
         }
         return [p(.scores, "NT", T, T, hs), p(.values, "NN", T, hs, T),
                 p(.outputGradient, "NT", T, T, hs), p(.queryGradient, "NN", T, hs, T),
@@ -93,7 +97,7 @@ public enum KernelBenchmark {
             p("gate|up dinp", "NN", M, C, 2 * F), p("down dinp", "NN", M, F, C), p("head dx", "NN", M, C, V),
             p("q|k|v dw (full)", "TN", c.qkvWidth, C, M), p("o dw (full)", "TN", C, c.qWidth, M),
             p("gate|up dw (full)", "TN", 2 * F, C, M), p("down dw (full)", "TN", C, F, M),
-        ] + attentionProducts(T: T, headSize: hs, units: batch * c.heads)
+        ] + attentionProducts(T: T, headSize: hs, units: batch * c.heads, groupSize: c.heads / c.kvHeads)
     }
 
     /// GFLOP/s of `product` on `kernels`, split over `pool` the engine's way
@@ -145,52 +149,73 @@ public enum KernelBenchmark {
         return time(product, repeats: repeats, minSeconds: minSeconds, once)
     }
 
+    /// The path and blocking a product runs with: for attention, the layer's choice for
+    /// its row blocks (Attention.panelProducts), else the planner's for the whole product.
+    public static func plan(of p: Product, kernels: Kernels) -> ProductPlanner.Candidate? {
+        guard let planner = kernels.planner else { return nil }
+        guard let a = p.attention else {
+            return planner.plan(.init(transA: p.op == "TN", transB: p.op.hasPrefix("NT"), m: p.m, n: p.n, k: p.k))
+        }
+        let T = p.m, hs = a.keys ? p.k : p.n
+        return planner.plan(Attention.panelShapes(T: T, headSize: hs)[a.keys ? 0 : 1])
+    }
+
     /// GFLOP/s of one of attention's products the way Attention.forward and backward run
-    /// it: one part per (batch, head) pair, which packs the operand its row blocks share
-    /// (PanelProducts) and multiplies block by block over the lower triangle. Each pair has
-    /// its own q, k, v, dy [T, hs] and output, as a step's heads do, and q·kᵀ writes its own
-    /// P [T, T] (the saved matrix, cold in the caches as in the forward). The other [T, T]
-    /// operand (dS, or P just produced by the softmax or read by its backward) is the
-    /// thread's scratch, warm in its cache as in the layer. Softmax is left out: it is not a product.
+    /// it: the forward's parts are (batch, head) pairs, the backward's (batch, group) pairs
+    /// with the group's heads in turn; each packs the operand its row blocks share
+    /// (PanelProducts: kᵀ or v per head, vᵀ or k per group, q or dy per head) and multiplies
+    /// block by block over the lower triangle, the key and value gradients chaining onto
+    /// the group's first head. Each head has its own q, k, v, dy [T, hs] and output, and
+    /// q·kᵀ writes its own P [T, T] (the saved matrix, cold in the caches as in the
+    /// forward). The other [T, T] operand (dS, or P just produced by the softmax or read
+    /// by its backward) is the thread's scratch, warm in its cache as in the layer.
+    /// Softmax is left out: it is not a product.
     private static func measure(_ which: AttentionProduct, _ product: Product, kernels: Kernels, pool: WorkerPool,
                                 minSeconds: Double, repeats: Int) -> Double {
         let T = product.m, hs = which.keys ? product.k : product.n, units = product.count, block = Attention.block
-        let shape = AttentionShape(B: 1, T: T, heads: 1, kvHeads: 1, headSize: hs, stride: 3 * hs, kOffset: hs, vOffset: 2 * hs,
-                                   yStride: hs)
-        let (keys, width) = Attention.panelProducts(shape: shape, kernels: kernels)
+        let forward = which == .scores || which == .values
+        let group = forward ? 1 : max(1, product.groupSize)
+        let perGroup = which == .outputGradient || which == .queryGradient  // vᵀ or k: one per group
+        let (keys, width) = Attention.panelProducts(T: T, headSize: hs, kernels: kernels)
         var rng = Xoshiro256(seed: 7)
         func random(_ n: Int) -> FloatBuffer {
             let b = FloatBuffer(count: n)
             for i in 0..<n { b[i] = Float(rng.nextDouble() - 0.5) }
             return b
         }
-        // The packed operand ([T, hs] or its transpose) and what multiplies it.
+        // The packed operand ([T, hs] or its transpose) and what multiplies it, per head.
         let operand = random(units * T * hs), rows = random(units * T * hs)
         let out = FloatBuffer(count: units * max(T * T, T * hs)), square = random(pool.threads * T * T)
         let run = which.keys ? keys : width
         let packedFloats = which.keys ? run.floats(k: hs, n: T) : run.floats(k: T, n: hs)
         func once() {
-            pool.run(parts: units) { u, thread in
-                let b = operand.pointer + u * T * hs, panels = run.scratch(floats: packedFloats)
-                let x = rows.pointer + u * T * hs, o = out.pointer + u * T * T
-                let s = square.pointer + thread * T * T
-                if which.keys {
-                    run.pack(panels, b: b, ldb: hs, transB: true, k: hs, n: T)
-                } else {
-                    run.pack(panels, b: b, ldb: hs, transB: false, k: T, n: hs)
-                }
-                for r0 in stride(from: 0, to: T, by: block) {
-                    let r1 = min(T, r0 + block)
-                    switch which {
-                    case .scores, .outputGradient:  // [r1 - r0, r1] = rows · operandᵀ, into P or dS
-                        run.gemm(m: r1 - r0, n: r1, k: hs, a: x + r0 * hs, lda: hs, panels: panels, packedK: hs,
-                                 c: (which == .scores ? o : s) + r0 * T, ldc: T)
-                    case .values, .queryGradient:  // [r1 - r0, hs] = (P or dS)[r0..<r1, 0..<r1] · operand
-                        run.gemm(m: r1 - r0, n: hs, k: r1, a: s + r0 * T, lda: T, panels: panels,
-                                 packedK: T, c: o + r0 * hs, ldc: hs)
-                    case .keyGradient, .valueGradient:  // [r1 - r0, hs] += (dS or P)[r0..<T, r0..<r1]ᵀ · operand[r0..<T]
-                        run.gemm(transA: true, m: r1 - r0, n: hs, k: T - r0, a: s + r0 * T + r0,
-                                 lda: T, panels: panels, packedK: T, row: r0, c: o + r0 * hs, ldc: hs, accumulate: true)
+            pool.run(parts: units / group) { part, thread in
+                let panels = run.scratch(floats: packedFloats), s = square.pointer + thread * T * T
+                for member in 0..<group {
+                    let u = part * group + member
+                    if member == 0 || !perGroup {
+                        let b = operand.pointer + u * T * hs
+                        if which.keys {
+                            run.pack(panels, b: b, ldb: hs, transB: true, k: hs, n: T)
+                        } else {
+                            run.pack(panels, b: b, ldb: hs, transB: false, k: T, n: hs)
+                        }
+                    }
+                    let x = rows.pointer + u * T * hs, o = out.pointer + u * T * T
+                    for r0 in stride(from: 0, to: T, by: block) {
+                        let r1 = min(T, r0 + block)
+                        switch which {
+                        case .scores, .outputGradient:  // [r1 - r0, r1] = rows · operandᵀ, into P or dS
+                            run.gemm(m: r1 - r0, n: r1, k: hs, a: x + r0 * hs, lda: hs, panels: panels, packedK: hs,
+                                     c: (which == .scores ? o : s) + r0 * T, ldc: T)
+                        case .values, .queryGradient:  // [r1 - r0, hs] = (P or dS)[r0..<r1, 0..<r1] · operand
+                            run.gemm(m: r1 - r0, n: hs, k: r1, a: s + r0 * T, lda: T, panels: panels,
+                                     packedK: T, c: o + r0 * hs, ldc: hs)
+                        case .keyGradient, .valueGradient:  // [r1 - r0, hs] (+)= (dS or P)[r0..<T, r0..<r1]ᵀ · operand[r0..<T]
+                            run.gemm(transA: true, m: r1 - r0, n: hs, k: T - r0, a: s + r0 * T + r0, lda: T, panels: panels,
+                                     packedK: T, row: r0, c: out.pointer + part * group * T * T + r0 * hs, ldc: hs,
+                                     accumulate: member > 0)
+                        }
                     }
                 }
             }

@@ -26,7 +26,7 @@ public struct PanelProducts: @unchecked Sendable {
     /// The calling thread's scratch for panels of `floats` floats in all (valid until its next call).
     public func scratch(floats: Int) -> UnsafeMutablePointer<Float> {
         precondition(floats >= 0)
-        return sisa_panel_scratch(floats)
+        return sisa_panel_scratch(max(1, floats))
     }
 
     /// Packs op(B) [k, n] (B stored [n, k] when `transB`) at `dst`, which holds `floats(k:n:)` floats.

@@ -54,16 +54,21 @@ public enum Attention {
 
     /// The products over a head's keys (q·kᵀ, dy·vᵀ: n = T) and over its width (P·v, dS·k,
     /// dSᵀ·q, Pᵀ·dy: n = hs), each run on one path so the panels it packs are the ones it reads.
-    static func panelProducts(shape s: AttentionShape, kernels: Kernels) -> (keys: PanelProducts, width: PanelProducts) {
-        (kernels.panelProducts(for: .init(transA: false, transB: true, m: block, n: s.T, k: s.headSize)),
-         kernels.panelProducts(for: .init(transA: false, transB: false, m: block, n: s.headSize, k: s.T)))
+    static func panelProducts(T: Int, headSize: Int, kernels: Kernels) -> (keys: PanelProducts, width: PanelProducts) {
+        let shapes = panelShapes(T: T, headSize: headSize)
+        return (kernels.panelProducts(for: shapes[0]), kernels.panelProducts(for: shapes[1]))
+    }
+
+    /// The shapes the two runs are planned for: a row block against every key, and against a head's values.
+    static func panelShapes(T: Int, headSize hs: Int) -> [ProductPlanner.Shape] {
+        [.init(transA: false, transB: true, m: block, n: T, k: hs), .init(transA: false, transB: false, m: block, n: hs, k: T)]
     }
 
     public static func forward(y: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>,
                         shape s: AttentionShape, kernels: Kernels, pool: WorkerPool) {
         let T = s.T, hs = s.headSize, ld = s.stride
         let scale = 1 / Float(hs).squareRoot()
-        let (keys, width) = panelProducts(shape: s, kernels: kernels)
+        let (keys, width) = panelProducts(T: T, headSize: hs, kernels: kernels)
         let kFloats = keys.floats(k: hs, n: T), vFloats = width.floats(k: T, n: hs)
         pool.run(parts: s.B * s.heads) { unit, _ in
             let b = unit / s.heads, h = unit % s.heads, g = h / s.groupSize
@@ -95,7 +100,7 @@ public enum Attention {
                          kernels: Kernels, pool: WorkerPool) {
         let T = s.T, hs = s.headSize, ld = s.stride
         let scale = 1 / Float(hs).squareRoot()
-        let (keys, width) = panelProducts(shape: s, kernels: kernels)
+        let (keys, width) = panelProducts(T: T, headSize: hs, kernels: kernels)
         let vTFloats = keys.floats(k: hs, n: T), columnFloats = width.floats(k: T, n: hs)
         pool.run(parts: s.B * s.kvHeads) { unit, thread in
             let b = unit / s.kvHeads, g = unit % s.kvHeads
