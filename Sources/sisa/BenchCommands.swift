@@ -209,8 +209,10 @@ struct BenchGemm: ParsableCommand {
         shape (the default; SISA_KERNELS forces one path), the path and blocking chosen for it. \
         With --base PATH the shapes are the base's (LoRA's forward and input gradients, full \
         fine-tuning's weight gradients; op NTp is a forward product over a frozen weight packed \
-        once, as a base under LoRA runs it, NT the same product packing per call). scripts/bench-gemm runs this for each kernel path and \
-        numpy (OpenBLAS, its fastest kernel) on the same shapes.
+        once, as a base under LoRA runs it, NT the same product packing per call). Attention's six products run as the layer runs \
+        them: m x n x k is one (batch, head) pair's whole product, computed in 32-row blocks over the lower triangle against \
+        operands packed once per head (or per group), and GFLOP/s count the FLOPs computed (JSON: flops). scripts/bench-gemm \
+        runs this for each kernel path and numpy (OpenBLAS, its fastest kernel) on the same shapes.
         """)
 
     @OptionGroup var model: ModelOptions
