@@ -93,6 +93,34 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// The streaming copy the forward writes P with copies every float of every row, on
+    /// every path, whatever the destination's alignment, and nothing else.
+    func testStreamingRowCopiesAreExactCopies() {
+        let src = randomFloats(7 * 41, seed: 8)
+        for path in Kernels.availablePaths {
+            let table = sisa_kernel_table(path == .avx512 ? SISA_PATH_AVX512 : path == .avx2 ? SISA_PATH_AVX2 : SISA_PATH_PORTABLE)!.pointee
+            for offset in 0..<4 {
+                for cols in [0, 1, 15, 16, 17, 33, 37] {
+                    let sentinel = Float(-7.25)
+                    var dst = [Float](repeating: sentinel, count: offset + 7 * 37 + 16)
+                    let base = dst.withUnsafeMutableBufferPointer { d in src.withUnsafeBufferPointer { s -> Int in
+                        // From a 64-byte boundary plus `offset` floats.
+                        let p = d.baseAddress!, skip = (64 - Int(bitPattern: p) % 64) % 64 / 4 + offset
+                        table.copy_rows_streaming(p + skip, 37, s.baseAddress!, 41, 7, cols)
+                        return skip
+                    } }
+                    for r in 0..<7 {
+                        for c in 0..<37 {
+                            let want = c < cols ? src[r * 41 + c] : sentinel
+                            XCTAssertEqual(dst[base + r * 37 + c].bitPattern, want.bitPattern, "\(path) offset \(offset) cols \(cols) (\(r), \(c))")
+                        }
+                    }
+                    XCTAssertTrue(dst[..<base].allSatisfy { $0 == sentinel } && dst[(base + 7 * 37)...].allSatisfy { $0 == sentinel })
+                }
+            }
+        }
+    }
+
     /// `sisa bench gemm` counts the FLOPs attention computes (row blocks over the lower
     /// triangle, not the whole square) and times the layer's products on every candidate.
     func testTheKernelBenchmarkCountsAttentionsRowBlocks() {

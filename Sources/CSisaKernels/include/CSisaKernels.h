@@ -119,6 +119,10 @@ typedef struct SisaKernelTable {
     // y[c] = sum over r of x[r * ld + c], c < cols: each column one chain from 0,
     // rows added in order (a bias gradient; the bits of adding row after row).
     void (*column_sums)(float *y, const float *x, long rows, long cols, long ld);
+    // dst[r][0..cols) = src[r][0..cols) (row strides ldd, lds) with non-temporal stores where
+    // dst is aligned, then a store fence: a block computed in cache written to a matrix
+    // read again much later, without reading its lines for ownership first.
+    void (*copy_rows_streaming)(float *dst, long ldd, const float *src, long lds, long rows, long cols);
 } SisaKernelTable;
 
 // The table of a path, or NULL when this CPU (or build) cannot run it.

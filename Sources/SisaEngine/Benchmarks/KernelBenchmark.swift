@@ -165,11 +165,10 @@ public enum KernelBenchmark {
     /// with the group's heads in turn; each packs the operand its row blocks share
     /// (PanelProducts: kᵀ or v per head, vᵀ or k per group, q or dy per head) and multiplies
     /// block by block over the lower triangle, the key and value gradients chaining onto
-    /// the group's first head. Each head has its own q, k, v, dy [T, hs] and output, and
-    /// q·kᵀ writes its own P [T, T] (the saved matrix, cold in the caches as in the
-    /// forward). The other [T, T] operand (dS, or P just produced by the softmax or read
-    /// by its backward) is the thread's scratch, warm in its cache as in the layer.
-    /// Softmax is left out: it is not a product.
+    /// the group's first head. Each head has its own q, k, v, dy [T, hs] and output. The
+    /// [T, T] operand or output (a block of P or dS) is the thread's scratch, warm in its
+    /// cache as in the layer. Left out, as they are not products: the softmax and its
+    /// gradient, and the forward's streaming of each P block to the saved matrix.
     private static func measure(_ which: AttentionProduct, _ product: Product, kernels: Kernels, pool: WorkerPool,
                                 minSeconds: Double, repeats: Int) -> Double {
         let T = product.m, hs = which.keys ? product.k : product.n, units = product.count, block = Attention.block
@@ -185,7 +184,7 @@ public enum KernelBenchmark {
         }
         // The packed operand ([T, hs] or its transpose) and what multiplies it, per head.
         let operand = random(units * T * hs), rows = random(units * T * hs)
-        let out = FloatBuffer(count: units * max(T * T, T * hs)), square = random(pool.threads * T * T)
+        let out = FloatBuffer(count: units * T * hs), square = random(pool.threads * T * T)
         let run = which.keys ? keys : width
         let packedFloats = which.keys ? run.floats(k: hs, n: T) : run.floats(k: T, n: hs)
         func once() {
@@ -201,19 +200,19 @@ public enum KernelBenchmark {
                             run.pack(panels, b: b, ldb: hs, transB: false, k: T, n: hs)
                         }
                     }
-                    let x = rows.pointer + u * T * hs, o = out.pointer + u * T * T
+                    let x = rows.pointer + u * T * hs, o = out.pointer + u * T * hs
                     for r0 in stride(from: 0, to: T, by: block) {
                         let r1 = min(T, r0 + block)
                         switch which {
-                        case .scores, .outputGradient:  // [r1 - r0, r1] = rows · operandᵀ, into P or dS
+                        case .scores, .outputGradient:  // [r1 - r0, r1] = rows · operandᵀ, into P's block or dS
                             run.gemm(m: r1 - r0, n: r1, k: hs, a: x + r0 * hs, lda: hs, panels: panels, packedK: hs,
-                                     c: (which == .scores ? o : s) + r0 * T, ldc: T)
+                                     c: s + (which == .scores ? 0 : r0 * T), ldc: T)
                         case .values, .queryGradient:  // [r1 - r0, hs] = (P or dS)[r0..<r1, 0..<r1] · operand
                             run.gemm(m: r1 - r0, n: hs, k: r1, a: s + r0 * T, lda: T, panels: panels,
                                      packedK: T, c: o + r0 * hs, ldc: hs)
                         case .keyGradient, .valueGradient:  // [r1 - r0, hs] (+)= (dS or P)[r0..<T, r0..<r1]ᵀ · operand[r0..<T]
                             run.gemm(transA: true, m: r1 - r0, n: hs, k: T - r0, a: s + r0 * T + r0, lda: T, panels: panels,
-                                     packedK: T, row: r0, c: out.pointer + part * group * T * T + r0 * hs, ldc: hs,
+                                     packedK: T, row: r0, c: out.pointer + part * group * T * hs + r0 * hs, ldc: hs,
                                      accumulate: member > 0)
                         }
                     }
