@@ -69,7 +69,7 @@ public enum Attention {
     }
 
     public static func forward(y: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>,
-                        shape s: AttentionShape, kernels: Kernels, pool: WorkerPool) {
+                               shape s: AttentionShape, kernels: Kernels, pool: WorkerPool) {
         let T = s.T, hs = s.headSize, ld = s.stride
         let scale = 1 / Float(hs).squareRoot()
         let (keys, width) = panelProducts(T: T, headSize: hs, kernels: kernels)
@@ -102,8 +102,8 @@ public enum Attention {
 
     /// Writes dqkv (overwritten) from dy. `scratch` holds threads * T * T floats.
     public static func backward(dqkv: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
-                         att: UnsafePointer<Float>, shape s: AttentionShape, scratch: UnsafeMutablePointer<Float>,
-                         kernels: Kernels, pool: WorkerPool) {
+                                att: UnsafePointer<Float>, shape s: AttentionShape, scratch: UnsafeMutablePointer<Float>,
+                                kernels: Kernels, pool: WorkerPool) {
         let T = s.T, hs = s.headSize, ld = s.stride
         let scale = 1 / Float(hs).squareRoot()
         let (keys, width) = panelProducts(T: T, headSize: hs, kernels: kernels)
