@@ -95,7 +95,9 @@ final class LineReader {
         }
         buffer.removeSubrange((old + got)...)
         // Editors on Windows start UTF-8 files with EF BB BF; it is not text.
-        if bytesRead == 0, got >= 3, buffer[old] == 0xEF, buffer[old + 1] == 0xBB, buffer[old + 2] == 0xBF { start = old + 3 }
+        if bytesRead == 0, buffer[old..<(old + got)].starts(with: RecordParser.byteOrderMark) {
+            start = old + RecordParser.byteOrderMark.count
+        }
         bytesRead += got
         if got == 0 { atEOF = true }
     }

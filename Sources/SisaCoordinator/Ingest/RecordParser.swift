@@ -198,8 +198,7 @@ public enum RecordParser {
             guard let d = FileManager.default.contents(atPath: full) else {
                 throw CoordinatorError.invalidInput("\(full): cannot read")
             }
-            var bytes = [UInt8](d)
-            if bytes.starts(with: byteOrderMark) { bytes.removeFirst(3) }
+            let bytes = [UInt8](d.dropFirst(d.starts(with: byteOrderMark) ? byteOrderMark.count : 0))
             try checkUTF8(bytes, "\(full):1")
             if bytes.isEmpty { continue }
             try body(ParsedRecord(id: name, text: bytes, group: nil, origin: "\(full):1"))

@@ -21,8 +21,10 @@ public enum KernelBenchmark {
         /// half of 2 m n k, the masked upper triangle skipped).
         public var flops: Double {
             guard let attention else { return 2 * Double(m) * Double(n) * Double(k) * Double(count) }
-            return Double(count) * attention.flops(T: m, headSize: attention.keys ? k : n)
+            return Double(count) * attention.flops(T: m, headSize: headSize)
         }
+        /// Attention: the head's width (k of the products over keys, n of the others).
+        var headSize: Int { attention?.keys == true ? k : n }
     }
 
     /// Attention's six products (Attention.swift), each over one (batch, head) pair.
@@ -71,9 +73,7 @@ public enum KernelBenchmark {
     /// (m x n x k; scripts/bench-gemm times numpy on these) whose row blocks the layer runs.
     static func attentionProducts(T: Int, headSize hs: Int, units: Int, groupSize: Int) -> [Product] {
         func p(_ a: AttentionProduct, _ op: String, _ m: Int, _ n: Int, _ k: Int) -> Product {
-            var p = Product(name: "attention " + a.rawValue, op: op, m: m, n: n, k: k, count: units, attention: a)
-            p.groupSize = groupSize
-            return p
+            Product(name: "attention " + a.rawValue, op: op, m: m, n: n, k: k, count: units, attention: a, groupSize: groupSize)
         }
         return [p(.scores, "NT", T, T, hs), p(.values, "NN", T, hs, T),
                 p(.outputGradient, "NT", T, T, hs), p(.queryGradient, "NN", T, hs, T),
@@ -156,8 +156,7 @@ public enum KernelBenchmark {
         guard let a = p.attention else {
             return planner.plan(.init(transA: p.op == "TN", transB: p.op.hasPrefix("NT"), m: p.m, n: p.n, k: p.k))
         }
-        let T = p.m, hs = a.keys ? p.k : p.n
-        return planner.plan(Attention.panelShapes(T: T, headSize: hs)[a.keys ? 0 : 1])
+        return planner.plan(Attention.panelShapes(T: p.m, headSize: p.headSize)[a.keys ? 0 : 1])
     }
 
     /// GFLOP/s of one of attention's products the way Attention.forward and backward run
@@ -171,7 +170,7 @@ public enum KernelBenchmark {
     /// gradient, and the forward's streaming of each P block to the saved matrix.
     private static func measure(_ which: AttentionProduct, _ product: Product, kernels: Kernels, pool: WorkerPool,
                                 minSeconds: Double, repeats: Int) -> Double {
-        let T = product.m, hs = which.keys ? product.k : product.n, units = product.count, block = Attention.block
+        let T = product.m, hs = product.headSize, units = product.count, block = Attention.block
         let forward = which == .scores || which == .values
         let group = forward ? 1 : max(1, product.groupSize)
         let perGroup = which == .outputGradient || which == .queryGradient  // vᵀ or k: one per group
@@ -185,20 +184,16 @@ public enum KernelBenchmark {
         // The packed operand ([T, hs] or its transpose) and what multiplies it, per head.
         let operand = random(units * T * hs), rows = random(units * T * hs)
         let out = FloatBuffer(count: units * T * hs), square = random(pool.threads * T * T)
-        let run = which.keys ? keys : width
-        let packedFloats = which.keys ? run.floats(k: hs, n: T) : run.floats(k: T, n: hs)
+        // op(B) packed: kᵀ or vᵀ [hs, T] (stored transposed) for the products over keys, else [T, hs].
+        let run = which.keys ? keys : width, (packedK, packedN) = which.keys ? (hs, T) : (T, hs)
+        let packedFloats = run.floats(k: packedK, n: packedN)
         func once() {
             pool.run(parts: units / group) { part, thread in
                 let panels = run.scratch(floats: packedFloats), s = square.pointer + thread * T * T
                 for member in 0..<group {
                     let u = part * group + member
                     if member == 0 || !perGroup {
-                        let b = operand.pointer + u * T * hs
-                        if which.keys {
-                            run.pack(panels, b: b, ldb: hs, transB: true, k: hs, n: T)
-                        } else {
-                            run.pack(panels, b: b, ldb: hs, transB: false, k: T, n: hs)
-                        }
+                        run.pack(panels, b: operand.pointer + u * T * hs, ldb: hs, transB: which.keys, k: packedK, n: packedN)
                     }
                     let x = rows.pointer + u * T * hs, o = out.pointer + u * T * hs
                     for r0 in stride(from: 0, to: T, by: block) {
@@ -208,7 +203,7 @@ public enum KernelBenchmark {
                             run.gemm(m: r1 - r0, n: r1, k: hs, a: x + r0 * hs, lda: hs, panels: panels, packedK: hs,
                                      c: s + (which == .scores ? 0 : r0 * T), ldc: T)
                         case .values, .queryGradient:  // [r1 - r0, hs] = (P or dS)[r0..<r1, 0..<r1] · operand
-                            run.gemm(m: r1 - r0, n: hs, k: r1, a: s + r0 * T, lda: T, panels: panels,
+                            run.gemm(m: r1 - r0, n: hs, k: r1, a: s + (which == .values ? 0 : r0 * T), lda: T, panels: panels,
                                      packedK: T, c: o + r0 * hs, ldc: hs)
                         case .keyGradient, .valueGradient:  // [r1 - r0, hs] (+)= (dS or P)[r0..<T, r0..<r1]ᵀ · operand[r0..<T]
                             run.gemm(transA: true, m: r1 - r0, n: hs, k: T - r0, a: s + r0 * T + r0, lda: T, panels: panels,

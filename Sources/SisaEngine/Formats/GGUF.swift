@@ -122,8 +122,8 @@ public struct GGUFFile: Sendable {
             alignment = 32
         }
         // A vocabulary-only file (llama.cpp's ggml-vocab-*.gguf) ends with its metadata, unpadded.
-        let start = tensors.isEmpty ? min((c.offset + alignment - 1) / alignment * alignment, file.count)
-            : (c.offset + alignment - 1) / alignment * alignment
+        let aligned = (c.offset + alignment - 1) / alignment * alignment
+        let start = tensors.isEmpty ? min(aligned, file.count) : aligned
         guard start <= file.count else { throw file.fail("truncated: the data section starts past the end of the file") }
         self.metadata = metadata
         self.tensors = tensors

@@ -219,13 +219,13 @@ public struct Kernels: @unchecked Sendable, CustomStringConvertible {
         return table.pointee.dot(a, b, n)
     }
 
-    /// y[c] = Σ_r x[r·ld + c] for c < cols, rows added in order from 0 (a bias gradient).
     /// dst[r, 0..<cols] = src[r, 0..<cols] for `rows` rows, with non-temporal stores (see CSisaKernels.h).
     func copyRowsStreaming(dst: UnsafeMutablePointer<Float>, ldd: Int, src: UnsafePointer<Float>, lds: Int, rows: Int, cols: Int) {
         precondition(rows >= 0 && cols >= 0 && ldd >= cols && lds >= cols, "copyRowsStreaming: bad extents")
         table.pointee.copy_rows_streaming(dst, ldd, src, lds, rows, cols)
     }
 
+    /// y[c] = Σ_r x[r·ld + c] for c < cols, rows added in order from 0 (a bias gradient).
     public func columnSums(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) {
         precondition(rows >= 0 && cols >= 0 && ld >= max(1, cols), "columnSums: bad extents (rows \(rows), cols \(cols), ld \(ld))")
         table.pointee.column_sums(y, x, rows, cols, ld)

@@ -30,9 +30,13 @@ public final class PackedPanels: @unchecked Sendable {
         self.k = k
         self.n = n
         columnsPerPanel = Int(table.pointee.gemm_nr)
-        let panels = (n + columnsPerPanel - 1) / columnsPerPanel
-        storage = FloatBuffer(count: panels * columnsPerPanel * k)
+        storage = FloatBuffer(count: PackedPanels.floats(k: k, n: n, columnsPerPanel: columnsPerPanel))
         table.pointee.pack_panels(storage.pointer, b, ldb, transB ? 1 : 0, k, n)
+    }
+
+    /// Floats that op(B) [k, n] takes packed: whole panels of `columnsPerPanel` columns, zero-padded.
+    static func floats(k: Int, n: Int, columnsPerPanel: Int) -> Int {
+        (n + columnsPerPanel - 1) / columnsPerPanel * columnsPerPanel * k
     }
 
     /// The first float of the panel holding column `column` (a multiple of `columnsPerPanel`).
@@ -87,7 +91,6 @@ extension Kernels {
 
     /// The table products of this shape run on: the planner's choice, or this path's.
     private func productTable(transB: Bool, k: Int, n: Int) -> UnsafePointer<SisaKernelTable> {
-        guard let planner else { return table }
-        return planner.plan(ProductPlanner.Shape(transA: false, transB: transB, m: 256, n: n, k: k)).table
+        panelProducts(for: ProductPlanner.Shape(transA: false, transB: transB, m: 256, n: n, k: k)).table
     }
 }

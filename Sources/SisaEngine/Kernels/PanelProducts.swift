@@ -22,7 +22,7 @@ public struct PanelProducts: @unchecked Sendable {
     public var columnsPerPanel: Int { Int(table.pointee.gemm_nr) }
 
     /// Floats that op(B) [k, n] takes packed: whole panels of `columnsPerPanel` columns.
-    public func floats(k: Int, n: Int) -> Int { (n + columnsPerPanel - 1) / columnsPerPanel * columnsPerPanel * k }
+    public func floats(k: Int, n: Int) -> Int { PackedPanels.floats(k: k, n: n, columnsPerPanel: columnsPerPanel) }
 
     /// The calling thread's scratch for panels of `floats` floats in all (valid until its next call).
     public func scratch(floats: Int) -> UnsafeMutablePointer<Float> {

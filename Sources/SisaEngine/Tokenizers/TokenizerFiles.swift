@@ -123,10 +123,17 @@ public enum TokenizerFiles {
         case "Sequence": return (o["decoders"] as? [Any] ?? []).contains { decoderStripsLeadingSpace($0) }
         case "Strip": return o["content"] as? String == " " && ((o["start"] as? NSNumber)?.intValue ?? 0) >= 1
         case "Metaspace":
-            if let scheme = o["prepend_scheme"] as? String { return scheme != "never" }
-            return o["add_prefix_space"] as? Bool ?? true
+            // An unknown scheme (refused by the pre-tokenizer) strips, as any scheme but never does.
+            return metaspacePrepend(o).map { $0 != .never } ?? true
         default: return false
         }
+    }
+
+    /// A Metaspace's prepend scheme (pre-tokenizer or decoder): `prepend_scheme`, or the older
+    /// `add_prefix_space` (true: always); nil for a scheme that is not known.
+    static func metaspacePrepend(_ o: [String: Any]) -> PreTokenizer.MetaspacePrepend? {
+        if let scheme = o["prepend_scheme"] as? String { return PreTokenizer.MetaspacePrepend(rawValue: scheme) }
+        return o["add_prefix_space"] as? Bool ?? true ? .always : .never
     }
 
     static func parsePreTokenizer(_ v: Any?, fail: (String) -> EngineError) throws -> PreTokenizer? {
@@ -156,12 +163,8 @@ public enum TokenizerFiles {
         case "Metaspace":
             let replacement = o["replacement"] as? String ?? "\u{2581}"
             guard replacement == "\u{2581}" else { throw fail("Metaspace replacement \(replacement.debugDescription) is not supported (▁ only)") }
-            let prepend: PreTokenizer.MetaspacePrepend
-            if let scheme = o["prepend_scheme"] as? String {
-                guard let p = PreTokenizer.MetaspacePrepend(rawValue: scheme) else { throw fail("Metaspace prepend_scheme \(scheme) is not known") }
-                prepend = p
-            } else {
-                prepend = o["add_prefix_space"] as? Bool ?? true ? .always : .never
+            guard let prepend = metaspacePrepend(o) else {
+                throw fail("Metaspace prepend_scheme \(o["prepend_scheme"] ?? "") is not known")
             }
             return .metaspace(prepend: prepend, split: o["split"] as? Bool ?? true)
         default:
@@ -261,10 +264,10 @@ public enum TokenizerFiles {
         var vocab: [String: Int] = [:]
         var added: [AddedToken] = []
         for (i, t) in tokens.enumerated() {
-            let type = types?[i] ?? 1
-            if type == 3 || type == 4 {
+            let type = types?[i] ?? PieceType.normal.rawValue
+            if type == PieceType.control.rawValue || type == PieceType.userDefined.rawValue {
                 guard !t.isEmpty else { continue }
-                added.append(AddedToken(content: t, id: Int32(i), special: type == 3))
+                added.append(AddedToken(content: t, id: Int32(i), special: type == PieceType.control.rawValue))
             }
             if vocab[t] == nil { vocab[t] = i }
         }
