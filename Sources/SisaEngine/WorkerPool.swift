@@ -145,6 +145,30 @@ extension WorkerPool {
     }
 }
 
+extension WorkerPool {
+    /// Runs `body(rows, columns)` over one block per thread of a weight gradient's
+    /// output [R, C] = Aᵀ · B (a product over the batch's rows, A [M, R], B [M, C]).
+    /// Every part reads the whole of the operand its cut does not divide, so the cut
+    /// runs along the wider side: by columns (each part reads all of A) when C >= R,
+    /// else by rows (each reads all of B) starting at multiples of `rowAlignment`
+    /// (a register tile's rows). Each element is one chain whichever part computes
+    /// it, so the cut changes no bit.
+    public func weightGradientBlocks(rows R: Int, columns C: Int, grain: Int, rowAlignment: Int = 8,
+                                     _ body: (_ rows: Range<Int>, _ columns: Range<Int>) -> Void) {
+        if C >= R {
+            let parts = productParts(C, grain: grain)
+            run(parts: parts) { part, _ in body(0..<R, partRange(part, of: parts, total: C)) }
+        } else {
+            let parts = productParts(R, grain: grain)
+            let units = (R + rowAlignment - 1) / rowAlignment
+            run(parts: parts) { part, _ in
+                let u = partRange(part, of: parts, total: units)
+                body(min(R, u.lowerBound * rowAlignment)..<min(R, u.upperBound * rowAlignment), 0..<C)
+            }
+        }
+    }
+}
+
 /// Splits `total` items into parts of about `grain` items: a function of the
 /// problem size alone (see `WorkerPool`).
 @inline(__always)

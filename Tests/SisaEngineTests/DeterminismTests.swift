@@ -111,6 +111,34 @@ final class DeterminismTests: XCTestCase {
 }
 
 final class WorkerPoolTests: XCTestCase {
+    /// A weight gradient's blocks cover its output once, one per thread, cut along the
+    /// wider side, with row cuts on multiples of the alignment.
+    func testWeightGradientBlocksCoverTheOutputOnceAlongTheWiderSide() {
+        for (threads, R, C) in [(2, 512, 128), (3, 257, 128), (2, 128, 384), (3, 100, 100), (2, 70, 20), (4, 24, 24)] {
+            let pool = WorkerPool(threads: threads)
+            var hits = [Int](repeating: 0, count: R * C)
+            var blocks: [(Range<Int>, Range<Int>)] = []
+            let lock = NSLock()
+            hits.withUnsafeMutableBufferPointer { h in
+                let base = h.baseAddress!
+                pool.weightGradientBlocks(rows: R, columns: C, grain: 64) { rows, cols in
+                    for r in rows { for c in cols { base[r * C + c] += 1 } }
+                    lock.lock(); blocks.append((rows, cols)); lock.unlock()
+                }
+            }
+            XCTAssertEqual(hits, [Int](repeating: 1, count: R * C), "\(R) x \(C), \(threads) threads")
+            XCTAssertEqual(blocks.count, min(threads, (max(R, C) + 63) / 64), "\(R) x \(C), \(threads) threads")
+            for (rows, cols) in blocks {
+                if C >= R {
+                    XCTAssertEqual(rows, 0..<R)
+                } else {
+                    XCTAssertEqual(cols, 0..<C)
+                    XCTAssertEqual(rows.lowerBound % 8, 0, "row cut at \(rows.lowerBound)")
+                }
+            }
+        }
+    }
+
     /// A pool used immediately after creation (before its threads have run)
     /// must still complete: regression test for a lost first job.
     func testFreshPoolsCompleteTheirFirstJob() {

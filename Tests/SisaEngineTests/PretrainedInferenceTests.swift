@@ -196,8 +196,7 @@ final class PretrainedInferenceTests: XCTestCase {
         return (m.digest, t.optimizer.m.array + t.optimizer.v.array)
     }
 
-    private func trainFull(threads: Int, kernels: KernelPath?) throws -> String {
-        let c = SmallModels.llamaTied
+    private func trainFull(threads: Int, kernels: KernelPath?, config c: LlamaConfiguration = SmallModels.llamaTied) throws -> String {
         let m = try SmallModels.llamaModel(c, trainable: true, threads: threads, kernels: kernels)
         var opt = OptimizerConfig()
         opt.warmupSteps = 0
@@ -219,6 +218,18 @@ final class PretrainedInferenceTests: XCTestCase {
             }
         }
         print("llama LoRA digest after 3 steps on every path: \(lora.digest)")
+    }
+
+    /// Weight gradients wide enough to be cut among threads: q|k|v (128 outputs) and gate|up
+    /// (384) by output rows, down (64 outputs of 192 inputs) by input columns, each cut
+    /// at 1, 2 and 3 threads; every cut must give the one-thread bits.
+    func testFullFineTuningGivesTheSameBitsWhereverWeightGradientsAreCut() throws {
+        let c = LlamaConfiguration(layers: 1, dim: 64, heads: 4, kvHeads: 2, ffDim: 192, vocab: 67, context: 24,
+                                   rmsEpsilon: 1e-5, ropeTheta: 10_000, tiedEmbeddings: false)
+        let one = try trainFull(threads: 1, kernels: nil, config: c)
+        for threads in [2, 3] {
+            XCTAssertEqual(try trainFull(threads: threads, kernels: nil, config: c), one, "\(threads) threads")
+        }
     }
 
     /// Training an adapter changes the adapter only: the base's weights keep their bits.

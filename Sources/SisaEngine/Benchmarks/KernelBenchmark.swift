@@ -116,11 +116,10 @@ public enum KernelBenchmark {
         for i in 0..<a.count { a[i] = Float(rng.nextDouble() - 0.5) }
         for i in 0..<b.count { b[i] = Float(rng.nextDouble() - 0.5) }
         let lda = transA ? m : k, ldb = transB ? k : n
-        // The layers' splits: weight gradients (A transposed) by column, one part per thread;
-        // other long products by rows of 256; the rest by columns of 64.
+        // The layers' splits: weight gradients (A transposed) along their wider side, one part
+        // per thread; other long products by rows of 256; the rest by columns of 64.
         let byRows = count == 1 && m >= 512 && !transA
-        let parts = count > 1 ? count : byRows ? partCount(m, grain: Linear.rowGrain)
-            : transA ? pool.productParts(n, grain: Linear.colGrain) : partCount(n, grain: Linear.colGrain)
+        let parts = count > 1 ? count : byRows ? partCount(m, grain: Linear.rowGrain) : partCount(n, grain: Linear.colGrain)
         if product.op == "NTp" {
             // The frozen-weight layers' own split (Projection.forward with panels).
             let panels = kernels.packPanels(b: b.pointer, ldb: k, transB: true, k: k, n: n)
@@ -129,14 +128,21 @@ public enum KernelBenchmark {
             }
         }
         func once() {
+            if count == 1 && transA {
+                pool.weightGradientBlocks(rows: m, columns: n, grain: Linear.colGrain) { rows, cols in
+                    kernels.gemm(transA: true, transB: transB, m: rows.count, n: cols.count, k: k,
+                                 a: a.pointer + rows.lowerBound, lda: lda, b: b.pointer + (transB ? cols.lowerBound * k : cols.lowerBound),
+                                 ldb: ldb, c: c.pointer + rows.lowerBound * n + cols.lowerBound, ldc: n)
+                }
+                return
+            }
             pool.run(parts: parts) { part, _ in
                 if count > 1 {
                     kernels.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a.pointer + part * m * k, lda: lda,
                                  b: b.pointer + part * k * n, ldb: ldb, c: c.pointer + part * m * n, ldc: n)
                 } else if byRows {
                     let r = partRange(part, of: parts, total: m)
-                    kernels.gemm(transA: transA, transB: transB, m: r.count, n: n, k: k,
-                                 a: a.pointer + (transA ? r.lowerBound : r.lowerBound * k), lda: lda,
+                    kernels.gemm(transB: transB, m: r.count, n: n, k: k, a: a.pointer + r.lowerBound * k, lda: lda,
                                  b: b.pointer, ldb: ldb, c: c.pointer + r.lowerBound * n, ldc: n)
                 } else {
                     let cols = partRange(part, of: parts, total: n)

@@ -6,8 +6,9 @@
 //             db[N]      = Σ_rows dout[M, N]
 //
 // Parallel split: forward and dinp by rows of M (or by columns when the
-// batch is short), dw and db by columns of N, one part per thread. Every
-// output element is one chain whatever the split (see WorkerPool).
+// batch is short), dw along its wider side and db by columns of N, one part
+// per thread. Every output element is one chain whatever the split (see
+// WorkerPool).
 
 enum Linear {
     static let rowGrain = 256
@@ -41,19 +42,17 @@ enum Linear {
             if let profiler { profiler.measure("matmul bwd dinp", run) } else { run() }
         }
         if let dw {
-            // One column part per thread: each part packs all of inp, so fewer parts pack it fewer times.
-            let colParts = pool.productParts(N, grain: colGrain)
             let run = {
-                pool.run(parts: colParts) { part, _ in
-                    let cols = partRange(part, of: colParts, total: N)
-                    // dw[:, cols] = inp^T · dout[:, cols]
-                    kernels.gemm(transA: true, m: K, n: cols.count, k: M,
-                                 a: inp, lda: K, b: dout + cols.lowerBound, ldb: N,
-                                 c: dw + cols.lowerBound, ldc: N)
+                pool.weightGradientBlocks(rows: K, columns: N, grain: colGrain) { rows, cols in
+                    // dw[rows, cols] = inp[:, rows]^T · dout[:, cols]
+                    kernels.gemm(transA: true, m: rows.count, n: cols.count, k: M,
+                                 a: inp + rows.lowerBound, lda: K, b: dout + cols.lowerBound, ldb: N,
+                                 c: dw + rows.lowerBound * N + cols.lowerBound, ldc: N)
                 }
             }
             if let profiler { profiler.measure("matmul bwd dw", run) } else { run() }
             if let db {
+                let colParts = pool.productParts(N, grain: colGrain)
                 let run = {
                     // db = Σ_rows dout, rows added in order: the bits of 1ᵀ · dout by fma(1, x, s).
                     pool.run(parts: colParts) { part, _ in

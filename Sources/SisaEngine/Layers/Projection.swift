@@ -54,18 +54,19 @@ enum Projection {
     static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, w: UnsafePointer<Float>, M: Int, K: Int, N: Int,
                          kernels: Kernels, pool: WorkerPool) {
-        let rowParts = dinp == nil ? 0 : partCount(M, grain: rowGrain)
-        let colParts = dw == nil ? 0 : pool.productParts(K, grain: colGrain)
-        pool.run(parts: rowParts + colParts) { part, _ in
-            if part < rowParts, let dinp {
-                let rows = partRange(part, of: rowParts, total: M)
+        if let dinp {
+            let parts = partCount(M, grain: rowGrain)
+            pool.run(parts: parts) { part, _ in
+                let rows = partRange(part, of: parts, total: M)
                 kernels.gemm(m: rows.count, n: K, k: N, a: dout + rows.lowerBound * N, lda: N, b: w, ldb: K,
                              c: dinp + rows.lowerBound * K, ldc: K)
-            } else if let dw {
-                // dW[:, cols] = doutᵀ · inp[:, cols]
-                let cols = partRange(part - rowParts, of: colParts, total: K)
-                kernels.gemm(transA: true, m: N, n: cols.count, k: M, a: dout, lda: N, b: inp + cols.lowerBound, ldb: K,
-                             c: dw + cols.lowerBound, ldc: K)
+            }
+        }
+        if let dw {
+            pool.weightGradientBlocks(rows: N, columns: K, grain: colGrain) { rows, cols in
+                // dW[rows, cols] = dout[:, rows]ᵀ · inp[:, cols]
+                kernels.gemm(transA: true, m: rows.count, n: cols.count, k: M, a: dout + rows.lowerBound, lda: N,
+                             b: inp + cols.lowerBound, ldb: K, c: dw + rows.lowerBound * K + cols.lowerBound, ldc: K)
             }
         }
     }
