@@ -49,8 +49,10 @@ public struct Sampler {
 
 extension LanguageModel {
     /// Generates up to `maxTokens` tokens after `prompt` (token ids, at least
-    /// one), stopping before any token of `stop`.
-    public func generate(tokens prompt: [Int32], maxTokens: Int, stop: Set<Int32>, sampler: inout Sampler) -> [Int32] {
+    /// one), stopping before any token of `stop`; `onToken` sees each token as
+    /// it is chosen (to show a long generation as it goes).
+    public func generate(tokens prompt: [Int32], maxTokens: Int, stop: Set<Int32>, sampler: inout Sampler,
+                         onToken: ((Int32) -> Void)? = nil) -> [Int32] {
         precondition(!prompt.isEmpty, "generation needs a prompt of at least one token")
         let decoder = makeDecoder()
         var logits = decoder.feed(prompt[0])
@@ -60,6 +62,7 @@ extension LanguageModel {
             let next = sampler.pick(Sampler.probabilities(logits))
             if stop.contains(next) { break }
             out.append(next)
+            onToken?(next)
             logits = decoder.feed(next)
         }
         return out

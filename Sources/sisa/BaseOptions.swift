@@ -8,7 +8,7 @@ import SisaEngine
 struct TextInputOptions: ParsableArguments {
     // Unconditional: a text may start with a dash ("-5 degrees").
     @Option(parsing: .unconditionalSingleValue, help: "A text (repeat for several).") var text: [String] = []
-    @Argument(help: "File of texts: one per line, or JSON lines with a \"text\" field (multi-line texts).") var file: String?
+    @Argument(help: "File of texts: one per line (every line, blank ones included), or JSON lines with a \"text\" field (multi-line texts).") var file: String?
     @Option(help: "auto (jsonl for .jsonl/.ndjson files, else lines), lines or jsonl.") var format: String = "auto"
 
     func validate() throws {
@@ -26,7 +26,7 @@ struct TextInputOptions: ParsableArguments {
             let ext = (file as NSString).pathExtension.lowercased()
             let f: InputFormat = format == "lines" ? .lines : format == "jsonl" ? .jsonl : ext == "jsonl" || ext == "ndjson" ? .jsonl : .lines
             let parsed = try RecordParser.parse(path: file, format: f, emptyTexts: true).map(\.text)
-            guard !parsed.isEmpty else { throw ValidationError("\(file): no texts in it (empty, or blank lines only)") }
+            guard !parsed.isEmpty else { throw ValidationError("\(file): no texts in it") }
             out += parsed
         }
         guard !out.isEmpty else { throw ValidationError("give --text T or a FILE of texts") }

@@ -42,8 +42,11 @@ struct Query: ParsableCommand {
             }
             if ids.count >= b.model.context { ids = Array(ids.suffix(b.model.context - 1)) }
             let stop: Set<Int32> = b.tokenizer.special.eos.map { [$0] } ?? []
-            let out = b.model.generate(tokens: ids, maxTokens: maxTokens, stop: stop, sampler: &sampler)
-            print(prompt + String(decoding: out.flatMap { b.tokenizer.bytes(of: $0) }, as: UTF8.self))
+            // The text is written as it is generated, a whole character at a time.
+            let stream = UTF8Stream()
+            stream.write(Array(prompt.utf8))
+            _ = b.model.generate(tokens: ids, maxTokens: maxTokens, stop: stop, sampler: &sampler) { stream.write(b.tokenizer.bytes(of: $0)) }
+            stream.finish()
             return
         }
         let store = try storeOptions.open()

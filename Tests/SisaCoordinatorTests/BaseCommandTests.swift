@@ -50,6 +50,14 @@ final class BaseCommandTests: XCTestCase {
         let dashed = try XCTUnwrap(try json(run(["tokenize", "--base", smolLM2, "--text", "-5 degrees", "--text", "--json", "--json"]).out)["items"]
             as? [[String: Any]])
         XCTAssertEqual(dashed.map { $0["ids"] as? [Int] }, [[29, 37, 5027], [423, 5518]])
+        // In a file of lines every line is a text, blank ones included: item i is line i.
+        try "Hello\n\n  \n\tworld\r\n".write(toFile: tmp.path("lines.txt"), atomically: true, encoding: .utf8)
+        let fromFile = try XCTUnwrap(try json(run(["tokenize", "--base", smolLM2, tmp.path("lines.txt"), "--json"]).out)["items"] as? [[String: Any]])
+        let fromTexts = try XCTUnwrap(try json(run(["tokenize", "--base", smolLM2, "--text", "Hello", "--text", "", "--text", "  ",
+                                                    "--text", "\tworld", "--json"]).out)["items"] as? [[String: Any]])
+        XCTAssertEqual(fromFile.count, 4)
+        XCTAssertEqual(fromFile.map { $0["ids"] as? [Int] }, fromTexts.map { $0["ids"] as? [Int] })
+        XCTAssertEqual(fromFile[2]["ids"] as? [Int], [256], "two spaces are one token (tokenizers 0.23 with the smollm pipeline)")
     }
 
     /// The NLL transformers gives for 128 tokens of English fortunes (Fixtures/smollm2.json).
@@ -79,6 +87,16 @@ final class BaseCommandTests: XCTestCase {
         XCTAssertTrue(a.contains("Paris"), "a pretrained model answers: \(a)")
         let sampled = try run(args.dropLast(2) + ["--temperature", "0.9", "--seed", "3"]).out
         XCTAssertEqual(sampled, try run(args.dropLast(2) + ["--temperature", "0.9", "--seed", "3"]).out)
+        // The text is written as it is generated; what arrives is the whole generation's
+        // text (random weights and a hot sampler: tokens that split characters).
+        let folder = fixtures.appendingPathComponent("tiny-llama-gqa")
+        let prompt = "Größe 日本 🙂"
+        let streamed = try run(["query", "--base", folder.path, prompt, "--max-tokens", "60", "--temperature", "1.5", "--seed", "5"]).out
+        let base = try BaseModel.load(folder)
+        var sampler = Sampler(temperature: 1.5, topK: nil, seed: 5)
+        let ids = base.model.generate(tokens: base.tokenizer.encode(prompt), maxTokens: 60,
+                                      stop: base.tokenizer.special.eos.map { [$0] } ?? [], sampler: &sampler)
+        XCTAssertEqual(streamed, prompt + String(decoding: ids.flatMap { base.tokenizer.bytes(of: $0) }, as: UTF8.self) + "\n")
     }
 
     func testBenchTrainBaseReportsThroughputAndMemory() throws {
@@ -109,11 +127,11 @@ final class BaseCommandTests: XCTestCase {
         XCTAssertTrue(err.contains("no tokenizer.json"), err)
     }
 
-    /// A FILE of texts that holds none, or is a folder, is named in the error; a batch whose
+    /// A FILE of texts that holds none (an empty file), or is a folder, is named in the error; a batch whose
     /// logits cannot fit in memory is refused before anything is allocated.
     func testBadTextFilesAndOversizedBatchesGetClearErrors() throws {
         let tmp = TempDir()
-        try "\n  \n\n".write(toFile: tmp.path("blank.txt"), atomically: true, encoding: .utf8)
+        try "".write(toFile: tmp.path("blank.txt"), atomically: true, encoding: .utf8)
         for (file, message) in [(tmp.path("blank.txt"), "blank.txt: no texts in it"), (tmp.url.path, "is a directory, not a file of texts")] {
             for command in ["tokenize", "score"] {
                 let err = try run([command, "--base", smolLM2, file], expect: 64).err

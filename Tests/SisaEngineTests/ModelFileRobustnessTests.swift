@@ -352,6 +352,33 @@ final class ModelFileRobustnessTests: XCTestCase {
         }
     }
 
+    /// A checkpoint holding tensors its config.json does not describe (a layer past
+    /// num_hidden_layers or n_layer, an attention bias llama lacks) is refused, naming
+    /// the tensor, as a GGUF file's are, instead of loading a truncated model; the
+    /// buffers older transformers saved (rotary inverse frequencies, GPT-2's causal
+    /// mask) are not weights and load.
+    func testTensorsTheConfigDoesNotDescribeAreRefused() throws {
+        for (name, key, tensor) in [("tiny-llama-gqa", "num_hidden_layers", "model.layers.1."), ("tiny-gpt2", "n_layer", "h.1.")] {
+            let folder = try copyFolder(name)
+            try editConfig(folder) { $0[key] = 1 }
+            XCTAssertThrowsError(try BaseModel.load(folder), name) { e in
+                XCTAssertTrue("\(e)".contains("model.safetensors") && "\(e)".contains(tensor) && "\(e)".contains("refused rather than ignored"),
+                              "\(name): \(e)")
+            }
+        }
+        let llama = try copyFolder("tiny-llama-gqa")
+        let weights = try tensors(in: llama)
+        try write(weights + [("model.layers.0.self_attn.q_proj.bias", [8], [Float](repeating: 0, count: 8))], to: llama)
+        XCTAssertThrowsError(try BaseModel.load(llama)) { XCTAssertTrue("\($0)".contains("q_proj.bias"), "\($0)") }
+        try write(weights + [("model.layers.0.self_attn.rotary_emb.inv_freq", [4], [1, 0.1, 0.01, 0.001])], to: llama)
+        XCTAssertNoThrow(try BaseModel.load(llama))
+        let gpt2 = try copyFolder("tiny-gpt2")
+        let g = try tensors(in: gpt2)
+        let prefix = g.contains { $0.name.hasPrefix("transformer.") } ? "transformer." : ""
+        try write(g + [(prefix + "h.0.attn.bias", [1, 1, 2, 2], [1, 0, 1, 1]), (prefix + "h.0.attn.masked_bias", [1], [-1e4])], to: gpt2)
+        XCTAssertNoThrow(try BaseModel.load(gpt2))
+    }
+
     /// config.json's bos/eos ids that the tokenizer does not have (GPT2Config's
     /// default 50256 with a smaller vocabulary) are left out, as transformers
     /// scores such a model; the tokenizer's own end-of-text applies.

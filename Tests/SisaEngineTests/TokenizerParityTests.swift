@@ -147,6 +147,42 @@ final class TokenizerParityTests: XCTestCase {
         }
     }
 
+    /// Added tokens as tokenizers' added vocabulary matches them: tokens with "normalized"
+    /// false first, in the raw text, then normalized ones in what is left; matches found
+    /// leftmost-longest before lstrip and rstrip widen them (a whitespace token inside an
+    /// rstrip's stretch is still emitted); single_word's word characters as Rust regex's
+    /// \w (Ⅻ is one). GPT-2's tokenizer.json with tokens added by tokenizers 0.23's
+    /// `Tokenizer.add_tokens`; the ids are its `encode(text, add_special_tokens=False)`.
+    func testAddedTokensFollowTokenizersMatchingRules() throws {
+        let base = try JSONSerialization.jsonObject(with: BaseModel.tokenizer(at: ModelCache.gpt2Tokenizer).tokenizerJSON()) as? [String: Any]
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sisa-added-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func token(_ content: String, _ id: Int, special: Bool = false, lstrip: Bool = false, rstrip: Bool = false,
+                   singleWord: Bool = false, normalized: Bool) -> [String: Any] {
+            ["content": content, "id": id, "special": special, "lstrip": lstrip, "rstrip": rstrip, "single_word": singleWord,
+             "normalized": normalized]
+        }
+        let cases: [(String, [[String: Any]], [(String, [Int32])])] = [
+            ("rstrip then a whitespace token", [token("<|user|>", 50257, special: true, rstrip: true, normalized: false), token("  ", 50258, normalized: false)],
+             [("<|user|>   The", [50257, 50258, 383]), ("<|user|>  x", [50257, 50258, 87])]),
+            ("lstrip against a normalized token", [token("<mask>", 50257, special: true, lstrip: true, normalized: false), token("\t\t", 50258, normalized: true)],
+             [("a\t\t<mask>", [64, 50257]), ("\t\t\r\n<mask>", [50257])]),
+            ("raw tokens before normalized ones", [token("ab", 397, normalized: true), token("bc", 15630, normalized: false)],
+             [("abc", [64, 15630]), ("xabcx", [27865, 15630, 87])]),
+            ("single word", [token("word", 4775, singleWord: true, normalized: false)],
+             [("a word.", [64, 220, 4775, 13]), ("sword", [30553]), ("word_x", [4775, 62, 87]), (" wordⅫ", [1573, 158, 227, 104])]),
+        ]
+        for (name, added, texts) in cases {
+            var json = try XCTUnwrap(base)
+            json["added_tokens"] = (json["added_tokens"] as? [[String: Any]] ?? []) + added
+            let url = dir.appendingPathComponent("tokenizer.json")
+            try JSONSerialization.data(withJSONObject: json).write(to: url)
+            let t = try TokenizerFiles.load(tokenizerJSON: url)
+            for (text, ids) in texts { XCTAssertEqual(t.encode(text), ids, "\(name): \(text.debugDescription)") }
+        }
+    }
+
     /// A vocabulary-only GGUF SentencePiece file (tokens, scores, types), written by hand.
     private func sentencePieceGGUF(_ tokens: [String], scores: [Float], types: [Int32]) -> Data {
         func u32(_ v: UInt32) -> Data { withUnsafeBytes(of: v.littleEndian) { Data($0) } }

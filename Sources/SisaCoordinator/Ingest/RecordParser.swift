@@ -33,7 +33,9 @@ public struct ParsedRecord: Equatable, Sendable {
 /// an ingest's memory is bounded by its batch, not its input.
 public enum RecordParser {
     /// Every record of `path`, in order (for small inputs; ingest streams with `forEach`).
-    /// `emptyTexts`: a JSON line's "text" may be "" (texts to tokenize or score, not records to train on).
+    /// `emptyTexts`: texts to tokenize or score, not records to train on: a JSON line's
+    /// "text" may be "", and in lines format every line is a text, blank ones included,
+    /// so item i is line i.
     public static func parse(path: String, format: InputFormat, emptyTexts: Bool = false) throws -> [ParsedRecord] {
         var out: [ParsedRecord] = []
         try forEach(path: path, format: format, emptyTexts: emptyTexts) { out.append($0) }
@@ -90,7 +92,7 @@ public enum RecordParser {
             try reader.forEach { number, line in
                 let origin = "\(path):\(number)"
                 try checkUTF8(line, origin)
-                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }
+                if !emptyTexts && line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }
                 try body(ParsedRecord(id: nil, text: Array(line), group: nil, origin: origin))
                 if number % 65536 == 0 { progress?(reader.bytesRead) }
             }
@@ -154,7 +156,7 @@ public enum RecordParser {
         if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
         try checkUTF8(line, origin)
         let obj: Any
-        do { obj = try JSONSerialization.jsonObject(with: Data(buffer: line)) } catch {
+        do { obj = try JSONSerialization.jsonObject(with: Data(buffer: line), options: .fragmentsAllowed) } catch {
             throw CoordinatorError.invalidInput("\(origin): malformed JSON")
         }
         guard let dict = obj as? [String: Any] else {

@@ -203,6 +203,17 @@ public struct SafetensorsCheckpoint: Sendable {
 
     public var tensorNames: Set<String> { Set(owner.keys) }
 
+    /// Refuses a checkpoint holding a tensor outside `known` that `isBuffer` does not
+    /// excuse (a layer past the configuration's count, a bias the architecture lacks):
+    /// transformers would warn and drop it, but it means the configuration and the
+    /// weights disagree, so the model here would not be the one the files describe.
+    /// Refused rather than ignored, as for GGUF files.
+    func refuseUnread(known: Set<String>, architecture: String, isBuffer: (String) -> Bool) throws {
+        if let extra = owner.keys.sorted().first(where: { !known.contains($0) && !isBuffer($0) }) {
+            throw EngineError.format("\(files[owner[extra]!].file.path): tensor \(extra) is not one this engine reads for the \(architecture) model config.json describes (refused rather than ignored)")
+        }
+    }
+
     public func shape(of name: String) -> [Int]? { owner[name].flatMap { files[$0].tensors[name]?.shape } }
 
     public func read(_ name: String, shape: [Int], into dst: UnsafeMutablePointer<Float>) throws {

@@ -10,14 +10,19 @@ public struct AddedToken: Sendable, Equatable {
     public let lstrip: Bool, rstrip: Bool
     /// Match only where the token is not inside a word.
     public let singleWord: Bool
+    /// Matched in the normalized text, after the tokens matched in the raw text
+    /// (tokenizer.json's "normalized"), rather than in the raw text.
+    public let normalized: Bool
 
-    public init(content: String, id: Int32, special: Bool, lstrip: Bool = false, rstrip: Bool = false, singleWord: Bool = false) {
+    public init(content: String, id: Int32, special: Bool, lstrip: Bool = false, rstrip: Bool = false, singleWord: Bool = false,
+                normalized: Bool = false) {
         self.content = content
         self.id = id
         self.special = special
         self.lstrip = lstrip
         self.rstrip = rstrip
         self.singleWord = singleWord
+        self.normalized = normalized
     }
 }
 
@@ -25,9 +30,11 @@ public struct AddedToken: Sendable, Equatable {
 /// Llama 3 and SmolLM use it (behind a `ByteLevel` pre-tokenizer), or over
 /// characters with byte fallback as Llama 2 and TinyLlama ship it (`SymbolAlphabet`):
 ///
-///  1. added tokens are matched in the raw text (leftmost, then longest);
-///  2. the text between them is normalized (if the model says so) and cut by
-///     the pre-tokenizer (the split pattern the model declares);
+///  1. added tokens are matched in the raw text (leftmost, then longest), those
+///     marked `normalized` then in each stretch between matches once normalized
+///     (if the model says so), as tokenizers' added vocabulary does;
+///  2. the text between them is cut by the pre-tokenizer (the split pattern the
+///     model declares);
 ///  3. each piece starts as one symbol per UTF-8 byte (byte-level) or per
 ///     character (else), and adjacent symbols are merged by merge rank,
 ///     lowest first (leftmost on ties), until no merge applies; with
@@ -61,7 +68,9 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     /// Each id's token string as the vocabulary spells it (for writing tokenizer.json back).
     let tokenStrings: [String]
     private let bytesOfToken: [[UInt8]]
-    private let addedByFirstScalar: [UInt32: [AddedToken]]
+    /// Added tokens matched in the raw text, then those matched in normalized text
+    /// (content normalized), each by first scalar, longest first.
+    private let rawAdded: AddedTokenMatcher, normalizedAdded: AddedTokenMatcher
 
     private let cacheLock = NSLock()
     private var cache: [[UInt8]: [Int32]] = [:]
@@ -152,17 +161,18 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         self.tokenOfBytes = tokenOfBytes
         self.bytesOfToken = bytesOfToken
         self.tokenStrings = strings
-        var byFirst: [UInt32: [AddedToken]] = [:]
-        for a in addedTokens { byFirst[a.content.unicodeScalars.first!.value, default: []].append(a) }
-        for k in byFirst.keys { byFirst[k]!.sort { $0.content.unicodeScalars.count > $1.content.unicodeScalars.count } }
-        addedByFirstScalar = byFirst
+        rawAdded = AddedTokenMatcher(addedTokens.filter { !$0.normalized }.map { ($0, Array($0.content.unicodeScalars)) })
+        normalizedAdded = AddedTokenMatcher(addedTokens.filter(\.normalized).map { a in
+            (a, normalizer.map { Array($0.apply(a.content).unicodeScalars) } ?? Array(a.content.unicodeScalars))
+        })
     }
 
     // MARK: encoding
 
     public func encode(_ text: String) -> [Int32] {
         var out: [Int32] = []
-        for (n, segment) in splitOnAdded(Array(text.unicodeScalars)).enumerated() {
+        var bytes: [UInt8] = []
+        for (n, segment) in rawAdded.split(Array(text.unicodeScalars)).enumerated() {
             switch segment {
             case .added(let id): out.append(id)
             case .text(let scalars):
@@ -172,54 +182,20 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
                     str.unicodeScalars.append(contentsOf: scalars)
                     s = Array(normalizer.apply(str).unicodeScalars)
                 }
-                var bytes: [UInt8] = []
-                // Only the first segment starts the text (Metaspace's prepend_scheme "first").
-                for piece in preTokenizer.apply([s], atTextStart: n == 0) {
-                    bytes.removeAll(keepingCapacity: true)
-                    for sc in piece { UTF8.encode(sc) { bytes.append($0) } }
-                    out += encodePiece(bytes, piece)
-                }
-            }
-        }
-        return out
-    }
-
-    private enum Segment { case text([Unicode.Scalar]), added(Int32) }
-
-    private func isWordScalar(_ s: Unicode.Scalar) -> Bool { ScalarSet.word.contains(s) }
-
-    /// Leftmost-longest matching of the added tokens.
-    private func splitOnAdded(_ t: [Unicode.Scalar]) -> [Segment] {
-        guard !addedByFirstScalar.isEmpty else { return [.text(t)] }
-        var out: [Segment] = []
-        var textStart = 0, i = 0
-        while i < t.count {
-            var hit: AddedToken?
-            if let candidates = addedByFirstScalar[t[i].value] {
-                for a in candidates {
-                    let c = Array(a.content.unicodeScalars)
-                    guard i + c.count <= t.count, Array(t[i..<(i + c.count)]) == c else { continue }
-                    if a.singleWord {
-                        if i > 0 && isWordScalar(t[i - 1]) { continue }
-                        if i + c.count < t.count && isWordScalar(t[i + c.count]) { continue }
+                for (m, part) in normalizedAdded.split(s).enumerated() {
+                    switch part {
+                    case .added(let id): out.append(id)
+                    case .text(let p):
+                        // Only the stretch at the very start of the text starts it (Metaspace's prepend_scheme "first").
+                        for piece in preTokenizer.apply([p], atTextStart: n == 0 && m == 0) {
+                            bytes.removeAll(keepingCapacity: true)
+                            for sc in piece { UTF8.encode(sc) { bytes.append($0) } }
+                            out += encodePiece(bytes, piece)
+                        }
                     }
-                    hit = a
-                    break
                 }
             }
-            guard let a = hit else {
-                i += 1
-                continue
-            }
-            var textEnd = i
-            if a.lstrip { while textEnd > textStart && t[textEnd - 1].properties.isWhitespace { textEnd -= 1 } }
-            if textEnd > textStart { out.append(.text(Array(t[textStart..<textEnd]))) }
-            out.append(.added(a.id))
-            i += a.content.unicodeScalars.count
-            if a.rstrip { while i < t.count && t[i].properties.isWhitespace { i += 1 } }
-            textStart = i
         }
-        if textStart < t.count { out.append(.text(Array(t[textStart...]))) }
         return out
     }
 

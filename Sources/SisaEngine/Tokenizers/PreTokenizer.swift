@@ -135,8 +135,10 @@ public indirect enum PreTokenizer: Sendable {
         return out.filter { !$0.isEmpty }
     }
 
-    /// The pipeline a GGUF file names in `tokenizer.ggml.pre` (llama.cpp's
-    /// names), as the matching tokenizer.json declares it.
+    /// The pre-tokenizer a GGUF file names in `tokenizer.ggml.pre` (llama.cpp's
+    /// names), as the matching tokenizer.json declares it. A GGUF file carries no
+    /// normalizer: a model whose tokenizer.json also normalizes (Qwen2's NFC) is
+    /// tokenized here as llama.cpp and transformers' GGUF loader tokenize it, without.
     static func named(_ name: String) -> (PreTokenizer, ignoreMerges: Bool)? {
         let byteLevel = PreTokenizer.byteLevel(addPrefixSpace: false, useRegex: true)
         switch name {

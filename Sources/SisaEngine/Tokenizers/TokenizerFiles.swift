@@ -75,7 +75,7 @@ public enum TokenizerFiles {
                 }
                 added.append(AddedToken(content: content, id: Int32(id), special: t["special"] as? Bool ?? false,
                                         lstrip: t["lstrip"] as? Bool ?? false, rstrip: t["rstrip"] as? Bool ?? false,
-                                        singleWord: t["single_word"] as? Bool ?? false))
+                                        singleWord: t["single_word"] as? Bool ?? false, normalized: t["normalized"] as? Bool ?? false))
             }
         }
         let normalizer = try parseNormalizer(root["normalizer"], fail: fail)

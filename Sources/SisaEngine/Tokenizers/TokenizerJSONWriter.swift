@@ -23,7 +23,7 @@ extension BPETokenizer {
         }
         let addedJSON: [[String: Any]] = added.map {
             ["id": Int($0.id), "content": $0.content, "special": $0.special, "lstrip": $0.lstrip, "rstrip": $0.rstrip,
-             "single_word": $0.singleWord, "normalized": false]
+             "single_word": $0.singleWord, "normalized": $0.normalized]
         }
         // The model's and decoder's entries for the alphabet.
         var unkToken: Any = NSNull()

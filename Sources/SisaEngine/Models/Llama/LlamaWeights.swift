@@ -21,7 +21,12 @@ enum LlamaWeights {
     /// checked before the model is allocated, so a configuration that claims
     /// more than the files hold is an error, not a huge allocation.
     static func check(_ c: LlamaConfiguration, in st: SafetensorsCheckpoint) throws {
-        for t in LlamaLayout(c).tensors {
+        let layout = LlamaLayout(c)
+        // Besides the layout: a tied model's copy of its head (requireTied compares it),
+        // and the rotary inverse frequencies older transformers saved as buffers.
+        try st.refuseUnread(known: Set(layout.tensors.map(\.name)).union(["lm_head.weight"]), architecture: "llama",
+                            isBuffer: { $0.hasSuffix(".rotary_emb.inv_freq") })
+        for t in layout.tensors {
             guard let shape = st.shape(of: t.name) else {
                 throw EngineError.format("\(st.files.first?.file.path ?? "checkpoint"): tensor \(t.name) is missing")
             }
