@@ -8,15 +8,17 @@ import SisaEngine
 struct TextInputOptions: ParsableArguments {
     // Unconditional: a text may start with a dash ("-5 degrees").
     @Option(parsing: .unconditionalSingleValue, help: "A text (repeat for several).") var text: [String] = []
-    @Argument(help: "File of texts: one per line (every line, blank ones included), or JSON lines with a \"text\" field (multi-line texts).") var file: String?
+    @Argument(help: "File of texts: one per line (with --base every line, blank ones included), or JSON lines with a \"text\" field (multi-line texts).") var file: String?
     @Option(help: "auto (jsonl for .jsonl/.ndjson files, else lines), lines or jsonl.") var format: String = "auto"
 
     func validate() throws {
         guard ["auto", "lines", "jsonl"].contains(format) else { throw ValidationError("--format must be auto, lines or jsonl") }
     }
 
-    /// The texts, command-line ones first, then the file's in order.
-    func texts() throws -> [[UInt8]] {
+    /// The texts, command-line ones first, then the file's in order. `blankLines`: every
+    /// line of a file of lines is a text, blank ones included (a base model's texts; a
+    /// store's byte models skip them, as ingest does).
+    func texts(blankLines: Bool) throws -> [[UInt8]] {
         var out = text.map { Array($0.utf8) }
         if let file {
             var isDir: ObjCBool = false
@@ -25,7 +27,7 @@ struct TextInputOptions: ParsableArguments {
             }
             let ext = (file as NSString).pathExtension.lowercased()
             let f: InputFormat = format == "lines" ? .lines : format == "jsonl" ? .jsonl : ext == "jsonl" || ext == "ndjson" ? .jsonl : .lines
-            let parsed = try RecordParser.parse(path: file, format: f, emptyTexts: true).map(\.text)
+            let parsed = try RecordParser.parse(path: file, format: f, emptyTexts: true, blankLines: blankLines).map(\.text)
             guard !parsed.isEmpty else { throw ValidationError("\(file): no texts in it") }
             out += parsed
         }

@@ -91,7 +91,7 @@ struct Score: ParsableCommand {
     }
 
     func run() throws {
-        let texts = try input.texts()
+        let texts = try input.texts(blankLines: base != nil)
         if let base {
             let config: BaseModel.Configuration
             do { config = try BaseModel.configuration(at: URL(fileURLWithPath: base)) } catch let e as EngineError {

@@ -18,7 +18,7 @@ struct Tokenize: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let texts = try input.texts()
+        let texts = try input.texts(blankLines: true)
         let tokenizer: BPETokenizer
         do { tokenizer = try BaseModel.tokenizer(at: URL(fileURLWithPath: base)) } catch let e as EngineError {
             throw ValidationError("\(e)")

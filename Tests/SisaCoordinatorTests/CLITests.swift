@@ -290,6 +290,11 @@ final class CLITests: XCTestCase {
         let items = try XCTUnwrap(scored?["items"] as? [[String: Any]])
         XCTAssertEqual(items.count, 1)
         XCTAssertEqual(items[0]["tokens"] as? Int, "first line\nsecond line".utf8.count + 1)
+        // A file of lines skips blank ones for a store's byte models, as ingest does.
+        let lines = tmp.url.appendingPathComponent("lines.txt").path
+        try "alpha\n\n  \nbravo\n".write(toFile: lines, atomically: true, encoding: .utf8)
+        let linesJSON = try JSONSerialization.jsonObject(with: Data(try run(["score", lines, "--json"], store: store).out.utf8)) as? [String: Any]
+        XCTAssertEqual((linesJSON?["items"] as? [[String: Any]])?.count, 2)
 
         // compare: intervals, calibrated attack and verdict in the JSON.
         let report = tmp.url.appendingPathComponent("r.json").path

@@ -27,6 +27,8 @@ final class IngestTests: XCTestCase {
         let cases: [(String, [UInt8], InputFormat, String)] = [
             ("bad.jsonl", Array("{\"text\": \"ok\"}\n{\"text\": broken\n".utf8), .jsonl, "bad.jsonl:2: malformed JSON"),
             ("notext.jsonl", Array("{\"id\": \"x\"}\n".utf8), .jsonl, "notext.jsonl:1: missing string field \"text\""),
+            ("fragment.jsonl", Array("{\"text\": \"ok\"}\n\"just a string\"\n".utf8), .jsonl,
+             "fragment.jsonl:2: expected a JSON object with a \"text\" field"),
             ("boolid.jsonl", Array("{\"id\": 3, \"text\": \"a\"}\n{\"id\": true, \"text\": \"b\"}\n".utf8), .jsonl,
              "boolid.jsonl:2: \"id\" must be a string or a number"),
             ("latin1.txt", Array("fine\ncaf".utf8) + [0xE9] + Array("\n".utf8), .lines, "latin1.txt:2: invalid UTF-8"),

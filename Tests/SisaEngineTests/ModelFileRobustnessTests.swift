@@ -356,7 +356,7 @@ final class ModelFileRobustnessTests: XCTestCase {
     /// num_hidden_layers or n_layer, an attention bias llama lacks) is refused, naming
     /// the tensor, as a GGUF file's are, instead of loading a truncated model; the
     /// buffers older transformers saved (rotary inverse frequencies, GPT-2's causal
-    /// mask) are not weights and load.
+    /// mask, cos_cached and sin_cached tables) are not weights and load.
     func testTensorsTheConfigDoesNotDescribeAreRefused() throws {
         for (name, key, tensor) in [("tiny-llama-gqa", "num_hidden_layers", "model.layers.1."), ("tiny-gpt2", "n_layer", "h.1.")] {
             let folder = try copyFolder(name)
@@ -370,7 +370,9 @@ final class ModelFileRobustnessTests: XCTestCase {
         let weights = try tensors(in: llama)
         try write(weights + [("model.layers.0.self_attn.q_proj.bias", [8], [Float](repeating: 0, count: 8))], to: llama)
         XCTAssertThrowsError(try BaseModel.load(llama)) { XCTAssertTrue("\($0)".contains("q_proj.bias"), "\($0)") }
-        try write(weights + [("model.layers.0.self_attn.rotary_emb.inv_freq", [4], [1, 0.1, 0.01, 0.001])], to: llama)
+        try write(weights + [("model.layers.0.self_attn.rotary_emb.inv_freq", [4], [1, 0.1, 0.01, 0.001]),
+                             ("model.layers.1.self_attn.rotary_emb.cos_cached", [1, 1, 2, 2], [1, 1, 0.5, 0.5]),
+                             ("model.layers.1.self_attn.rotary_emb.sin_cached", [1, 1, 2, 2], [0, 0, 0.8, 0.8])], to: llama)
         XCTAssertNoThrow(try BaseModel.load(llama))
         let gpt2 = try copyFolder("tiny-gpt2")
         let g = try tensors(in: gpt2)

@@ -34,11 +34,11 @@ public struct ParsedRecord: Equatable, Sendable {
 public enum RecordParser {
     /// Every record of `path`, in order (for small inputs; ingest streams with `forEach`).
     /// `emptyTexts`: texts to tokenize or score, not records to train on: a JSON line's
-    /// "text" may be "", and in lines format every line is a text, blank ones included,
-    /// so item i is line i.
-    public static func parse(path: String, format: InputFormat, emptyTexts: Bool = false) throws -> [ParsedRecord] {
+    /// "text" may be "". `blankLines`: in lines format every line is a text, blank ones
+    /// included, so item i is line i (else lines of spaces and tabs are skipped).
+    public static func parse(path: String, format: InputFormat, emptyTexts: Bool = false, blankLines: Bool = false) throws -> [ParsedRecord] {
         var out: [ParsedRecord] = []
-        try forEach(path: path, format: format, emptyTexts: emptyTexts) { out.append($0) }
+        try forEach(path: path, format: format, emptyTexts: emptyTexts, blankLines: blankLines) { out.append($0) }
         return out
     }
 
@@ -74,7 +74,7 @@ public enum RecordParser {
 
     /// Calls `body` with each record of `path` in order, reading the file a chunk at a time.
     /// An error (the input's or `body`'s) stops the walk.
-    public static func forEach(path: String, format: InputFormat, emptyTexts: Bool = false,
+    public static func forEach(path: String, format: InputFormat, emptyTexts: Bool = false, blankLines: Bool = false,
                                progress: ((_ bytesRead: Int) -> Void)? = nil, _ body: (ParsedRecord) throws -> Void) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
@@ -92,7 +92,7 @@ public enum RecordParser {
             try reader.forEach { number, line in
                 let origin = "\(path):\(number)"
                 try checkUTF8(line, origin)
-                if !emptyTexts && line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }
+                if !blankLines && line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }
                 try body(ParsedRecord(id: nil, text: Array(line), group: nil, origin: origin))
                 if number % 65536 == 0 { progress?(reader.bytesRead) }
             }

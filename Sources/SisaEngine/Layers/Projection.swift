@@ -55,11 +55,9 @@ enum Projection {
                          inp: UnsafePointer<Float>, w: UnsafePointer<Float>, M: Int, K: Int, N: Int,
                          kernels: Kernels, pool: WorkerPool) {
         if let dinp {
-            let parts = partCount(M, grain: rowGrain)
-            pool.run(parts: parts) { part, _ in
-                let rows = partRange(part, of: parts, total: M)
-                kernels.gemm(m: rows.count, n: K, k: N, a: dout + rows.lowerBound * N, lda: N, b: w, ldb: K,
-                             c: dinp + rows.lowerBound * K, ldc: K)
+            pool.productBlocks(rows: M, columns: K, rowGrain: rowGrain) { rows, cols in
+                kernels.gemm(m: rows.count, n: cols.count, k: N, a: dout + rows.lowerBound * N, lda: N, b: w + cols.lowerBound, ldb: K,
+                             c: dinp + rows.lowerBound * K + cols.lowerBound, ldc: K)
             }
         }
         if let dw {

@@ -26,8 +26,10 @@ struct AddedTokenMatcher: Sendable {
         byFirstScalar = byFirst
     }
 
-    /// The text cut at the matches, in order (without tokens to match: the text as it is).
+    /// The text cut at the matches, in order; no stretch of text is empty (tokenizers
+    /// drops empty splits, so an empty text has no pieces to pre-tokenize).
     func split(_ t: [Unicode.Scalar]) -> [Segment] {
+        guard !t.isEmpty else { return [] }
         guard !byFirstScalar.isEmpty else { return [.text(t)] }
         var out: [Segment] = []
         var done = 0, i = 0

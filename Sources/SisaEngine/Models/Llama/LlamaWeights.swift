@@ -22,10 +22,6 @@ enum LlamaWeights {
     /// more than the files hold is an error, not a huge allocation.
     static func check(_ c: LlamaConfiguration, in st: SafetensorsCheckpoint) throws {
         let layout = LlamaLayout(c)
-        // Besides the layout: a tied model's copy of its head (requireTied compares it),
-        // and the rotary inverse frequencies older transformers saved as buffers.
-        try st.refuseUnread(known: Set(layout.tensors.map(\.name)).union(["lm_head.weight"]), architecture: "llama",
-                            isBuffer: { $0.hasSuffix(".rotary_emb.inv_freq") })
         for t in layout.tensors {
             guard let shape = st.shape(of: t.name) else {
                 throw EngineError.format("\(st.files.first?.file.path ?? "checkpoint"): tensor \(t.name) is missing")
@@ -34,6 +30,10 @@ enum LlamaWeights {
                 throw EngineError.format("\(st.files.first?.file.path ?? "checkpoint"): tensor \(t.name) has shape \(shape), the configuration needs \(t.shape)")
             }
         }
+        // Besides the layout: a tied model's copy of its head (requireTied compares it),
+        // and the rotary tables older transformers and other trainers saved as buffers.
+        try st.refuseUnread(known: Set(layout.tensors.map(\.name)).union(["lm_head.weight"]), architecture: "llama",
+                            isBuffer: { name in [".rotary_emb.inv_freq", ".rotary_emb.cos_cached", ".rotary_emb.sin_cached"].contains { name.hasSuffix($0) } })
     }
 
     /// The GGUF tensors (name, extents innermost first) a configuration needs.
