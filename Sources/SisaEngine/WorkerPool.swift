@@ -136,16 +136,10 @@ extension WorkerPool {
             run(parts: parts) { part, _ in body(partRange(part, of: parts, total: M), 0..<N) }
         } else {
             let parts = productParts(N, grain: columnGrain)
-            let units = (N + columnAlignment - 1) / columnAlignment
-            run(parts: parts) { part, _ in
-                let u = partRange(part, of: parts, total: units)
-                body(0..<M, min(N, u.lowerBound * columnAlignment)..<min(N, u.upperBound * columnAlignment))
-            }
+            run(parts: parts) { part, _ in body(0..<M, partRange(part, of: parts, total: N, alignment: columnAlignment)) }
         }
     }
-}
 
-extension WorkerPool {
     /// Runs `body(rows, columns)` over one block per thread of a weight gradient's
     /// output [R, C] = Aᵀ · B (a product over the batch's rows, A [M, R], B [M, C]).
     /// Every part reads the whole of the operand its cut does not divide, so the cut
@@ -160,11 +154,7 @@ extension WorkerPool {
             run(parts: parts) { part, _ in body(0..<R, partRange(part, of: parts, total: C)) }
         } else {
             let parts = productParts(R, grain: grain)
-            let units = (R + rowAlignment - 1) / rowAlignment
-            run(parts: parts) { part, _ in
-                let u = partRange(part, of: parts, total: units)
-                body(min(R, u.lowerBound * rowAlignment)..<min(R, u.upperBound * rowAlignment), 0..<C)
-            }
+            run(parts: parts) { part, _ in body(partRange(part, of: parts, total: R, alignment: rowAlignment), 0..<C) }
         }
     }
 }
@@ -179,4 +169,12 @@ public func partRange(_ part: Int, of parts: Int, total: Int) -> Range<Int> {
     let lo = total * part / parts
     let hi = total * (part + 1) / parts
     return lo..<hi
+}
+
+/// `partRange` over units of `alignment` items: every part but the last starts and
+/// ends on a multiple of `alignment` (a packed panel's columns, a register tile's rows).
+@inline(__always)
+func partRange(_ part: Int, of parts: Int, total: Int, alignment: Int) -> Range<Int> {
+    let u = partRange(part, of: parts, total: (total + alignment - 1) / alignment)
+    return min(total, u.lowerBound * alignment)..<min(total, u.upperBound * alignment)
 }

@@ -203,12 +203,24 @@ public struct SafetensorsCheckpoint: Sendable {
 
     public var tensorNames: Set<String> { Set(owner.keys) }
 
-    /// Refuses a checkpoint holding a tensor outside `known` that `isBuffer` does not
-    /// excuse (a layer past the configuration's count, a bias the architecture lacks):
-    /// transformers would warn and drop it, but it means the configuration and the
-    /// weights disagree, so the model here would not be the one the files describe.
-    /// Refused rather than ignored, as for GGUF files.
-    func refuseUnread(known: Set<String>, architecture: String, isBuffer: (String) -> Bool) throws {
+    /// Checks a configuration's tensors against the checkpoint before the model is
+    /// allocated: each of `required` (the layout's name, the name stored here, the
+    /// shape) is here with that shape, so a configuration claiming more than the files
+    /// hold is an error, not a huge allocation; and the checkpoint holds nothing else
+    /// but `alsoRead` names and what `isBuffer` excuses. A tensor outside them (a layer
+    /// past the configuration's count, a bias the architecture lacks) is refused rather
+    /// than ignored, as for GGUF files: transformers would warn and drop it, but the
+    /// model here would not be the one the files describe.
+    func check(required: [(name: String, stored: String, shape: [Int])], alsoRead: Set<String>, architecture: String,
+               isBuffer: (String) -> Bool) throws {
+        let path = files.first?.file.path ?? "checkpoint"
+        for t in required {
+            guard let shape = shape(of: t.stored) else { throw EngineError.format("\(path): tensor \(t.name) is missing") }
+            guard shape == t.shape else {
+                throw EngineError.format("\(path): tensor \(t.name) has shape \(shape), the configuration needs \(t.shape)")
+            }
+        }
+        let known = Set(required.map(\.stored)).union(alsoRead)
         if let extra = owner.keys.sorted().first(where: { !known.contains($0) && !isBuffer($0) }) {
             throw EngineError.format("\(files[owner[extra]!].file.path): tensor \(extra) is not one this engine reads for the \(architecture) model config.json describes (refused rather than ignored)")
         }

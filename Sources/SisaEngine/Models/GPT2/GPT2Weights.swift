@@ -60,23 +60,13 @@ enum GPT2Weights {
                            equals: P + model.layout.wte, embeddingName: stored("wte.weight", in: st))
     }
 
-    /// Every tensor of the layout is in the checkpoint with its shape (before allocating the model).
+    /// Every tensor of the layout is in the checkpoint with its shape, and no other weight
+    /// is (SafetensorsCheckpoint.check), before the model is allocated.
     static func check(_ c: GPT2Configuration, in st: SafetensorsCheckpoint) throws {
-        let layout = GPT2Layout(c)
-        for t in layout.tensors {
-            let name = stored(t.name, in: st)
-            guard let shape = st.shape(of: name) else {
-                throw EngineError.format("\(st.files.first?.file.path ?? "checkpoint"): tensor \(t.name) is missing")
-            }
-            guard shape == t.shape else {
-                throw EngineError.format("\(st.files.first?.file.path ?? "checkpoint"): tensor \(t.name) has shape \(shape), the configuration needs \(t.shape)")
-            }
-        }
         // Besides the layout: the tied head's copy (requireTied compares it), and the
         // causal-mask buffers older transformers saved (h.N.attn.bias, h.N.attn.masked_bias).
-        try st.refuseUnread(known: Set(layout.tensors.map { stored($0.name, in: st) }).union(["lm_head.weight"]),
-                            architecture: "gpt2",
-                            isBuffer: { $0.hasSuffix(".attn.bias") || $0.hasSuffix(".attn.masked_bias") })
+        try st.check(required: GPT2Layout(c).tensors.map { ($0.name, stored($0.name, in: st), $0.shape) }, alsoRead: ["lm_head.weight"],
+                     architecture: "gpt2", isBuffer: { $0.hasSuffix(".attn.bias") || $0.hasSuffix(".attn.masked_bias") })
     }
 
     /// The GGUF tensors (name, extents innermost first) a configuration needs.

@@ -17,23 +17,14 @@ enum LlamaWeights {
         }
     }
 
-    /// Every tensor a configuration needs is in the checkpoint with its shape:
-    /// checked before the model is allocated, so a configuration that claims
-    /// more than the files hold is an error, not a huge allocation.
+    /// Every tensor a configuration needs is in the checkpoint with its shape, and
+    /// no other weight is (SafetensorsCheckpoint.check), before the model is allocated.
     static func check(_ c: LlamaConfiguration, in st: SafetensorsCheckpoint) throws {
-        let layout = LlamaLayout(c)
-        for t in layout.tensors {
-            guard let shape = st.shape(of: t.name) else {
-                throw EngineError.format("\(st.files.first?.file.path ?? "checkpoint"): tensor \(t.name) is missing")
-            }
-            guard shape == t.shape else {
-                throw EngineError.format("\(st.files.first?.file.path ?? "checkpoint"): tensor \(t.name) has shape \(shape), the configuration needs \(t.shape)")
-            }
-        }
         // Besides the layout: a tied model's copy of its head (requireTied compares it),
         // and the rotary tables older transformers and other trainers saved as buffers.
-        try st.refuseUnread(known: Set(layout.tensors.map(\.name)).union(["lm_head.weight"]), architecture: "llama",
-                            isBuffer: { name in [".rotary_emb.inv_freq", ".rotary_emb.cos_cached", ".rotary_emb.sin_cached"].contains { name.hasSuffix($0) } })
+        try st.check(required: LlamaLayout(c).tensors.map { ($0.name, $0.name, $0.shape) }, alsoRead: ["lm_head.weight"],
+                     architecture: "llama",
+                     isBuffer: { name in [".rotary_emb.inv_freq", ".rotary_emb.cos_cached", ".rotary_emb.sin_cached"].contains { name.hasSuffix($0) } })
     }
 
     /// The GGUF tensors (name, extents innermost first) a configuration needs.
