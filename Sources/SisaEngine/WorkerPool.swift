@@ -131,13 +131,18 @@ extension WorkerPool {
     /// matrix's panel width).
     public func productBlocks(rows M: Int, columns N: Int, rowGrain: Int, columnGrain: Int = 64, columnAlignment: Int = 1,
                               _ body: (_ rows: Range<Int>, _ columns: Range<Int>) -> Void) {
-        if M >= rowGrain * threads || N < columnGrain * 2 {
+        if splitsByRows(rows: M, columns: N, rowGrain: rowGrain, columnGrain: columnGrain) {
             let parts = partCount(M, grain: rowGrain)
             run(parts: parts) { part, _ in body(partRange(part, of: parts, total: M), 0..<N) }
         } else {
             let parts = productParts(N, grain: columnGrain)
             run(parts: parts) { part, _ in body(0..<M, partRange(part, of: parts, total: N, alignment: columnAlignment)) }
         }
+    }
+
+    /// Whether `productBlocks` cuts an M x N product by rows (else by columns).
+    public func splitsByRows(rows M: Int, columns N: Int, rowGrain: Int, columnGrain: Int = 64) -> Bool {
+        M >= rowGrain * threads || N < columnGrain * 2
     }
 
     /// Runs `body(rows, columns)` over one block per thread of a weight gradient's

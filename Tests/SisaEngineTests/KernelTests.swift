@@ -205,6 +205,51 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// A product over a pool, its B packed once and shared by the row blocks
+    /// (or cut by columns when rows are few), gives the bits of one `gemm` on
+    /// the portable path: every path and planner candidate, 1 to 3 threads,
+    /// either operand transposed, with or without a bias, partial tiles and panels.
+    func testPooledProductsGiveTheBitsOfOneProduct() throws {
+        let planner = try XCTUnwrap(Kernels.best.planner)
+        let portable = Kernels(.portable)!
+        let kernelsUnderTest = paths.compactMap { Kernels($0) } + [Kernels.best] + planner.candidates.map { Kernels.best.forcing($0) }
+        let pools = [1, 2, 3].map { WorkerPool(threads: $0) }
+        for (m, n, k, rowGrain) in [(600, 70, 37, 256), (520, 300, 130, 256), (203, 97, 130, 64), (40, 300, 9, 256), (1, 33, 5, 16)] {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    let a = randomFloats(m * k, seed: 8), b = randomFloats(k * n, seed: 9), bias = randomFloats(n, seed: 10)
+                    let lda = ta ? m : k, ldb = tb ? k : n
+                    for withBias in [false, true] {
+                        func run(_ kern: Kernels, pool: WorkerPool?) -> [Float] {
+                            var c = [Float](repeating: .nan, count: m * n)
+                            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                                bias.withUnsafeBufferPointer { pbias in
+                                    let biasPointer = withBias ? pbias.baseAddress! : nil
+                                    if let pool {
+                                        kern.product(transA: ta, transB: tb, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
+                                                     b: pb.baseAddress!, ldb: ldb, c: pc.baseAddress!, ldc: n, bias: biasPointer,
+                                                     rowGrain: rowGrain, pool: pool)
+                                    } else {
+                                        kern.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
+                                                  b: pb.baseAddress!, ldb: ldb, c: pc.baseAddress!, ldc: n, bias: biasPointer)
+                                    }
+                                }
+                            } } }
+                            return c
+                        }
+                        let expected = bits(run(portable, pool: nil))
+                        for kern in kernelsUnderTest {
+                            for pool in pools {
+                                XCTAssertEqual(bits(run(kern, pool: pool)), expected,
+                                               "\(kern), \(m)x\(n)x\(k) transA \(ta) transB \(tb) bias \(withBias), \(pool.threads) threads")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testGemvIsTheSameChainAsGemm() throws {
         for (k, n) in [(1, 1), (7, 33), (129, 257), (300, 65)] {
             let ldw = n + 3

@@ -196,12 +196,13 @@ final class PretrainedInferenceTests: XCTestCase {
         return (m.digest, t.optimizer.m.array + t.optimizer.v.array)
     }
 
-    private func trainFull(threads: Int, kernels: KernelPath?, config c: LlamaConfiguration = SmallModels.llamaTied) throws -> String {
+    private func trainFull(threads: Int, kernels: KernelPath?, config c: LlamaConfiguration = SmallModels.llamaTied,
+                           batch B: Int = 3) throws -> String {
         let m = try SmallModels.llamaModel(c, trainable: true, threads: threads, kernels: kernels)
         var opt = OptimizerConfig()
         opt.warmupSteps = 0
         let t = Trainer(model: m, optimizer: opt, rng: Xoshiro256(seed: 1))
-        for s in 0..<3 { t.step(SmallModels.batch(B: 3, T: 20, vocab: c.vocab, seed: UInt64(s))) }
+        for s in 0..<3 { t.step(SmallModels.batch(B: B, T: 20, vocab: c.vocab, seed: UInt64(s))) }
         return m.digest
     }
 
@@ -229,6 +230,12 @@ final class PretrainedInferenceTests: XCTestCase {
         let one = try trainFull(threads: 1, kernels: nil, config: c)
         for threads in [2, 3] {
             XCTAssertEqual(try trainFull(threads: threads, kernels: nil, config: c), one, "\(threads) threads")
+        }
+        // 26 rows of 20: products cut into row blocks sharing each packed weight (1 and 2
+        // threads) or by columns (3 threads).
+        let rows = try trainFull(threads: 1, kernels: nil, config: c, batch: 26)
+        for threads in [2, 3] {
+            XCTAssertEqual(try trainFull(threads: threads, kernels: nil, config: c, batch: 26), rows, "\(threads) threads, 520 rows")
         }
     }
 

@@ -37,15 +37,17 @@ public struct PanelProducts: @unchecked Sendable {
     }
 
     /// C[m, n] = init + op(A)[m, k] · P[row ..< row + k, 0 ..< n], P packed by `pack` with
-    /// `packedK` rows: the chains of `Kernels.gemm` over the unpacked matrix's rows `row ..< row + k`.
+    /// `packedK` rows: the chains of `Kernels.gemm` over the unpacked matrix's rows `row ..< row + k`
+    /// (from the bias row [n] when given).
     public func gemm(transA: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                      panels: UnsafePointer<Float>, packedK: Int, row: Int = 0,
-                     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false) {
+                     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false, bias: UnsafePointer<Float>? = nil) {
         precondition(m >= 0 && n >= 0 && k >= 0 && row >= 0 && row + k <= packedK, "gemm: rows \(row)..<\(row + k) of a \(packedK)-row panel")
         precondition(lda >= max(1, transA ? m : k) && ldc >= max(1, n),
                      "gemm: leading dimension too small (lda \(lda), ldc \(ldc) for m \(m), n \(n), k \(k))")
+        precondition(!(accumulate && bias != nil), "gemm: a chain starts from C or from the bias, not both")
         table.pointee.gemm_panels(transA ? 1 : 0, m, n, k, a, lda, panels + row * columnsPerPanel, packedK, c, ldc,
-                                  accumulate ? 1 : 0, nil, blocking)
+                                  accumulate ? 1 : 0, bias, blocking)
     }
 }
 

@@ -10,10 +10,7 @@ enum Head {
 
     static func forward(logits: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
                         wte: UnsafePointer<Float>, M: Int, C: Int, V: Int, kernels: Kernels, pool: WorkerPool) {
-        pool.productBlocks(rows: M, columns: V, rowGrain: rowGrain) { rows, vs in
-            kernels.gemm(transB: true, m: rows.count, n: vs.count, k: C, a: x + rows.lowerBound * C, lda: C,
-                         b: wte + vs.lowerBound * C, ldb: C, c: logits + rows.lowerBound * V + vs.lowerBound, ldc: V)
-        }
+        kernels.product(transB: true, m: M, n: V, k: C, a: x, lda: C, b: wte, ldb: C, c: logits, ldc: V, rowGrain: rowGrain, pool: pool)
     }
 
     /// dwte nil: only dx (the activations-only pass of DP-SGD).

@@ -5,8 +5,8 @@
 //             dw[K, N]   = inp[M, K]^T · dout[M, N]
 //             db[N]      = Σ_rows dout[M, N]
 //
-// Parallel split: forward and dinp by rows of M (or by columns when the
-// batch is short), dw along its wider side and db by columns of N, one part
+// Parallel split: forward and dinp by rows of M, w packed once for all row
+// blocks (or by columns when the batch is short; Kernels.product), dw along its wider side and db by columns of N, one part
 // per thread. Every output element is one chain whatever the split (see
 // WorkerPool).
 
@@ -18,11 +18,7 @@ enum Linear {
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
                         M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool) {
-        pool.productBlocks(rows: M, columns: N, rowGrain: rowGrain) { rows, cols in
-            kernels.gemm(m: rows.count, n: cols.count, k: K, a: inp + rows.lowerBound * K, lda: K,
-                         b: w + cols.lowerBound, ldb: N, c: out + rows.lowerBound * N + cols.lowerBound, ldc: N,
-                         bias: b.map { $0 + cols.lowerBound })
-        }
+        kernels.product(m: M, n: N, k: K, a: inp, lda: K, b: w, ldb: N, c: out, ldc: N, bias: b, rowGrain: rowGrain, pool: pool)
     }
 
     /// Writes dinp, dw and db (each if given); gradients are overwritten, not accumulated.
@@ -32,12 +28,9 @@ enum Linear {
                          M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool, profiler: Profiler? = nil) {
         if let dinp {
             let run = {
-                pool.productBlocks(rows: M, columns: K, rowGrain: rowGrain) { rows, cols in
-                    // dinp = dout · wᵀ (w [K, N]: its rows `cols` are the output's columns)
-                    kernels.gemm(transB: true, m: rows.count, n: cols.count, k: N,
-                                 a: dout + rows.lowerBound * N, lda: N, b: w + cols.lowerBound * N, ldb: N,
-                                 c: dinp + rows.lowerBound * K + cols.lowerBound, ldc: K)
-                }
+                // dinp = dout · wᵀ (w [K, N] is op(B) transposed)
+                kernels.product(transB: true, m: M, n: K, k: N, a: dout, lda: N, b: w, ldb: N, c: dinp, ldc: K,
+                                rowGrain: rowGrain, pool: pool)
             }
             if let profiler { profiler.measure("matmul bwd dinp", run) } else { run() }
         }

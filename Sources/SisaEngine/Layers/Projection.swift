@@ -13,10 +13,7 @@ enum Projection {
 
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
                         M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool) {
-        pool.productBlocks(rows: M, columns: N, rowGrain: rowGrain) { rows, cols in
-            kernels.gemm(transB: true, m: rows.count, n: cols.count, k: K, a: inp + rows.lowerBound * K, lda: K,
-                         b: w + cols.lowerBound * K, ldb: K, c: out + rows.lowerBound * N + cols.lowerBound, ldc: N)
-        }
+        kernels.product(transB: true, m: M, n: N, k: K, a: inp, lda: K, b: w, ldb: K, c: out, ldc: N, rowGrain: rowGrain, pool: pool)
     }
 
     /// out[M, N] = inp[M, K] · P (+ bias [N]) over a frozen weight packed once
@@ -55,10 +52,7 @@ enum Projection {
                          inp: UnsafePointer<Float>, w: UnsafePointer<Float>, M: Int, K: Int, N: Int,
                          kernels: Kernels, pool: WorkerPool) {
         if let dinp {
-            pool.productBlocks(rows: M, columns: K, rowGrain: rowGrain) { rows, cols in
-                kernels.gemm(m: rows.count, n: cols.count, k: N, a: dout + rows.lowerBound * N, lda: N, b: w + cols.lowerBound, ldb: K,
-                             c: dinp + rows.lowerBound * K + cols.lowerBound, ldc: K)
-            }
+            kernels.product(m: M, n: K, k: N, a: dout, lda: N, b: w, ldb: K, c: dinp, ldc: K, rowGrain: rowGrain, pool: pool)
         }
         if let dw {
             pool.weightGradientBlocks(rows: N, columns: K, grain: colGrain) { rows, cols in
