@@ -19,14 +19,23 @@ public final class FloatBuffer: @unchecked Sendable {
         self.count = count
         var raw: UnsafeMutableRawPointer?
         let bytes = max(64, count * MemoryLayout<Float>.stride)
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+        // Large buffers (activations, weights, moments) start on a 2 MiB boundary and
+        // ask for 2 MiB pages over their whole pages (Linux gives them on request):
+        // products read them in strides that cross a 4 KiB page every few rows.
+        let hugePages = bytes / FloatBuffer.hugePage * FloatBuffer.hugePage
+        guard posix_memalign(&raw, hugePages > 0 ? FloatBuffer.hugePage : 64, bytes) == 0, let raw else {
             fatalError("out of memory allocating \(bytes) bytes")
         }
+        #if os(Linux)
+        if hugePages > 0 { _ = madvise(raw, hugePages, MADV_HUGEPAGE) }
+        #endif
         memset(raw, 0, bytes)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
     deinit { free(pointer) }
+
+    static let hugePage = 2 << 20
 
     public subscript(i: Int) -> Float {
         get { pointer[i] }
