@@ -35,6 +35,7 @@ public final class FloatBuffer: @unchecked Sendable {
 
     deinit { free(pointer) }
 
+    /// Bytes in one of Linux's large pages on x86-64 (and arm64 with 4 KiB base pages).
     static let hugePage = 2 << 20
 
     public subscript(i: Int) -> Float {

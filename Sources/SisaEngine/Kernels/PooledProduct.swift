@@ -17,9 +17,9 @@ extension Kernels {
     /// (init: the bias row when given, else 0). Short products (fewer than
     /// `rowGrain` rows per thread) are cut by columns and pack only their own.
     public func product(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                 c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
-                 rowGrain: Int, pool: WorkerPool) {
+                        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                        c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
+                        rowGrain: Int, pool: WorkerPool) {
         let rowParts = partCount(m, grain: rowGrain)
         guard k > 0, n > 0, rowParts > 1, pool.splitsByRows(rows: m, columns: n, rowGrain: rowGrain) else {
             pool.productBlocks(rows: m, columns: n, rowGrain: rowGrain) { rows, cols in

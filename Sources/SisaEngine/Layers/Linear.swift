@@ -6,9 +6,9 @@
 //             db[N]      = Σ_rows dout[M, N]
 //
 // Parallel split: forward and dinp by rows of M, w packed once for all row
-// blocks (or by columns when the batch is short; Kernels.product), dw along its wider side and db by columns of N, one part
-// per thread. Every output element is one chain whatever the split (see
-// WorkerPool).
+// blocks (or by columns when the batch is short; Kernels.product), dw along
+// its wider side and db by columns of N, one part per thread. Every output
+// element is one chain whatever the split (see WorkerPool).
 
 enum Linear {
     static let rowGrain = 256
