@@ -3,7 +3,6 @@
 // once and reads over several products (sisa_panel_scratch).
 #include <pthread.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include "internal.h"
 
 typedef struct {
@@ -34,16 +33,9 @@ static float *thread_buffer(pthread_key_t key, size_t floats) {
     }
     if (w->capacity < floats) {
         free(w->buffer);
-        // Whole 2 MiB pages, asked for as such: the packed blocks the products
-        // stream through then cross no 4 KiB page boundary (one TLB entry).
-        const size_t huge = (size_t)2 << 20;
-        const size_t bytes = (floats * sizeof(float) + huge - 1) / huge * huge;
-        w->buffer = aligned_alloc(huge, bytes);
+        w->buffer = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
         if (!w->buffer) abort();
-#if defined(__linux__)
-        madvise(w->buffer, bytes, MADV_HUGEPAGE);
-#endif
-        w->capacity = bytes / sizeof(float);
+        w->capacity = floats;
     }
     return w->buffer;
 }

@@ -61,8 +61,8 @@ public final class AdamW {
     public init(config: OptimizerConfig, tensors: [ParameterTensor]) {
         self.config = config
         let count = tensors.last.map { $0.offset + $0.count } ?? 0
-        m = FloatBuffer(count: count)
-        v = FloatBuffer(count: count)
+        m = FloatBuffer(count: count, largePages: true)
+        v = FloatBuffer(count: count, largePages: true)
         decayMask = tensors.map { ($0.offset..<($0.offset + $0.count), $0.decays) }
     }
 

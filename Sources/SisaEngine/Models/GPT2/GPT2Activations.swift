@@ -12,14 +12,14 @@ final class GPT2Activations {
     final class Layer {
         let ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu: FloatBuffer
         init(BT: Int, B: Int, T: Int, C: Int, H: Int) {
-            ln1 = FloatBuffer(count: BT * C); ln1Mean = FloatBuffer(count: BT); ln1Rstd = FloatBuffer(count: BT)
-            qkv = FloatBuffer(count: BT * 3 * C)         // [B, T, 3C]
-            att = FloatBuffer(count: B * H * T * T)      // [B, H, T, T] probabilities
-            atty = FloatBuffer(count: BT * C)            // [B, T, C] attention output
-            res2 = FloatBuffer(count: BT * C)            // residual after attention
-            ln2 = FloatBuffer(count: BT * C); ln2Mean = FloatBuffer(count: BT); ln2Rstd = FloatBuffer(count: BT)
-            fch = FloatBuffer(count: BT * 4 * C)         // [B, T, 4C] before GELU
-            fchGelu = FloatBuffer(count: BT * 4 * C)     // after GELU
+            ln1 = FloatBuffer.activation(BT * C); ln1Mean = FloatBuffer.activation(BT); ln1Rstd = FloatBuffer.activation(BT)
+            qkv = FloatBuffer.activation(BT * 3 * C)         // [B, T, 3C]
+            att = FloatBuffer.activation(B * H * T * T)      // [B, H, T, T] probabilities
+            atty = FloatBuffer.activation(BT * C)            // [B, T, C] attention output
+            res2 = FloatBuffer.activation(BT * C)            // residual after attention
+            ln2 = FloatBuffer.activation(BT * C); ln2Mean = FloatBuffer.activation(BT); ln2Rstd = FloatBuffer.activation(BT)
+            fch = FloatBuffer.activation(BT * 4 * C)         // [B, T, 4C] before GELU
+            fchGelu = FloatBuffer.activation(BT * 4 * C)     // after GELU
         }
     }
 
@@ -44,17 +44,17 @@ final class GPT2Activations {
         let BT = B * T, C = c.dim
         tokens = .allocate(capacity: BT)
         targets = .allocate(capacity: BT)
-        residual = (0...c.layers).map { _ in FloatBuffer(count: BT * C) }
+        residual = (0...c.layers).map { _ in FloatBuffer.activation(BT * C) }
         layers = (0..<c.layers).map { _ in Layer(BT: BT, B: B, T: T, C: C, H: c.heads) }
-        lnf = FloatBuffer(count: BT * C); lnfMean = FloatBuffer(count: BT); lnfRstd = FloatBuffer(count: BT)
-        logits = FloatBuffer(count: BT * c.vocab)
-        losses = FloatBuffer(count: BT)
-        dres = FloatBuffer(count: BT * C)
-        dC = FloatBuffer(count: BT * C)
-        d4C = FloatBuffer(count: BT * 4 * C)
-        dqkv = FloatBuffer(count: BT * 3 * C)
-        attScratch = FloatBuffer(count: threads * T * T)
-        lnPartials = FloatBuffer(count: 2 * C * partCount(BT, grain: LayerNorm.rowGrain))
+        lnf = FloatBuffer.activation(BT * C); lnfMean = FloatBuffer.activation(BT); lnfRstd = FloatBuffer.activation(BT)
+        logits = FloatBuffer.activation(BT * c.vocab)
+        losses = FloatBuffer.activation(BT)
+        dres = FloatBuffer.activation(BT * C)
+        dC = FloatBuffer.activation(BT * C)
+        d4C = FloatBuffer.activation(BT * 4 * C)
+        dqkv = FloatBuffer.activation(BT * 3 * C)
+        attScratch = FloatBuffer.activation(threads * T * T)
+        lnPartials = FloatBuffer.activation(2 * C * partCount(BT, grain: LayerNorm.rowGrain))
     }
 
     deinit {

@@ -76,7 +76,9 @@ public final class GPT2Model: LanguageModel {
         self.kernels = try kernels ?? Kernels.processDefault()
         self.config = config
         self.layout = GPT2Layout(config)
-        weights = ParameterSet(values: FloatBuffer(count: layout.count), gradients: trainable ? FloatBuffer(count: layout.count) : nil,
+        // Trained weights and their gradients on large pages (FloatBuffer.init), frozen ones not.
+        weights = ParameterSet(values: FloatBuffer(count: layout.count, largePages: trainable),
+                               gradients: trainable ? FloatBuffer(count: layout.count, largePages: true) : nil,
                                tensors: layout.tensors)
         params = weights.values
         grads = weights.gradients ?? FloatBuffer(count: 0)

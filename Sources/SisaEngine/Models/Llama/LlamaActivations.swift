@@ -13,16 +13,16 @@ final class LlamaActivations {
     final class Layer {
         let h1, r1, qkv, att, atty, x2, h2, r2, gu, act: FloatBuffer
         init(BT: Int, B: Int, T: Int, c: LlamaConfiguration) {
-            h1 = FloatBuffer(count: BT * c.dim)           // [B, T, C] normed input of attention
-            r1 = FloatBuffer(count: BT)                   // its 1/rms
-            qkv = FloatBuffer(count: BT * c.qkvWidth)     // [B, T, q|k|v], q and k rotated
-            att = FloatBuffer(count: B * c.heads * T * T) // [B, H, T, T] probabilities
-            atty = FloatBuffer(count: BT * c.qWidth)      // [B, T, H·hs] attention output
-            x2 = FloatBuffer(count: BT * c.dim)           // residual after attention
-            h2 = FloatBuffer(count: BT * c.dim)           // normed input of the MLP
-            r2 = FloatBuffer(count: BT)
-            gu = FloatBuffer(count: BT * 2 * c.ffDim)     // [B, T, gate|up]
-            act = FloatBuffer(count: BT * c.ffDim)        // silu(gate) ⊙ up
+            h1 = FloatBuffer.activation(BT * c.dim)           // [B, T, C] normed input of attention
+            r1 = FloatBuffer.activation(BT)                   // its 1/rms
+            qkv = FloatBuffer.activation(BT * c.qkvWidth)     // [B, T, q|k|v], q and k rotated
+            att = FloatBuffer.activation(B * c.heads * T * T) // [B, H, T, T] probabilities
+            atty = FloatBuffer.activation(BT * c.qWidth)      // [B, T, H·hs] attention output
+            x2 = FloatBuffer.activation(BT * c.dim)           // residual after attention
+            h2 = FloatBuffer.activation(BT * c.dim)           // normed input of the MLP
+            r2 = FloatBuffer.activation(BT)
+            gu = FloatBuffer.activation(BT * 2 * c.ffDim)     // [B, T, gate|up]
+            act = FloatBuffer.activation(BT * c.ffDim)        // silu(gate) ⊙ up
         }
     }
 
@@ -43,21 +43,21 @@ final class LlamaActivations {
         let BT = B * T, C = c.dim
         tokens = .allocate(capacity: BT)
         targets = .allocate(capacity: BT)
-        residual = (0..<(training ? c.layers + 1 : 2)).map { _ in FloatBuffer(count: BT * C) }
+        residual = (0..<(training ? c.layers + 1 : 2)).map { _ in FloatBuffer.activation(BT * C) }
         layers = (0..<(training ? c.layers : 1)).map { _ in Layer(BT: BT, B: B, T: T, c: c) }
-        hf = FloatBuffer(count: BT * C)
-        rf = FloatBuffer(count: BT)
-        logits = FloatBuffer(count: BT * c.vocab)
-        losses = FloatBuffer(count: BT)
+        hf = FloatBuffer.activation(BT * C)
+        rf = FloatBuffer.activation(BT)
+        logits = FloatBuffer.activation(BT * c.vocab)
+        losses = FloatBuffer.activation(BT)
         let n = training ? 1 : 0
-        dres = FloatBuffer(count: n * BT * C)
-        dC = FloatBuffer(count: n * BT * C)
-        dQKV = FloatBuffer(count: n * BT * c.qkvWidth)
-        dY = FloatBuffer(count: n * BT * c.qWidth)
-        dGU = FloatBuffer(count: n * BT * 2 * c.ffDim)
-        dF = FloatBuffer(count: n * BT * c.ffDim)
-        attScratch = FloatBuffer(count: n * threads * T * T)
-        normPartials = FloatBuffer(count: n * RMSNorm.partialFloats(M: BT, C: C))
+        dres = FloatBuffer.activation(n * BT * C)
+        dC = FloatBuffer.activation(n * BT * C)
+        dQKV = FloatBuffer.activation(n * BT * c.qkvWidth)
+        dY = FloatBuffer.activation(n * BT * c.qWidth)
+        dGU = FloatBuffer.activation(n * BT * 2 * c.ffDim)
+        dF = FloatBuffer.activation(n * BT * c.ffDim)
+        attScratch = FloatBuffer.activation(n * threads * T * T)
+        normPartials = FloatBuffer.activation(n * RMSNorm.partialFloats(M: BT, C: C))
     }
 
     func layer(_ l: Int) -> Layer { layers[training ? l : 0] }

@@ -53,7 +53,9 @@ public final class LlamaModel: LanguageModel {
         self.kernels = try kernels ?? Kernels.processDefault()
         self.pool = pool
         layout = LlamaLayout(config)
-        weights = ParameterSet(values: FloatBuffer(count: layout.count), gradients: trainable ? FloatBuffer(count: layout.count) : nil,
+        // Trained weights and their gradients on large pages (FloatBuffer.init), frozen ones not.
+        weights = ParameterSet(values: FloatBuffer(count: layout.count, largePages: trainable),
+                               gradients: trainable ? FloatBuffer(count: layout.count, largePages: true) : nil,
                                tensors: layout.tensors)
         rope = RotaryTable(config: config, positions: ctx)
         frozenPanels = trainable ? nil : FrozenPanels()
