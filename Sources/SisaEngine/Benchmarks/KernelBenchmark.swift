@@ -101,7 +101,7 @@ public enum KernelBenchmark {
     }
 
     /// GFLOP/s of `product` on `kernels`, split over `pool` the engine's way
-    /// (rows of 256, or columns of 64 when M is small, or one product per part),
+    /// (as the layers split it, or one product per part when there are several),
     /// best of `repeats` timings of at least `minSeconds` each.
     public static func measure(_ product: Product, kernels: Kernels, pool: WorkerPool,
                                minSeconds: Double = 0.2, repeats: Int = 3) -> Double {
@@ -117,9 +117,8 @@ public enum KernelBenchmark {
         for i in 0..<b.count { b[i] = Float(rng.nextDouble() - 0.5) }
         let lda = transA ? m : k, ldb = transB ? k : n
         // The layers' splits: weight gradients (A transposed) along their wider side, one part
-        // per thread; other long products by rows of 256; the rest by columns of 64.
-        let byRows = count == 1 && m >= 512 && !transA
-        let parts = count > 1 ? count : byRows ? partCount(m, grain: Linear.rowGrain) : partCount(n, grain: Linear.colGrain)
+        // per thread; the other products as `Kernels.product` runs them (rows of 256 over a
+        // weight packed once, or columns of 64 when rows are few).
         if product.op == "NTp" {
             // The frozen-weight layers' own split (Projection.forward with panels).
             let panels = kernels.packPanels(b: b.pointer, ldb: k, transB: true, k: k, n: n)
@@ -136,20 +135,14 @@ public enum KernelBenchmark {
                 }
                 return
             }
-            pool.run(parts: parts) { part, _ in
-                if count > 1 {
-                    kernels.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a.pointer + part * m * k, lda: lda,
-                                 b: b.pointer + part * k * n, ldb: ldb, c: c.pointer + part * m * n, ldc: n)
-                } else if byRows {
-                    let r = partRange(part, of: parts, total: m)
-                    kernels.gemm(transB: transB, m: r.count, n: n, k: k, a: a.pointer + r.lowerBound * k, lda: lda,
-                                 b: b.pointer, ldb: ldb, c: c.pointer + r.lowerBound * n, ldc: n)
-                } else {
-                    let cols = partRange(part, of: parts, total: n)
-                    kernels.gemm(transA: transA, transB: transB, m: m, n: cols.count, k: k, a: a.pointer, lda: lda,
-                                 b: b.pointer + (transB ? cols.lowerBound * k : cols.lowerBound), ldb: ldb,
-                                 c: c.pointer + cols.lowerBound, ldc: n)
-                }
+            if count == 1 {
+                kernels.product(transA: transA, transB: transB, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb,
+                                c: c.pointer, ldc: n, rowGrain: Linear.rowGrain, pool: pool)
+                return
+            }
+            pool.run(parts: count) { part, _ in
+                kernels.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a.pointer + part * m * k, lda: lda,
+                             b: b.pointer + part * k * n, ldb: ldb, c: c.pointer + part * m * n, ldc: n)
             }
         }
         return time(product, repeats: repeats, minSeconds: minSeconds, once)
