@@ -250,6 +250,54 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// A weight gradient that sums its output gradient's columns while packing it gives the
+    /// product's bits and `columnSums`' bits: every path and candidate, several k-blocks and
+    /// column blocks, partial panels, no rows or no k, transposed A or not. And the linear
+    /// layer's bias gradient, so taken, is the column sums whichever way its weight gradient
+    /// is cut (by columns, or by rows with only the first row block summing) and on 1-3 threads.
+    func testProductsSummingBGiveTheBitsOfTheProductAndOfColumnSums() throws {
+        let planner = try XCTUnwrap(Kernels.best.planner)
+        let portable = Kernels(.portable)!
+        let kernelsUnderTest = paths.compactMap { Kernels($0) } + planner.candidates.map { Kernels.best.forcing($0) }
+        for (m, n, k) in [(37, 70, 600), (16, 1100, 300), (9, 33, 5), (0, 45, 20), (8, 40, 0), (128, 64, 257)] {
+            for ta in [false, true] {
+                let lda = ta ? max(m, 1) : max(k, 1), ldb = n + 3
+                let a = randomFloats(max(m, 1) * max(k, 1) + lda, seed: 21), b = randomFloats(max(k, 1) * ldb, seed: 22)
+                var expectedC = [Float](repeating: .nan, count: m * n)
+                if m > 0 { portable.gemm(transA: ta, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: &expectedC, ldc: n) }
+                var expectedSums = [Float](repeating: .nan, count: n)
+                portable.columnSums(y: &expectedSums, x: b, rows: k, cols: n, ld: ldb)
+                for kern in kernelsUnderTest {
+                    var c = [Float](repeating: .nan, count: m * n), sums = [Float](repeating: .nan, count: n + 1)
+                    sums.withUnsafeMutableBufferPointer { ps in
+                        kern.gemm(transA: ta, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: &c, ldc: n, bSums: ps.baseAddress!)
+                    }
+                    XCTAssertEqual(bits(c), bits(expectedC), "\(kern) \(m)x\(n)x\(k) transA \(ta): product")
+                    XCTAssertEqual(bits(Array(sums[..<n])), bits(expectedSums), "\(kern) \(m)x\(n)x\(k) transA \(ta): column sums")
+                    XCTAssertTrue(sums[n].isNaN, "\(kern) wrote a sum past column \(n)")
+                }
+            }
+        }
+        // The layer: qkv-like (more columns than rows: cut by columns) and fc2-like (cut by rows).
+        for (M, K, N) in [(300, 24, 72), (300, 96, 24), (520, 64, 40)] {
+            let inp = randomFloats(M * K, seed: 31), dout = randomFloats(M * N, seed: 32), w = randomFloats(K * N, seed: 33)
+            var expectedDb = [Float](repeating: .nan, count: N)
+            portable.columnSums(y: &expectedDb, x: dout, rows: M, cols: N, ld: N)
+            var expectedDw = [Float](repeating: .nan, count: K * N)
+            portable.gemm(transA: true, m: K, n: N, k: M, a: inp, lda: K, b: dout, ldb: N, c: &expectedDw, ldc: N)
+            for threads in [1, 2, 3] {
+                let pool = WorkerPool(threads: threads)
+                var dw = [Float](repeating: .nan, count: K * N), db = [Float](repeating: .nan, count: N)
+                dw.withUnsafeMutableBufferPointer { pdw in db.withUnsafeMutableBufferPointer { pdb in
+                    Linear.backward(dinp: nil, dw: pdw.baseAddress!, db: pdb.baseAddress!, dout: dout, inp: inp, w: w,
+                                    M: M, K: K, N: N, kernels: Kernels.best, pool: pool)
+                } }
+                XCTAssertEqual(bits(db), bits(expectedDb), "Linear db, M \(M) K \(K) N \(N), \(threads) threads")
+                XCTAssertEqual(bits(dw), bits(expectedDw), "Linear dw, M \(M) K \(K) N \(N), \(threads) threads")
+            }
+        }
+    }
+
     func testGemvIsTheSameChainAsGemm() throws {
         for (k, n) in [(1, 1), (7, 33), (129, 257), (300, 65)] {
             let ldw = n + 3

@@ -55,6 +55,11 @@ typedef struct SisaKernelTable {
     void (*gemm_blocked)(int trans_a, int trans_b, long M, long N, long K, const float *A, long lda,
                          const float *B, long ldb, float *C, long ldc, int accumulate, const float *bias,
                          SisaBlocking blocking);
+    // gemm_blocked with B not transposed and C's chains from 0, and b_sums[N] = the sums of
+    // B's columns over its K rows (rows in order from +0: column_sums' bits), taken while B
+    // is packed: a weight gradient and its bias gradient reading the output gradient once.
+    void (*gemm_summing_b)(int trans_a, long M, long N, long K, const float *A, long lda, const float *B,
+                           long ldb, float *C, long ldc, float *b_sums, SisaBlocking blocking);
     // op(B) [K, N] (B stored [N, K] when trans_b) as whole-K panels of gemm_nr columns,
     // dst[p][k][0..gemm_nr), zero-padded: ceil(N / gemm_nr) * gemm_nr * K floats.
     void (*pack_panels)(float *dst, const float *B, long ldb, int trans_b, long K, long N);

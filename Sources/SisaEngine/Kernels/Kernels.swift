@@ -103,6 +103,26 @@ public struct Kernels: @unchecked Sendable, CustomStringConvertible {
                                         bias, cand.blocking)
     }
 
+    /// C[m, n] = op(A)[m, k] · B[k, n] (chains from 0) and, when `bSums` is given,
+    /// bSums[n] = Σ_rows B[k, n], rows added in order from +0: the bits of `columnSums`,
+    /// taken while the product packs B. A weight gradient and its bias gradient then read
+    /// the output gradient once. Without `bSums`, `gemm`.
+    public func gemm(transA: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                     b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                     bSums: UnsafeMutablePointer<Float>?) {
+        guard let bSums else {
+            gemm(transA: transA, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
+            return
+        }
+        precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative extent (m \(m), n \(n), k \(k))")
+        precondition(lda >= max(1, transA ? m : k) && ldb >= max(1, n) && ldc >= max(1, n),
+                     "gemm: leading dimension too small (lda \(lda), ldb \(ldb), ldc \(ldc) for m \(m), n \(n), k \(k))")
+        let shape = ProductPlanner.Shape(transA: transA, transB: false, m: m, n: n, k: k)
+        let (t, blocking) = planner.map { p in p.plan(shape) }.map { ($0.table, $0.blocking) }
+            ?? (table, ProductPlanner.Candidate.defaultBlocking)
+        t.pointee.gemm_summing_b(transA ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc, bSums, blocking)
+    }
+
     /// These kernels with every product run by `candidate` (benchmarks of the planner's choices).
     public func forcing(_ candidate: ProductPlanner.Candidate) -> Kernels {
         Kernels(path: path, planner: ProductPlanner(forcing: candidate))

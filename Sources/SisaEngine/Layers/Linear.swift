@@ -7,10 +7,10 @@
 //
 // Parallel split: forward and dinp by rows of M, w packed once for all row
 // blocks (or by columns when the batch is short; Kernels.product), dw along
-// its wider side and db by columns of N, one part per thread. Every output
-// element is one chain whatever the split (see WorkerPool).
+// its wider side, one part per thread, with db summed while dw packs dout.
+// Every output element is one chain whatever the split (see WorkerPool).
 
-enum Linear {
+public enum Linear {
     static let rowGrain = 256
     static let colGrain = 64
 
@@ -22,7 +22,7 @@ enum Linear {
     }
 
     /// Writes dinp, dw and db (each if given); gradients are overwritten, not accumulated.
-    static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
+    public static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
                          db: UnsafeMutablePointer<Float>?,
                          dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
                          M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool, profiler: Profiler? = nil) {
@@ -37,24 +37,26 @@ enum Linear {
         if let dw {
             let run = {
                 pool.weightGradientBlocks(rows: K, columns: N, grain: colGrain) { rows, cols in
-                    // dw[rows, cols] = inp[:, rows]^T · dout[:, cols]
+                    // dw[rows, cols] = inp[:, rows]^T · dout[:, cols], and db[cols] = Σ_rows dout[:, cols]
+                    // summed while the product packs dout (rows in order: the bits of 1ᵀ · dout by
+                    // fma(1, x, s)). Every row block packs all of its columns; the first sums them.
                     kernels.gemm(transA: true, m: rows.count, n: cols.count, k: M,
                                  a: inp + rows.lowerBound, lda: K, b: dout + cols.lowerBound, ldb: N,
-                                 c: dw + rows.lowerBound * N + cols.lowerBound, ldc: N)
+                                 c: dw + rows.lowerBound * N + cols.lowerBound, ldc: N,
+                                 bSums: rows.lowerBound == 0 ? db.map { $0 + cols.lowerBound } : nil)
                 }
             }
             if let profiler { profiler.measure("matmul bwd dw", run) } else { run() }
-            if let db {
-                let colParts = pool.productParts(N, grain: colGrain)
-                let run = {
-                    // db = Σ_rows dout, rows added in order: the bits of 1ᵀ · dout by fma(1, x, s).
-                    pool.run(parts: colParts) { part, _ in
-                        let cols = partRange(part, of: colParts, total: N)
-                        kernels.columnSums(y: db + cols.lowerBound, x: dout + cols.lowerBound, rows: M, cols: cols.count, ld: N)
-                    }
+        } else if let db {
+            let colParts = pool.productParts(N, grain: colGrain)
+            let run = {
+                // db = Σ_rows dout, rows added in order: the bits of 1ᵀ · dout by fma(1, x, s).
+                pool.run(parts: colParts) { part, _ in
+                    let cols = partRange(part, of: colParts, total: N)
+                    kernels.columnSums(y: db + cols.lowerBound, x: dout + cols.lowerBound, rows: M, cols: cols.count, ld: N)
                 }
-                if let profiler { profiler.measure("bias bwd", run) } else { run() }
             }
+            if let profiler { profiler.measure("bias bwd", run) } else { run() }
         }
     }
 
