@@ -19,8 +19,8 @@ public final class FloatBuffer: @unchecked Sendable {
     /// VM gives only on request). For what training streams through every step:
     /// activations, which the products read in strides that cross a 4 KiB page
     /// every few rows, trained weights, gradients and optimizer moments. Small's
-    /// training ran 2-4% faster on Zen 4 (paired medians of 8 interleaved rounds;
-    /// activations alone: 3%). Not for a frozen base, nor for the kernels'
+    /// training ran 2% faster on Zen 4 (paired median of 8 interleaved rounds;
+    /// 0-7% in five sets with every large buffer). Not for a frozen base, nor for the kernels'
     /// scratch: in this VM a fresh 2 MiB page can take the host milliseconds to
     /// back on first touch, and with a base's weights on them `score --base` of
     /// one line took 0.6-6.1 s instead of 1.0-1.3 s.

@@ -58,6 +58,7 @@ typedef struct SisaKernelTable {
     // gemm_blocked with B not transposed and C's chains from 0, and b_sums[N] = the sums of
     // B's columns over its K rows (rows in order from +0: column_sums' bits), taken while B
     // is packed: a weight gradient and its bias gradient reading the output gradient once.
+    // M > 0 (with no rows, nothing is packed: sum B with column_sums).
     void (*gemm_summing_b)(int trans_a, long M, long N, long K, const float *A, long lda, const float *B,
                            long ldb, float *C, long ldc, float *b_sums, SisaBlocking blocking);
     // op(B) [K, N] (B stored [N, K] when trans_b) as whole-K panels of gemm_nr columns,

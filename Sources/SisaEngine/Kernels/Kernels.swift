@@ -110,17 +110,18 @@ public struct Kernels: @unchecked Sendable, CustomStringConvertible {
     public func gemm(transA: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                      b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
                      bSums: UnsafeMutablePointer<Float>?) {
-        guard let bSums else {
+        // With no rows there is nothing to pack for: the sums alone.
+        guard let bSums, m > 0 else {
             gemm(transA: transA, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
+            if let bSums { columnSums(y: bSums, x: b, rows: k, cols: n, ld: ldb) }
             return
         }
-        precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative extent (m \(m), n \(n), k \(k))")
+        precondition(n >= 0 && k >= 0, "gemm: negative extent (m \(m), n \(n), k \(k))")
         precondition(lda >= max(1, transA ? m : k) && ldb >= max(1, n) && ldc >= max(1, n),
                      "gemm: leading dimension too small (lda \(lda), ldb \(ldb), ldc \(ldc) for m \(m), n \(n), k \(k))")
-        let shape = ProductPlanner.Shape(transA: transA, transB: false, m: m, n: n, k: k)
-        let (t, blocking) = planner.map { p in p.plan(shape) }.map { ($0.table, $0.blocking) }
-            ?? (table, ProductPlanner.Candidate.defaultBlocking)
-        t.pointee.gemm_summing_b(transA ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc, bSums, blocking)
+        let plan = planner?.plan(ProductPlanner.Shape(transA: transA, transB: false, m: m, n: n, k: k))
+        (plan?.table ?? table).pointee.gemm_summing_b(transA ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc, bSums,
+                                                      plan?.blocking ?? ProductPlanner.Candidate.defaultBlocking)
     }
 
     /// These kernels with every product run by `candidate` (benchmarks of the planner's choices).

@@ -21,11 +21,12 @@ public enum Linear {
         kernels.product(m: M, n: N, k: K, a: inp, lda: K, b: w, ldb: N, c: out, ldc: N, bias: b, rowGrain: rowGrain, pool: pool)
     }
 
-    /// Writes dinp, dw and db (each if given); gradients are overwritten, not accumulated.
+    /// Writes dinp and dw (each if given), and db along with dw (a layer's weight and bias
+    /// are trained or frozen together); gradients are overwritten, not accumulated.
     public static func backward(dinp: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
-                         db: UnsafeMutablePointer<Float>?,
-                         dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                         M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool, profiler: Profiler? = nil) {
+                                db: UnsafeMutablePointer<Float>?,
+                                dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                                M: Int, K: Int, N: Int, kernels: Kernels, pool: WorkerPool, profiler: Profiler? = nil) {
         if let dinp {
             let run = {
                 // dinp = dout · wᵀ (w [K, N] is op(B) transposed)
@@ -47,16 +48,6 @@ public enum Linear {
                 }
             }
             if let profiler { profiler.measure("matmul bwd dw", run) } else { run() }
-        } else if let db {
-            let colParts = pool.productParts(N, grain: colGrain)
-            let run = {
-                // db = Σ_rows dout, rows added in order: the bits of 1ᵀ · dout by fma(1, x, s).
-                pool.run(parts: colParts) { part, _ in
-                    let cols = partRange(part, of: colParts, total: N)
-                    kernels.columnSums(y: db + cols.lowerBound, x: dout + cols.lowerBound, rows: M, cols: cols.count, ld: N)
-                }
-            }
-            if let profiler { profiler.measure("bias bwd", run) } else { run() }
         }
     }
 
